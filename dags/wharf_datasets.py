@@ -1,0 +1,16 @@
+"""Wharf: one Airflow DAG per dataset YAML under include/schemas/.
+
+Parsing reads local YAML only (no connection, no database). A broken YAML is skipped here
+and reported by dags/wharf_yaml_errors.py, so it never hides the other datasets' DAGs.
+"""
+
+from airflow.sdk import get_parsing_context
+
+from wharf.dag_factory import build_dag
+from wharf.spec import load_specs
+
+_only = get_parsing_context().dag_id  # set when a worker starts one task: build only its DAG
+_specs, _errors = load_specs()
+for _spec in _specs:
+    if _only is None or _only == _spec.dag_id:
+        globals()[_spec.dag_id] = build_dag(_spec)

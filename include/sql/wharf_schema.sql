@@ -1,0 +1,61 @@
+-- Wharf's own tables in the datasets database. Idempotent: run before every step.
+CREATE SCHEMA IF NOT EXISTS wharf;
+
+CREATE TABLE IF NOT EXISTS wharf.audit (
+    id            bigserial PRIMARY KEY,
+    dataset_id    text        NOT NULL,
+    run_id        text        NOT NULL,
+    run_type      text,
+    logical_date  timestamptz,
+    step          text        NOT NULL,
+    try_number    integer,
+    status        text        NOT NULL,
+    rows_in       bigint,
+    rows_out      bigint,
+    rows_rejected bigint,
+    lake_path     text,
+    detail        jsonb,
+    error         text,
+    started_at    timestamptz,
+    finished_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS audit_dataset_run ON wharf.audit (dataset_id, run_id);
+COMMENT ON TABLE wharf.audit IS 'Append-only log: one row per step attempt of every Wharf run.';
+COMMENT ON COLUMN wharf.audit.step IS 'extract, validate, load, refresh_data_cuts or record.';
+COMMENT ON COLUMN wharf.audit.status IS 'success, failed, or the Airflow state of a step that did not run (upstream_failed, skipped).';
+COMMENT ON COLUMN wharf.audit.rows_in IS 'Rows the step read.';
+COMMENT ON COLUMN wharf.audit.rows_out IS 'Rows the step wrote.';
+COMMENT ON COLUMN wharf.audit.rows_rejected IS 'Rows the step refused.';
+COMMENT ON COLUMN wharf.audit.error IS 'The error that failed the step: dataset, column, row and rule for contract violations.';
+
+CREATE TABLE IF NOT EXISTS wharf.catalogue (
+    dataset_id        text PRIMARY KEY,
+    domain            text NOT NULL,
+    dataset           text NOT NULL,
+    kind              text NOT NULL,
+    description       text,
+    sensitivity       text NOT NULL,
+    owners            jsonb,
+    key_value_tags    jsonb,
+    key_only_tags     jsonb,
+    update_behaviour  text,
+    spec_hash         text NOT NULL,
+    last_run_id       text,
+    last_status       text,
+    last_success_at   timestamptz,
+    row_count         bigint,
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE wharf.catalogue IS 'One row per dataset: what exists, who owns it, how sensitive it is, when it was last loaded.';
+COMMENT ON COLUMN wharf.catalogue.spec_hash IS 'SHA-256 of the dataset YAML as loaded.';
+COMMENT ON COLUMN wharf.catalogue.last_success_at IS 'When the last successful run finished.';
+COMMENT ON COLUMN wharf.catalogue.row_count IS 'Rows in the published table after the last successful run.';
+
+CREATE TABLE IF NOT EXISTS wharf.lineage (
+    run_id      text NOT NULL,
+    source      text NOT NULL,
+    target      text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, source, target)
+);
+COMMENT ON TABLE wharf.lineage IS 'Lineage edges per run: a source or dataset feeding a dataset.';

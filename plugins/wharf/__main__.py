@@ -1,0 +1,3 @@
+from wharf.cli import main
+
+raise SystemExit(main())

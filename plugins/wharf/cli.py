@@ -1,0 +1,163 @@
+"""``wharf`` command line: check YAML, run datasets once, run the demo.
+
+    wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
+    wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order
+    wharf demo                  write the example source database, then ``run`` everything
+    wharf env                   print the environment as shell exports (starts the database)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from wharf import config, environment
+from wharf.spec import DatasetSpec, SpecError, load_spec, load_specs, spec_files
+
+
+def cmd_check(paths: list[str]) -> int:
+    files: list[Path] = []
+    for raw in paths or [str(config.schemas_dir())]:
+        path = Path(raw)
+        files += spec_files(path) if path.is_dir() else [path]
+    broken = 0
+    for file in files:
+        try:
+            load_spec(file)
+        except SpecError as err:
+            broken += 1
+            print(err, file=sys.stderr)
+    print(f"wharf check: {len(files)} file(s), {broken} with errors", file=sys.stderr)
+    return 1 if broken else 0
+
+
+def run_order(specs: list[DatasetSpec]) -> list[DatasetSpec]:
+    """Datasets first, then data cuts with their inputs before them."""
+    from wharf.data_cuts import dependents
+
+    plain = [s for s in specs if s.metadata.kind != "data_cut"]
+    cuts: list[DatasetSpec] = []
+    for spec in plain:
+        cuts += [c for c in dependents(spec.dataset_id, specs) if c not in cuts]
+    cuts += [s for s in specs if s.metadata.kind == "data_cut" and s not in cuts]
+    return plain + cuts
+
+
+def cmd_run(dataset_ids: list[str]) -> int:
+    environment.apply()
+    _migrate_airflow_db()
+    specs, errors = load_specs()
+    for err in errors:
+        print(err, file=sys.stderr)
+    chosen = [s for s in run_order(specs) if not dataset_ids or s.dataset_id in dataset_ids]
+    unknown = set(dataset_ids) - {s.dataset_id for s in specs}
+    if unknown:
+        print(f"unknown dataset(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    logs = config.state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in chosen:
+        log_file = logs / f"{spec.dataset_id}.log"
+        print(f"running {spec.dataset_id} (log: {log_file}) ...", flush=True)
+        with open(log_file, "w") as out:
+            code = subprocess.call(
+                [sys.executable, "-m", "wharf", "run-dag", spec.dag_id], stdout=out, stderr=out
+            )
+        results.append((spec, code))
+    return _print_summary(results, errors)
+
+
+def _migrate_airflow_db() -> None:
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def cmd_run_dag(dag_id: str) -> int:
+    """Run one DAG in this process with ``dag.test()``; exit 0 only if the run succeeded."""
+    environment.apply()
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(config.project_home() / "dags"))
+    if dag_id not in bag.dags:
+        print(f"no DAG {dag_id}; import errors: {bag.import_errors}", file=sys.stderr)
+        return 2
+    run = bag.dags[dag_id].test()
+    return 0 if str(run.state) == "success" else 1
+
+
+def _print_summary(results: list[tuple[DatasetSpec, int]], errors: list[SpecError]) -> int:
+    from wharf import datasets_db
+
+    with datasets_db.connect() as conn, conn.cursor() as cur:
+        print(f"\n{'dataset':<40} {'extracted':>10} {'loaded':>10}  status")
+        for spec, code in results:
+            cur.execute(
+                """SELECT step, rows_out FROM wharf.audit WHERE dataset_id = %s AND run_id =
+                       (SELECT run_id FROM wharf.audit WHERE dataset_id = %s ORDER BY id DESC LIMIT 1)""",
+                (spec.dataset_id, spec.dataset_id),
+            )
+            rows = dict(cur.fetchall())
+            extracted = rows.get("extract")
+            loaded = rows.get("load") if spec.metadata.kind != "data_cut" else None
+            status = "success" if code == 0 else "FAILED"
+            print(f"{spec.dataset_id:<40} {_n(extracted):>10} {_n(loaded):>10}  {status}")
+    for err in errors:
+        print(f"{'(broken YAML)':<40} {'-':>10} {'-':>10}  FAILED: {err}")
+    failed = any(code for _, code in results) or bool(errors)
+    return 1 if failed else 0
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def cmd_demo() -> int:
+    from wharf.demo import seed
+
+    environment.apply()
+    source = environment.demo_source_path()
+    source.parent.mkdir(parents=True, exist_ok=True)
+    print(f"writing the nycflights13 source database {source} ...", flush=True)
+    seed(f"sqlite:///{source}")
+    return cmd_run([])
+
+
+def cmd_env() -> int:
+    environment.apply()
+    keys = [*environment.airflow_defaults(), f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}",
+            "AIRFLOW_CONN_FLIGHTS_SOURCE"]
+    for key in keys:
+        print(f"export {key}='{os.environ[key]}'")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wharf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="check dataset YAML files")
+    check.add_argument("paths", nargs="*", help="files or folders (default: include/schemas)")
+    run = sub.add_parser("run", help="run datasets once, print rows extracted/loaded")
+    run.add_argument("datasets", nargs="*", help="dataset ids such as transport.flights")
+    sub.add_parser("demo", help="seed the example source and run every dataset")
+    sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
+    run_dag = sub.add_parser("run-dag", help=argparse.SUPPRESS)
+    run_dag.add_argument("dag_id")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return cmd_check(args.paths)
+    if args.command == "run":
+        return cmd_run(args.datasets)
+    if args.command == "demo":
+        return cmd_demo()
+    if args.command == "env":
+        return cmd_env()
+    return cmd_run_dag(args.dag_id)

@@ -1,0 +1,107 @@
+"""spec -> DAG. Only wiring: every task body lives in ``wharf.pipeline``.
+
+Tasks receive the dataset id, never strings from the YAML: Airflow renders every string
+argument of an operator as a Jinja template, so a YAML value such as
+``{{ conn.x.password }}`` would be expanded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
+
+from wharf.spec import DatasetSpec
+
+# A fixed start date: the schedule, not the wall clock, decides the runs (catchup is off).
+START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
+
+
+def asset(dataset_id: str) -> Asset:
+    """The Asset a dataset's DAG updates. No host in the URI: building it must not read the
+    datasets connection at parse time."""
+    domain, _, dataset = dataset_id.partition(".")
+    return Asset(name=dataset_id, uri=f"wharf://datasets/{domain}/{dataset}")
+
+
+def _schedule(spec: DatasetSpec) -> Any:
+    if spec.schedule is None:
+        return None
+    # A data interval [start, end) per run, as incremental loads and backfills need; a
+    # preset string would give a zero-width CronTriggerTimetable.
+    return CronDataIntervalTimetable(_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC")
+
+
+def _doc(spec: DatasetSpec) -> str:
+    meta = spec.metadata
+    rows = "\n".join(
+        f"| `{c.name}` | {c.data_type} | {'yes' if c.allow_null else 'no'} | {c.description} |"
+        for c in spec.columns
+    )
+    return (
+        f"### {spec.dataset_id}\n\n{meta.description}\n\n"
+        f"kind: **{meta.kind}** · sensitivity: **{meta.sensitivity}** · "
+        f"update_behaviour: **{meta.update_behaviour}**\n\n"
+        "| column | data_type | allow_null | description |\n|---|---|---|---|\n" + rows
+    )
+
+
+def build_dag(spec: DatasetSpec) -> DAG:
+    """The DAG of one dataset: ``extract -> validate -> load -> refresh_data_cuts -> record``
+    (a data cut: ``refresh_data_cuts -> record``). ``record`` runs whatever happened upstream."""
+    meta = spec.metadata
+    dag = DAG(
+        dag_id=spec.dag_id,
+        description=(meta.description or spec.dataset_id)[:200],
+        doc_md=_doc(spec),
+        schedule=_schedule(spec),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["wharf", meta.domain, meta.kind, meta.sensitivity.lower()],
+        owner_links={},
+        default_args={
+            "owner": meta.owners[0].name if meta.owners else "wharf",
+            "retries": spec.retries,
+            "retry_delay": spec.retry_delay,
+        },
+    )
+    dataset_id = spec.dataset_id
+    with dag:
+        steps = _data_cut_steps(dataset_id) if meta.kind == "data_cut" else _dataset_steps(dataset_id)
+        record = _task("record", trigger_rule="all_done", retries=spec.retries)(dataset_id)
+        steps[-1] >> record
+        for upstream, downstream in zip(steps, steps[1:]):
+            upstream >> downstream
+    return dag
+
+
+def _dataset_steps(dataset_id: str) -> list[Any]:
+    return [
+        _task("extract")(dataset_id),
+        _task("validate")(dataset_id),
+        _task("load", outlets=[asset(dataset_id)])(dataset_id),
+        _task("refresh_data_cuts")(dataset_id),
+    ]
+
+
+def _data_cut_steps(dataset_id: str) -> list[Any]:
+    return [_task("refresh_data_cuts", outlets=[asset(dataset_id)])(dataset_id)]
+
+
+def _task(step: str, **kwargs: Any) -> Any:
+    def body(dataset_id: str) -> dict[str, Any]:
+        from wharf.pipeline import run_step
+
+        return run_step(step, dataset_id)
+
+    body.__name__ = step
+    return task(task_id=step, **kwargs)(body)

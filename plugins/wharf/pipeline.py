@@ -1,0 +1,235 @@
+"""The steps of one dataset run, as Airflow task bodies.
+
+``extract -> validate -> load -> refresh_data_cuts -> record``. Each step takes the dataset id
+(never the YAML's strings: Airflow would render them as Jinja), reads its spec, moves data
+through the lake, returns only references and counts (they go to XCom) and appends its own
+audit row, also when it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from wharf import data_cuts, datasets_db, lake, load, records, sources, validation
+from wharf.spec import DatasetSpec, get_spec, load_specs
+
+log = logging.getLogger(__name__)
+
+STEPS = ("extract", "validate", "load", "refresh_data_cuts", "record")
+DATA_CUT_STEPS = ("refresh_data_cuts", "record")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What identifies the current Airflow run: keyed on run_id, never on now()."""
+
+    dataset_id: str
+    dag_id: str
+    run_id: str
+    run_type: str | None
+    logical_date: datetime | None
+    try_number: int | None
+    ingestion_date: date
+
+    @property
+    def lake_key(self) -> lake.RunKey:
+        return lake.RunKey(self.dataset_id, self.ingestion_date, self.run_id)
+
+
+def current_run(dataset_id: str) -> Run:
+    """The run from Airflow's task context. Manual runs may have no logical date: the
+    ingestion date then comes from the run's ``run_after``."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    dag_run = ctx["dag_run"]
+    logical = ctx.get("logical_date")
+    moment = logical or getattr(dag_run, "run_after", None) or dag_run.start_date
+    return Run(
+        dataset_id=dataset_id,
+        dag_id=dag_run.dag_id,
+        run_id=ctx["run_id"],
+        run_type=str(getattr(dag_run, "run_type", "") or "") or None,
+        logical_date=logical,
+        try_number=ctx["ti"].try_number,
+        ingestion_date=moment.astimezone(timezone.utc).date(),
+    )
+
+
+@contextmanager
+def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
+    """Append the step's audit row when it ends, with ``status`` failed and the error if it
+    raised (the error is re-raised: a failed step must fail its task)."""
+    row = records.AuditRow(
+        dataset_id=run.dataset_id, run_id=run.run_id, step=step, status="running",
+        run_type=run.run_type, logical_date=run.logical_date, try_number=run.try_number,
+        started_at=datetime.now(timezone.utc),
+    )
+    started = time.monotonic()
+    try:
+        yield row
+        row.status = "success"
+    except BaseException as err:
+        row.status, row.error = "failed", str(err) or type(err).__name__
+        raise
+    finally:
+        row.detail["seconds"] = round(time.monotonic() - started, 3)
+        try:
+            with datasets_db.connect() as conn:
+                records.ensure_schema(conn)
+                records.write_audit(conn, row)
+        except Exception:  # the step's own outcome matters more than its audit row
+            log.exception("%s %s: could not write the audit row", run.dataset_id, step)
+
+
+def run_step(step: str, dataset_id: str) -> dict[str, Any]:
+    """Run one step of the current Airflow run; returns what goes to XCom."""
+    run = current_run(dataset_id)
+    spec = get_spec(dataset_id)
+    body: Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]] = _BODIES[step]
+    with audited(run, step) as row:
+        result = body(spec, run, row)
+    log.info("%s %s: %s", dataset_id, step, result)
+    return result
+
+
+def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    opened = sources.extract(spec)
+    log.info("%s: extracting %s", spec.dataset_id, opened.description)
+    rows = lake.write_batches(run.lake_key, "landing", opened.schema, _progress(spec, opened.batches))
+    path = lake.uri(run.lake_key.folder("landing"))
+    row.rows_out, row.lake_path = rows, path
+    row.detail["source"] = opened.description
+    log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
+    return {"rows": rows, "landing": path}
+
+
+def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
+    total, last_log = 0, time.monotonic()
+    for batch in batches:
+        total += batch.num_rows
+        if time.monotonic() - last_log > 5:
+            log.info("%s: %d rows read so far", spec.dataset_id, total)
+            last_log = time.monotonic()
+        yield batch
+
+
+def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    key = run.lake_key
+    report = validation.Report(spec.dataset_id)
+    curated = validation.curate(
+        spec, lake.read_schema(key, "landing"), lake.read_batches(key, "landing"), run.run_id, report
+    )
+    rows = lake.write_batches(key, "curated", validation.curated_schema(spec), curated)
+    row.rows_in = rows
+    row.detail["violations"] = report.per_column
+    if report.violation_count:
+        row.rows_rejected = report.violation_count
+        log.error("%s", report.summary())
+        raise validation.ContractError(report)
+    lake.copy_zone(key, "landing", "raw")
+    row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
+    log.info("%s: %d rows meet the contract", spec.dataset_id, rows)
+    return {"rows": rows, "curated": row.lake_path}
+
+
+def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    key = run.lake_key
+    with datasets_db.connect() as conn:
+        with conn.cursor() as cur:
+            load.ensure_table(cur, spec)
+        conn.commit()
+        try:
+            rows = load.copy_to_staging(
+                conn, spec, run.run_id, lake.read_schema(key, "curated"), lake.read_batches(key, "curated")
+            )
+            published = load.publish(conn, spec, run.run_id)
+        except Exception:
+            conn.rollback()
+            load.drop_staging(conn, spec, run.run_id)
+            raise
+    row.rows_in, row.rows_out = rows, published
+    log.info("%s: published %d rows (%s)", spec.dataset_id, published, spec.metadata.update_behaviour)
+    return {"rows": published}
+
+
+def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    specs, _ = load_specs()
+    cuts = data_cuts.dependents(spec.dataset_id, specs)
+    if spec.metadata.kind == "data_cut":
+        cuts = [spec, *cuts]
+    outcome = {}
+    with datasets_db.connect() as conn:
+        for cut in cuts:
+            outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
+    if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
+        raise RuntimeError(
+            f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
+            "loaded yet; run their DAGs first"
+        )
+    row.detail["data_cuts"] = outcome
+    return {"data_cuts": outcome}
+
+
+def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    from airflow.sdk import get_current_context
+
+    ti = get_current_context()["ti"]
+    steps = [s for s in (DATA_CUT_STEPS if spec.metadata.kind == "data_cut" else STEPS) if s != "record"]
+    states = ti.get_task_states(dag_id=run.dag_id, task_ids=steps, run_ids=[run.run_id])
+    by_task = {t: str(s) for t, s in states.get(run.run_id, {}).items()}
+    status = "success" if all(by_task.get(s) == "success" for s in steps) else "failed"
+    with datasets_db.connect() as conn:
+        records.ensure_schema(conn)
+        audited_steps = records.steps_audited(conn, spec.dataset_id, run.run_id)
+        for step in steps:  # steps that never ran (upstream failed) still get their row
+            if step not in audited_steps:
+                records.write_audit(conn, records.AuditRow(
+                    dataset_id=spec.dataset_id, run_id=run.run_id, step=step,
+                    status=by_task.get(step, "none"), run_type=run.run_type,
+                    logical_date=run.logical_date,
+                ))
+        row_count = _published_rows(conn, spec) if status == "success" else None
+        records.upsert_catalogue(conn, spec, run.run_id, status, row_count)
+        records.write_lineage(conn, run.run_id, _lineage(spec))
+    row.detail["steps"] = by_task
+    row.rows_out = row_count
+    summary = {"status": status, "steps": by_task, "rows": row_count}
+    log.info("%s run %s: %s", spec.dataset_id, run.run_id, summary)
+    return summary
+
+
+def _published_rows(conn: Any, spec: DatasetSpec) -> int:
+    from psycopg import sql
+
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(
+                datasets_db.qualified(spec.metadata.domain, spec.metadata.dataset)
+            )
+        )
+        return int(cur.fetchone()[0])
+
+
+def _lineage(spec: DatasetSpec) -> list[tuple[str, str]]:
+    if spec.metadata.kind == "data_cut":
+        return [(i, spec.dataset_id) for i in data_cuts.inputs(spec)]
+    source = spec.source
+    assert source is not None
+    origin = f"connection:{source.conn_id}" if source.type == "sql" else f"file:{source.path}"
+    return [(origin, spec.dataset_id)]
+
+
+_BODIES: dict[str, Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]]] = {
+    "extract": _extract,
+    "validate": _validate,
+    "load": _load,
+    "refresh_data_cuts": _refresh_data_cuts,
+    "record": _record,
+}

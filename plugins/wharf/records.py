@@ -1,0 +1,121 @@
+"""Audit, lineage and catalogue records in the ``wharf`` schema of the datasets database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from wharf import config
+from wharf.datasets_db import lock_ddl
+from wharf.spec import DatasetSpec
+
+
+def ensure_schema(conn: Any) -> None:
+    """Create Wharf's own tables if missing (``include/sql/wharf_schema.sql``)."""
+    ddl = (config.sql_dir() / "wharf_schema.sql").read_text(encoding="utf-8")
+    with conn.cursor() as cur:
+        lock_ddl(cur)
+        cur.execute(ddl)
+    conn.commit()
+
+
+@dataclass
+class AuditRow:
+    """One step attempt of one run. Counts are rows; times are UTC."""
+
+    dataset_id: str
+    run_id: str
+    step: str
+    status: str
+    run_type: str | None = None
+    logical_date: datetime | None = None
+    try_number: int | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_rejected: int | None = None
+    lake_path: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started_at: datetime | None = None
+
+
+def write_audit(conn: Any, row: AuditRow) -> None:
+    """Append one audit row (its own transaction)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO wharf.audit (dataset_id, run_id, run_type, logical_date, step,
+                   try_number, status, rows_in, rows_out, rows_rejected, lake_path, detail,
+                   error, started_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (
+                row.dataset_id, row.run_id, row.run_type, row.logical_date, row.step,
+                row.try_number, row.status, row.rows_in, row.rows_out, row.rows_rejected,
+                row.lake_path, Jsonb(row.detail), row.error, row.started_at,
+            ),
+        )
+    conn.commit()
+
+
+def steps_audited(conn: Any, dataset_id: str, run_id: str) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT step FROM wharf.audit WHERE dataset_id = %s AND run_id = %s",
+            (dataset_id, run_id),
+        )
+        return {r[0] for r in cur.fetchall()}
+
+
+def spec_hash(spec: DatasetSpec) -> str:
+    """SHA-256 of the spec's canonical JSON: changes whenever the contract changes."""
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def upsert_catalogue(conn: Any, spec: DatasetSpec, run_id: str, status: str, row_count: int | None) -> None:
+    """The dataset's catalogue row: metadata from the YAML and the outcome of this run."""
+    meta = spec.metadata
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO wharf.catalogue AS c (dataset_id, domain, dataset, kind, description,
+                   sensitivity, owners, key_value_tags, key_only_tags, update_behaviour,
+                   spec_hash, last_run_id, last_status, last_success_at, row_count, updated_at)
+               VALUES (%(id)s, %(domain)s, %(dataset)s, %(kind)s, %(description)s,
+                   %(sensitivity)s, %(owners)s, %(kv)s, %(tags)s, %(ub)s, %(hash)s, %(run)s,
+                   %(status)s, CASE WHEN %(status)s = 'success' THEN now() END, %(rows)s, now())
+               ON CONFLICT (dataset_id) DO UPDATE SET
+                   domain = EXCLUDED.domain, dataset = EXCLUDED.dataset, kind = EXCLUDED.kind,
+                   description = EXCLUDED.description, sensitivity = EXCLUDED.sensitivity,
+                   owners = EXCLUDED.owners, key_value_tags = EXCLUDED.key_value_tags,
+                   key_only_tags = EXCLUDED.key_only_tags,
+                   update_behaviour = EXCLUDED.update_behaviour, spec_hash = EXCLUDED.spec_hash,
+                   last_run_id = EXCLUDED.last_run_id, last_status = EXCLUDED.last_status,
+                   last_success_at = COALESCE(EXCLUDED.last_success_at, c.last_success_at),
+                   row_count = COALESCE(EXCLUDED.row_count, c.row_count),
+                   updated_at = now()""",
+            {
+                "id": spec.dataset_id, "domain": meta.domain, "dataset": meta.dataset,
+                "kind": meta.kind, "description": meta.description,
+                "sensitivity": meta.sensitivity,
+                "owners": Jsonb([o.model_dump() for o in meta.owners]),
+                "kv": Jsonb(meta.key_value_tags), "tags": Jsonb(list(meta.key_only_tags)),
+                "ub": meta.update_behaviour if meta.kind != "data_cut" else None,
+                "hash": spec_hash(spec), "run": run_id, "status": status, "rows": row_count,
+            },
+        )
+    conn.commit()
+
+
+def write_lineage(conn: Any, run_id: str, edges: list[tuple[str, str]]) -> None:
+    """Lineage edges (source, target) of one run; writing the same run twice is a no-op."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO wharf.lineage (run_id, source, target) VALUES (%s, %s, %s)
+               ON CONFLICT DO NOTHING""",
+            [(run_id, s, t) for s, t in edges],
+        )
+    conn.commit()

@@ -1,0 +1,138 @@
+"""``type: sql``: a table or query in any SQLAlchemy-reachable database.
+
+The database is an Airflow connection (``conn_id``): host, login and password never live in
+YAML. Rows are streamed with a server-side cursor (``stream_results``) in batches of
+``batch_size`` rows, so memory stays flat whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from wharf.sources import Extract
+from wharf.spec import DatasetSpec, SqlSource
+from wharf.types import arrow_type
+
+log = logging.getLogger(__name__)
+
+# Airflow connection type -> SQLAlchemy driver. A connection's extra may name its own
+# {"sqlalchemy_scheme": "..."} for any other database SQLAlchemy reaches.
+_SCHEMES = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite",
+}
+
+
+def sqlalchemy_url(conn_id: str) -> Any:
+    """A SQLAlchemy URL built from an Airflow connection.
+
+    Raises ``ValueError`` for a connection type with no known driver and no
+    ``sqlalchemy_scheme`` in its extra.
+    """
+    from airflow.sdk import BaseHook
+    from sqlalchemy.engine import URL
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson
+    scheme = extra.get("sqlalchemy_scheme") or _SCHEMES.get(conn.conn_type or "")
+    if scheme is None:
+        raise ValueError(
+            f"connection {conn_id!r} has type {conn.conn_type!r}, which Wharf cannot read: "
+            f"use one of {', '.join(sorted(_SCHEMES))} or set extra.sqlalchemy_scheme"
+        )
+    if scheme == "sqlite":
+        return URL.create("sqlite", database=conn.schema or conn.host)
+    return URL.create(
+        scheme,
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    )
+
+
+def _statement(source: SqlSource) -> Any:
+    import sqlalchemy as sa
+
+    if source.query is not None:
+        return sa.text(source.query)
+    schema, _, name = source.table.rpartition(".")  # type: ignore[union-attr]
+    return sa.select(sa.text("*")).select_from(sa.table(name, schema=schema or None))
+
+
+def extract(spec: DatasetSpec) -> Extract:
+    """Open a streaming read; batches are pulled as the caller iterates."""
+    import sqlalchemy as sa
+
+    source = spec.source
+    assert isinstance(source, SqlSource)
+    engine = sa.create_engine(sqlalchemy_url(source.conn_id))
+    conn = engine.connect().execution_options(stream_results=True, yield_per=source.batch_size)
+    try:
+        result = conn.execute(_statement(source))
+        names = list(result.keys())
+        first = result.fetchmany(source.batch_size)
+    except Exception:
+        conn.close()
+        engine.dispose()
+        raise
+    hints = {c.name: arrow_type(c.data_type) for c in spec.columns}
+    schema = infer_schema(names, first, hints)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            rows: Sequence[Any] = first
+            start = 1
+            while rows:
+                yield rows_to_batch(rows, schema, start)
+                start += len(rows)
+                rows = result.fetchmany(source.batch_size)
+        finally:
+            conn.close()
+            engine.dispose()
+
+    what = source.query or f"table {source.table}"
+    return Extract(schema, batches(), f"{what} via connection {source.conn_id!r}")
+
+
+def infer_schema(names: list[str], rows: Sequence[Any], hints: dict[str, pa.DataType]) -> pa.Schema:
+    """The landing schema: the type of the values the source gave, per column.
+
+    A column with no value in the first batch takes the contract's type (or string when the
+    contract does not name it). Decimals are widened to decimal(38, 9) so later rows with
+    more digits still fit.
+    """
+    fields = []
+    for index, name in enumerate(names):
+        values = [row[index] for row in rows if row[index] is not None][:1000]
+        if values:
+            kind = pa.array(values).type
+            if pa.types.is_decimal(kind):
+                kind = pa.decimal128(38, 9)
+        else:
+            kind = hints.get(name, pa.string())
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+def rows_to_batch(rows: Sequence[Any], schema: pa.Schema, first_row: int) -> pa.RecordBatch:
+    """Columns of DB-API rows as one Arrow batch; raises ``ValueError`` naming the column."""
+    arrays = []
+    for index, field in enumerate(schema):
+        values = [row[index] for row in rows]
+        try:
+            arrays.append(pa.array(values, type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as err:
+            raise ValueError(
+                f"source column {field.name!r}, rows {first_row}-{first_row + len(rows) - 1}: "
+                f"values do not all fit {field.type} (the type of its first values): {err}"
+            ) from None
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

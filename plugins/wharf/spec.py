@@ -1,0 +1,412 @@
+"""Typed models of the dataset YAML (the contract) and loading with file:line errors.
+
+A dataset lives at ``include/schemas/<domain>/<dataset>.yaml``. ``metadata`` and ``columns``
+keep rAPId's field names, so a rAPId schema's ``metadata``/``columns`` can be pasted in; Wharf
+adds ``source``, ``schedule``, ``retries``/``retry_delay`` and, for data cuts, ``sql``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from wharf import config
+from wharf.types import DataType
+from wharf.yaml_lines import YamlSyntaxError, line_of, load_with_lines
+
+# --- identifiers -------------------------------------------------------------------------
+# PostgreSQL truncates identifiers past 63 bytes (NAMEDATALEN - 1): refuse them instead.
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# rAPId's column heading style guide: lowercase letters, digits and underscores, and not only
+# digits or underscores.
+_COLUMN = re.compile(r"^[a-z0-9_]{1,63}$")
+_ONLY_DIGITS_UNDERSCORES = re.compile(r"^[0-9_]+$")
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+_SOURCE_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+RESERVED_PREFIX = "_wharf_"
+
+
+def _name(kind: str, becomes: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not _NAME.match(value):
+            raise PydanticCustomError(
+                "wharf_name",
+                "{value!r} is not a valid {kind} name: use lowercase letters, digits and "
+                "underscores, starting with a letter, at most 63 characters ({becomes})",
+                {"value": value, "kind": kind, "becomes": becomes},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _column_name(value: str) -> str:
+    if not _COLUMN.match(value) or _ONLY_DIGITS_UNDERSCORES.match(value):
+        suggestion = re.sub(r"[^a-z0-9]+", "_", value.strip().lower()).strip("_") or "column"
+        raise PydanticCustomError(
+            "rapid_column_style",
+            "column name {value!r} breaks rAPId's column heading style guide: lowercase "
+            "letters, digits and underscores only, not only digits or underscores, at most 63 "
+            "characters (e.g. {suggestion!r})",
+            {"value": value, "suggestion": suggestion},
+        )
+    if value.startswith(RESERVED_PREFIX):
+        raise PydanticCustomError(
+            "wharf_reserved",
+            "column name {value!r} starts with '_wharf_', which Wharf reserves for its own "
+            "columns",
+            {"value": value},
+        )
+    return value
+
+
+def _conn_id(value: str) -> str:
+    if not _CONN_ID.match(value):
+        raise PydanticCustomError(
+            "wharf_conn_id",
+            "{value!r} is not an Airflow connection id: letters, digits, '_', '.', '-' "
+            "(credentials belong in the Airflow connection, never in YAML)",
+            {"value": value},
+        )
+    return value
+
+
+def _source_table(value: str) -> str:
+    if not _SOURCE_TABLE.match(value):
+        raise PydanticCustomError(
+            "wharf_source_table",
+            "{value!r} is not a table name: expected 'table' or 'schema.table' made of "
+            "letters, digits, '_' and '$'",
+            {"value": value},
+        )
+    return value
+
+
+DomainName = Annotated[str, _name("domain", "it becomes a PostgreSQL schema")]
+DatasetName = Annotated[str, _name("dataset", "it becomes a PostgreSQL table")]
+ColumnName = Annotated[str, AfterValidator(_column_name)]
+ConnId = Annotated[str, AfterValidator(_conn_id)]
+SourceTable = Annotated[str, AfterValidator(_source_table)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- metadata and columns (rAPId) ----------------------------------------------------------
+class Owner(_Model):
+    name: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Metadata(_Model):
+    domain: DomainName
+    dataset: DatasetName
+    kind: Literal["source", "reference", "data_cut"] = "source"
+    description: str = ""
+    sensitivity: Literal["PUBLIC", "PRIVATE", "PROTECTED"] = "PUBLIC"
+    version: int | None = Field(default=None, ge=1)
+    owners: tuple[Owner, ...] = ()
+    key_value_tags: dict[str, str] = Field(default_factory=dict)
+    key_only_tags: tuple[str, ...] = ()
+    update_behaviour: Literal["APPEND", "OVERWRITE", "MERGE"] = "APPEND"
+    is_latest_version: bool = True
+    primary_key: tuple[ColumnName, ...] = ()
+
+
+class Column(_Model):
+    name: ColumnName
+    data_type: DataType
+    allow_null: bool = True
+    partition_index: int | None = Field(default=None, ge=0)
+    format: str | None = None
+    description: str = ""
+
+
+# --- sources: one model per type; the module wharf.sources.<type> reads it ----------------
+class SqlSource(_Model):
+    """Rows of a table or a query in any SQLAlchemy-reachable database."""
+
+    type: Literal["sql"]
+    conn_id: ConnId
+    query: str | None = None
+    table: SourceTable | None = None
+    batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> SqlSource:
+        if (self.query is None) == (self.table is None):
+            raise PydanticCustomError(
+                "wharf_query_or_table", "give exactly one of 'query' or 'table'"
+            )
+        return self
+
+
+class FileSource(_Model):
+    """A CSV file: a path relative to ``include/reference/``, or absolute."""
+
+    type: Literal["file"]
+    path: str = Field(min_length=1)
+    format: Literal["csv"] = "csv"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    null_values: tuple[str, ...] = ("",)
+    batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
+
+    def resolved_path(self) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else config.reference_dir() / path
+
+
+Source = Annotated[SqlSource | FileSource, Field(discriminator="type")]
+SOURCE_TYPES = ("sql", "file")
+
+_CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+}
+
+
+def _schedule(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from croniter import croniter
+
+    if not croniter.is_valid(_CRON_PRESETS.get(value, value)):
+        raise PydanticCustomError(
+            "wharf_schedule",
+            "{value!r} is not a schedule: expected a cron expression such as '0 2 * * *', "
+            "one of {presets}, or null for manual runs only",
+            {"value": value, "presets": ", ".join(_CRON_PRESETS)},
+        )
+    return value
+
+
+class DatasetSpec(_Model):
+    """One dataset YAML. ``dataset_id`` (``<domain>.<dataset>``) is also its DAG id."""
+
+    metadata: Metadata
+    columns: tuple[Column, ...] = ()
+    source: Source | None = None
+    schedule: Annotated[str | None, AfterValidator(_schedule)] = "@daily"
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay: timedelta = timedelta(minutes=5)
+    # data cuts only
+    sql: str | None = None
+    materialized: bool = False
+    depends_on: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        kind = self.metadata.kind
+        if kind == "data_cut":
+            if self.sql is None:
+                raise _err("a data_cut needs 'sql': the name of a file under include/sql/")
+            if self.source is not None:
+                raise _err("a data_cut has no 'source': its inputs are other datasets")
+            return self
+        if self.source is None:
+            raise _err(f"a {kind} dataset needs a 'source'")
+        if kind == "reference" and self.source.type != "file":
+            raise _err("a reference dataset's source must be a file in include/reference/")
+        if not self.columns:
+            raise _err("a dataset needs at least one entry under 'columns'")
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise _err(f"duplicate column names: {', '.join(duplicates)}")
+        missing = [k for k in self.metadata.primary_key if k not in names]
+        if missing:
+            raise _err(f"primary_key names columns that do not exist: {', '.join(missing)}")
+        if self.metadata.update_behaviour != "OVERWRITE":
+            raise _err(
+                f"update_behaviour {self.metadata.update_behaviour} is not supported yet; "
+                "use OVERWRITE"
+            )
+        if self.sql is not None or self.depends_on:
+            raise _err("'sql' and 'depends_on' are only for kind: data_cut")
+        return self
+
+    @property
+    def dataset_id(self) -> str:
+        return f"{self.metadata.domain}.{self.metadata.dataset}"
+
+    @property
+    def dag_id(self) -> str:
+        return self.dataset_id
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @cached_property
+    def sql_text(self) -> str:
+        """The data cut's SQL, read from ``include/sql/<sql>``."""
+        assert self.sql is not None
+        return (config.sql_dir() / self.sql).read_text(encoding="utf-8")
+
+
+def _err(message: str) -> PydanticCustomError:
+    return PydanticCustomError("wharf_spec", message)
+
+
+# --- loading with file:line errors ----------------------------------------------------------
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in one YAML file. ``line`` is 1-based; ``field`` a dotted path."""
+
+    file: Path
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{_display(self.file)}:{self.line}: {where}{self.message}"
+
+
+class SpecError(ValueError):
+    """A dataset YAML that breaks the contract. ``issues`` lists each problem."""
+
+    def __init__(self, issues: list[SpecIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+def _display(file: Path) -> str:
+    try:
+        return str(file.resolve().relative_to(config.project_home().resolve()))
+    except ValueError:
+        return str(file)
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+_MESSAGES = {
+    "missing": lambda e, name: f"required key '{name}' is missing",
+    "extra_forbidden": lambda e, name: f"unknown key '{name}'",
+    "union_tag_invalid": lambda e, name: (
+        f"unknown source type {e['ctx']['tag']!r}; expected one of: {', '.join(SOURCE_TYPES)}"
+    ),
+    "union_tag_not_found": lambda e, name: (
+        f"a source needs 'type', one of: {', '.join(SOURCE_TYPES)}"
+    ),
+    "literal_error": lambda e, name: (
+        f"{e['input']!r} is not allowed; expected one of: {e['ctx']['expected']}"
+    ),
+}
+
+
+def _issues(file: Path, err: ValidationError, data: Any, lines: dict) -> list[SpecIssue]:
+    issues = []
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        line, found = line_of(lines, data, loc)
+        named = [p for p in loc if isinstance(p, str) and p not in SOURCE_TYPES]
+        name = str(named[-1]) if named else ""
+        render = _MESSAGES.get(e["type"])
+        message = render(e, name) if render else e["msg"]
+        field = _field(found if e["type"] != "missing" else (*found, name))
+        issues.append(SpecIssue(file, line, field, message))
+    return issues
+
+
+def load_spec(file: Path) -> DatasetSpec:
+    """Load and check one dataset YAML.
+
+    Raises ``SpecError`` listing every problem with file, line and field: YAML syntax,
+    unknown or missing keys, bad values, a file whose path does not match its
+    ``<domain>/<dataset>.yaml``, or a data cut whose SQL file is missing.
+    """
+    try:
+        data, lines = load_with_lines(file)
+    except YamlSyntaxError as err:
+        raise SpecError([SpecIssue(file, err.line, "", err.message)]) from None
+    try:
+        spec = DatasetSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_issues(file, err, data, lines)) from None
+    problems = list(_placement_issues(file, spec, lines))
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def _placement_issues(file: Path, spec: DatasetSpec, lines: dict) -> Iterator[SpecIssue]:
+    meta = spec.metadata
+    expected = f"{meta.domain}/{meta.dataset}.yaml"
+    if file.parent.name != meta.domain or file.stem != meta.dataset:
+        yield SpecIssue(
+            file,
+            lines.get(("metadata",), 1),
+            "metadata",
+            f"the file must be include/schemas/{expected} to match its domain and dataset",
+        )
+    if spec.sql is not None and not (config.sql_dir() / spec.sql).is_file():
+        yield SpecIssue(
+            file, lines.get(("sql",), 1), "sql", f"no file include/sql/{spec.sql}"
+        )
+
+
+def spec_files(root: Path | None = None) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` under the schemas folder, sorted."""
+    root = root or config.schemas_dir()
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecError]]:
+    """Load every dataset YAML; a broken file never hides the others.
+
+    Returns the valid specs and one ``SpecError`` per broken file. A dataset id used by two
+    files is an error on the second.
+    """
+    specs: dict[str, DatasetSpec] = {}
+    errors: list[SpecError] = []
+    for file in spec_files(root):
+        try:
+            spec = load_spec(file)
+        except SpecError as err:
+            errors.append(err)
+            continue
+        if spec.dataset_id in specs:
+            errors.append(
+                SpecError([SpecIssue(file, 1, "metadata", f"{spec.dataset_id} is defined twice")])
+            )
+            continue
+        specs[spec.dataset_id] = spec
+    return list(specs.values()), errors
+
+
+def get_spec(dataset_id: str) -> DatasetSpec:
+    """Load the spec of one dataset by id (``domain.dataset``), reading only its own file.
+
+    Raises ``SpecError`` if the file is broken and ``FileNotFoundError`` if it is gone.
+    """
+    domain, _, dataset = dataset_id.partition(".")
+    for suffix in (".yaml", ".yml"):
+        file = config.schemas_dir() / domain / f"{dataset}{suffix}"
+        if file.is_file():
+            return load_spec(file)
+    raise FileNotFoundError(f"no YAML for dataset {dataset_id} under {config.schemas_dir()}")
