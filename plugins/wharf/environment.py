@@ -45,8 +45,12 @@ def embedded_database_url(database: str = EMBEDDED_DB_NAME) -> str:
     The server listens on a Unix socket in ``.wharf/pgdata`` and keeps running after this
     process exits, so tasks in other processes reach it. Creates the database if missing.
     """
+    import logging
+
     import pgserver
 
+    # pgserver logs from an atexit hook, after pytest or Airflow closed the streams.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     pgdata = config.state_dir() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)

@@ -46,9 +46,9 @@ def _name(kind: str, becomes: str) -> AfterValidator:
         if not _NAME.match(value):
             raise PydanticCustomError(
                 "wharf_name",
-                "{value!r} is not a valid {kind} name: use lowercase letters, digits and "
+                "{value} is not a valid {kind} name: use lowercase letters, digits and "
                 "underscores, starting with a letter, at most 63 characters ({becomes})",
-                {"value": value, "kind": kind, "becomes": becomes},
+                {"value": repr(value), "kind": kind, "becomes": becomes},
             )
         return value
 
@@ -60,17 +60,17 @@ def _column_name(value: str) -> str:
         suggestion = re.sub(r"[^a-z0-9]+", "_", value.strip().lower()).strip("_") or "column"
         raise PydanticCustomError(
             "rapid_column_style",
-            "column name {value!r} breaks rAPId's column heading style guide: lowercase "
+            "column name {value} breaks rAPId's column heading style guide: lowercase "
             "letters, digits and underscores only, not only digits or underscores, at most 63 "
-            "characters (e.g. {suggestion!r})",
-            {"value": value, "suggestion": suggestion},
+            "characters (e.g. {suggestion})",
+            {"value": repr(value), "suggestion": repr(suggestion)},
         )
     if value.startswith(RESERVED_PREFIX):
         raise PydanticCustomError(
             "wharf_reserved",
-            "column name {value!r} starts with '_wharf_', which Wharf reserves for its own "
+            "column name {value} starts with '_wharf_', which Wharf reserves for its own "
             "columns",
-            {"value": value},
+            {"value": repr(value)},
         )
     return value
 
@@ -79,9 +79,9 @@ def _conn_id(value: str) -> str:
     if not _CONN_ID.match(value):
         raise PydanticCustomError(
             "wharf_conn_id",
-            "{value!r} is not an Airflow connection id: letters, digits, '_', '.', '-' "
+            "{value} is not an Airflow connection id: letters, digits, '_', '.', '-' "
             "(credentials belong in the Airflow connection, never in YAML)",
-            {"value": value},
+            {"value": repr(value)},
         )
     return value
 
@@ -90,9 +90,9 @@ def _source_table(value: str) -> str:
     if not _SOURCE_TABLE.match(value):
         raise PydanticCustomError(
             "wharf_source_table",
-            "{value!r} is not a table name: expected 'table' or 'schema.table' made of "
+            "{value} is not a table name: expected 'table' or 'schema.table' made of "
             "letters, digits, '_' and '$'",
-            {"value": value},
+            {"value": repr(value)},
         )
     return value
 
@@ -192,9 +192,9 @@ def _schedule(value: str | None) -> str | None:
     if not croniter.is_valid(_CRON_PRESETS.get(value, value)):
         raise PydanticCustomError(
             "wharf_schedule",
-            "{value!r} is not a schedule: expected a cron expression such as '0 2 * * *', "
+            "{value} is not a schedule: expected a cron expression such as '0 2 * * *', "
             "one of {presets}, or null for manual runs only",
-            {"value": value, "presets": ", ".join(_CRON_PRESETS)},
+            {"value": repr(value), "presets": ", ".join(_CRON_PRESETS)},
         )
     return value
 
@@ -323,6 +323,8 @@ def _issues(file: Path, err: ValidationError, data: Any, lines: dict) -> list[Sp
     issues = []
     for e in err.errors(include_url=False):
         loc = tuple(e["loc"])
+        if e["type"] == "union_tag_invalid":
+            loc = (*loc, "type")
         line, found = line_of(lines, data, loc)
         named = [p for p in loc if isinstance(p, str) and p not in SOURCE_TYPES]
         name = str(named[-1]) if named else ""

@@ -1,0 +1,98 @@
+"""DAG integrity: the dags folder imports cleanly, one DAG per YAML, no I/O at parse time."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import BaseHook
+
+from wharf.spec import load_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = str(ROOT / "dags")
+
+
+def _parse() -> DagBag:
+    """Parse the dags folder with connections and network sockets forbidden."""
+
+    def no_network(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"network or database I/O at parse time: connect{args[1:]}")
+
+    with (
+        patch.object(BaseHook, "get_connection") as get_connection,
+        patch.object(socket.socket, "connect", no_network),
+    ):
+        bag = DagBag(dag_folder=DAGS)
+    assert get_connection.call_count == 0, "a connection was fetched at parse time"
+    return bag
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return _parse()
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_one_dag_per_yaml(dagbag: DagBag) -> None:
+    specs, _ = load_specs()
+    assert sorted(dagbag.dag_ids) == sorted(s.dag_id for s in specs)
+
+
+@pytest.mark.parametrize("dag_id", [s.dag_id for s in load_specs()[0]])
+def test_dag_shape(dagbag: DagBag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    spec = next(s for s in load_specs()[0] if s.dag_id == dag_id)
+    expected = (
+        ["refresh_data_cuts", "record"]
+        if spec.metadata.kind == "data_cut"
+        else ["extract", "validate", "load", "refresh_data_cuts", "record"]
+    )
+    assert [t.task_id for t in dag.topological_sort()] == expected
+    for task in dag.tasks:
+        assert task.retries == spec.retries
+        assert task.retry_delay == spec.retry_delay
+    assert dag.get_task("record").trigger_rule == "all_done"
+    assert dag.max_active_runs == 1
+    assert "wharf" in dag.tags and spec.metadata.domain in dag.tags
+
+
+def test_broken_yaml_is_an_import_error_and_hides_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "include" / "schemas", schemas)
+    (schemas / "transport" / "broken.yaml").write_text(
+        "metadata:\n  domain: transport\n  dataset: broken\n  colour: blue\n"
+    )
+    monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(schemas))
+    bag = _parse()
+    specs, _ = load_specs()
+    assert sorted(bag.dag_ids) == sorted(s.dag_id for s in specs)
+    assert len(specs) == len(list((ROOT / "include" / "schemas").rglob("*.yaml")))
+    [(file, message)] = bag.import_errors.items()
+    assert file.endswith("wharf_yaml_errors.py")
+    assert f"{schemas}/transport/broken.yaml:4: metadata.colour: unknown key 'colour'" in message
+
+
+def test_task_start_parses_only_its_own_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "transport.airlines")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "extract")
+    bag = _parse()
+    assert bag.dag_ids == ["transport.airlines"]
+    assert bag.import_errors == {}
+
+
+def test_no_yaml_string_reaches_an_operator_argument(dagbag: DagBag) -> None:
+    # Operator arguments are rendered as Jinja: tasks get only the dataset id.
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert list(task.op_args) == [dag.dag_id]
+            assert task.op_kwargs == {}

@@ -1,0 +1,172 @@
+"""The dataset YAML contract: bad YAML gets file:line: field: what is wrong and expected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from wharf.spec import SpecError, load_spec, load_specs
+
+GOOD = """\
+metadata:
+  domain: shop
+  dataset: orders
+  description: Orders.
+  owners: [{name: Shop team, email: shop@example.org}]
+  update_behaviour: OVERWRITE
+source:
+  type: sql
+  conn_id: shop_db
+  table: orders
+columns:
+  - {name: order_id, data_type: integer, allow_null: false}
+  - {name: placed_at, data_type: timestamp, format: "%Y-%m-%d %H:%M:%S"}
+"""
+
+
+def write(schemas: Path, text: str, domain: str = "shop", name: str = "orders") -> Path:
+    folder = schemas / domain
+    folder.mkdir(exist_ok=True)
+    file = folder / f"{name}.yaml"
+    file.write_text(text)
+    return file
+
+
+def errors_of(file: Path) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_spec(file)
+    return [f"{i.line}: {i.field}: {i.message}" for i in caught.value.issues]
+
+
+def test_good_yaml_loads_with_defaults(schemas: Path) -> None:
+    spec = load_spec(write(schemas, GOOD))
+    assert spec.dataset_id == "shop.orders"
+    assert spec.retries == 2 and spec.retry_delay == timedelta(minutes=5)
+    assert spec.schedule == "@daily"
+    assert [c.name for c in spec.columns] == ["order_id", "placed_at"]
+
+
+def test_models_are_frozen(schemas: Path) -> None:
+    spec = load_spec(write(schemas, GOOD))
+    with pytest.raises(Exception, match="frozen"):
+        spec.retries = 5  # type: ignore[misc]
+
+
+def test_unknown_key(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("  description: Orders.", "  descripton: Orders."))
+    assert errors_of(file) == ["4: metadata.descripton: unknown key 'descripton'"]
+
+
+def test_unknown_data_type(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("data_type: integer", "data_type: interger"))
+    assert errors_of(file) == [
+        "12: columns[0].data_type: 'interger' is not allowed; expected one of: 'integer', "
+        "'int', 'bigint', 'smallint', 'tinyint', 'double', 'float', 'decimal', 'string', "
+        "'varchar', 'char', 'date', 'timestamp' or 'boolean'"
+    ]
+
+
+def test_column_name_breaks_rapid_style_guide(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("name: placed_at", "name: Placed At"))
+    assert errors_of(file) == [
+        "13: columns[1].name: column name 'Placed At' breaks rAPId's column heading style "
+        "guide: lowercase letters, digits and underscores only, not only digits or "
+        "underscores, at most 63 characters (e.g. 'placed_at')"
+    ]
+
+
+def test_missing_conn_id(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("  conn_id: shop_db\n", ""))
+    assert errors_of(file) == ["7: source.conn_id: required key 'conn_id' is missing"]
+
+
+def test_unknown_source_type(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("type: sql", "type: ftp"))
+    assert errors_of(file) == ["8: source.type: unknown source type 'ftp'; expected one of: sql, file"]
+
+
+def test_secret_in_yaml_is_refused(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2"))
+    assert errors_of(file) == ["10: source.password: unknown key 'password'"]
+
+
+def test_several_errors_are_all_reported(schemas: Path) -> None:
+    text = GOOD.replace("data_type: integer", "data_type: int8").replace("name: placed_at", "name: 1_")
+    assert [e.split(":")[0] for e in errors_of(write(schemas, text))] == ["12", "13"]
+
+
+def test_yaml_syntax_error_names_the_line(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("  table: orders", "  table: [orders"))
+    assert errors_of(file)[0].startswith("11: : invalid YAML")
+
+
+def test_duplicate_key(schemas: Path) -> None:
+    file = write(schemas, GOOD + "source: {type: sql, conn_id: x, table: y}\n")
+    assert errors_of(file) == ["14: : duplicate key 'source'"]
+
+
+def test_file_must_match_domain_and_dataset(schemas: Path) -> None:
+    file = write(schemas, GOOD, name="order")
+    assert errors_of(file) == [
+        "1: metadata: the file must be include/schemas/shop/orders.yaml to match its domain and dataset"
+    ]
+
+
+def test_query_or_table_exactly_one(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("  table: orders", "  table: orders\n  query: SELECT 1"))
+    assert errors_of(file) == ["7: source: give exactly one of 'query' or 'table'"]
+
+
+def test_bad_schedule(schemas: Path) -> None:
+    file = write(schemas, GOOD + 'schedule: "every night"\n')
+    assert errors_of(file) == [
+        "14: schedule: 'every night' is not a schedule: expected a cron expression such as "
+        "'0 2 * * *', one of @hourly, @daily, @weekly, @monthly, @yearly, or null for manual "
+        "runs only"
+    ]
+
+
+def test_primary_key_must_name_columns(schemas: Path) -> None:
+    file = write(schemas, GOOD.replace("  update_behaviour", "  primary_key: [id]\n  update_behaviour"))
+    assert errors_of(file) == ["1: : primary_key names columns that do not exist: id"]
+
+
+def test_one_broken_file_does_not_hide_the_others(schemas: Path) -> None:
+    write(schemas, GOOD)
+    write(schemas, GOOD.replace("orders", "refunds"), name="refunds")
+    write(schemas, "metadata: [", name="broken")
+    specs, errors = load_specs()
+    assert sorted(s.dataset_id for s in specs) == ["shop.orders", "shop.refunds"]
+    assert len(errors) == 1 and "shop/broken.yaml:2: invalid YAML" in str(errors[0])
+
+
+def test_project_examples_are_valid() -> None:
+    specs, errors = load_specs()
+    assert errors == []
+    assert {s.dataset_id for s in specs} >= {
+        "transport.flights", "transport.airlines", "transport.flights_per_carrier_month"
+    }
+
+
+def test_wharf_check_prints_file_line_and_exits_1(schemas: Path) -> None:
+    write(schemas, GOOD)
+    bad = write(schemas, GOOD.replace("data_type: integer", "data_type: interger"))
+    bad.rename(bad.with_name("orders.yaml"))
+    write(schemas, GOOD.replace("  conn_id: shop_db\n", "").replace("orders", "refunds"), name="refunds")
+    result = subprocess.run(
+        [sys.executable, "-m", "wharf", "check", str(schemas)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert f"{schemas}/shop/refunds.yaml:7: source.conn_id: required key 'conn_id' is missing" in result.stderr
+    assert "columns[0].data_type: 'interger' is not allowed" in result.stderr
+    assert result.stderr.strip().endswith("wharf check: 2 file(s), 2 with errors")
+
+
+def test_wharf_check_passes_on_the_examples() -> None:
+    result = subprocess.run([sys.executable, "-m", "wharf", "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "0 with errors" in result.stderr
