@@ -96,6 +96,15 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
     with audited(run, step) as row:
         result = body(spec, run, row)
     log.info("%s %s: %s", dataset_id, step, result)
+    if step == "record" and result["status"] != "success":
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # record is the DAG's only leaf: without this the run would show as a success.
+        # AirflowFailException: the records are written, a retry would change nothing.
+        failed = [s for s, state in result["steps"].items() if state != "success"]
+        raise AirflowFailException(
+            f"{dataset_id}: run recorded as failed; steps not successful: {', '.join(failed)}"
+        )
     return result
 
 

@@ -83,9 +83,13 @@ class MissingColumnsError(ValueError):
 
 
 def curated_schema(spec: DatasetSpec) -> pa.Schema:
-    """Contract columns typed for PostgreSQL, plus the run id column."""
-    fields = [pa.field(c.name, arrow_type(c.data_type), c.allow_null) for c in spec.columns]
-    return pa.schema([*fields, pa.field(RUN_ID_COLUMN, pa.string(), False)])
+    """Contract columns typed for PostgreSQL, plus the run id column.
+
+    Fields stay nullable in Arrow: ``allow_null`` is enforced by ``check_column`` (with the
+    row) and by the table's NOT NULL, not by an Arrow error without one.
+    """
+    fields = [pa.field(c.name, arrow_type(c.data_type)) for c in spec.columns]
+    return pa.schema([*fields, pa.field(RUN_ID_COLUMN, pa.string())])
 
 
 def match_columns(spec: DatasetSpec, landing: pa.Schema) -> dict[str, int]:
