@@ -7,10 +7,10 @@ and reported by dags/wharf_yaml_errors.py, so it never hides the other datasets'
 from airflow.sdk import get_parsing_context
 
 from wharf.dag_factory import build_dag
-from wharf.spec import load_specs
+from wharf.spec import get_spec, load_specs
 
-_only = get_parsing_context().dag_id  # set when a worker starts one task: build only its DAG
-_specs, _errors = load_specs()
+_only = get_parsing_context().dag_id  # set when a worker starts one task
+# A task start reads only its own YAML (the DAG id is "<domain>.<dataset>", its file name).
+_specs = [get_spec(_only)] if _only else load_specs()[0]
 for _spec in _specs:
-    if _only is None or _only == _spec.dag_id:
-        globals()[_spec.dag_id] = build_dag(_spec)
+    globals()[_spec.dag_id] = build_dag(_spec)

@@ -94,5 +94,5 @@ def test_no_yaml_string_reaches_an_operator_argument(dagbag: DagBag) -> None:
     # Operator arguments are rendered as Jinja: tasks get only the dataset id.
     for dag in dagbag.dags.values():
         for task in dag.tasks:
-            assert list(task.op_args) == [dag.dag_id]
+            assert list(task.op_args) == [task.task_id, dag.dag_id]
             assert task.op_kwargs == {}
