@@ -21,12 +21,13 @@ $(VENV)/.synced: requirements.txt pyproject.toml | $(BIN)/python
 demo: $(VENV)/.synced
 	$(BIN)/wharf demo
 
-## Set up, then run the whole test suite.
-test: $(VENV)/.synced
+## Set up, then run the linters and the whole test suite.
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check plugins dags tests bench
+	$(BIN)/ruff format --check plugins dags tests bench
 	$(BIN)/mypy
 
 bench: $(VENV)/.synced

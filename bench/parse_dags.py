@@ -82,8 +82,13 @@ def main() -> None:
     for name, (parsed, with_serialize) in timings.items():
         print(f"  {name:<22} parse {parsed:5.2f} s   parse + serialize {with_serialize:5.2f} s")
     print(f"whole dags folder, parse + serialize, one process:  {total:5.2f} s  (target <= 3 s)")
-    print(f"  the DAG processor parses the files in parallel:  {max(t[1] for t in timings.values()):5.2f} s wall")
-    print(f"parse at task start (median of {len(one)}):  {statistics.median(one) * 1000:5.0f} ms  (target <= 100 ms)")
+    print(
+        f"  the DAG processor parses the files in parallel:  {max(t[1] for t in timings.values()):5.2f} s wall"
+    )
+    print(
+        f"parse at task start (median of {len(one)}):  {statistics.median(one) * 1000:5.0f} ms  (target <= 100 ms)"
+    )
+
 
 if __name__ == "__main__":
     main()

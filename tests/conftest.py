@@ -75,7 +75,9 @@ def pg_connect():  # type: ignore[no-untyped-def]
 def _airflow_db() -> Iterator[None]:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     yield
     shutil.rmtree(_TMP, ignore_errors=True)
@@ -102,7 +104,9 @@ def mariadb_url(database: str) -> str:
     import pymysql
 
     try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3)
+        conn = pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3
+        )
     except pymysql.err.OperationalError as err:
         if IN_CI:
             pytest.fail(f"MariaDB is required in CI (CI=true) but unreachable: {err}")

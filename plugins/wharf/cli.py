@@ -1,9 +1,9 @@
 """``wharf`` command line: check YAML, run datasets once, run the demo.
 
-    wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
-    wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order
-    wharf demo                  write the example source database, then ``run`` everything
-    wharf env                   print the environment as shell exports (starts the database)
+wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
+wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order
+wharf demo                  write the example source database, then ``run`` everything
+wharf env                   print the environment as shell exports (starts the database)
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def _migrate_airflow_db() -> None:
     home.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -132,16 +134,20 @@ def cmd_demo() -> int:
 
 def cmd_env() -> int:
     environment.apply()
-    keys = [*environment.airflow_defaults(), f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}",
-            "AIRFLOW_CONN_FLIGHTS_SOURCE"]
+    keys = [
+        *environment.airflow_defaults(),
+        f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}",
+        "AIRFLOW_CONN_FLIGHTS_SOURCE",
+    ]
     for key in keys:
         print(f"export {key}='{os.environ[key]}'")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wharf", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="wharf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check dataset YAML files")
     check.add_argument("paths", nargs="*", help="files or folders (default: include/schemas)")

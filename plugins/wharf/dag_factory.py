@@ -7,7 +7,7 @@ argument of an operator as a Jinja template, so a YAML value such as
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -16,7 +16,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
 from wharf.spec import DatasetSpec
 
 # A fixed start date: the schedule, not the wall clock, decides the runs (catchup is off).
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 _PRESETS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -77,9 +77,11 @@ def build_dag(spec: DatasetSpec) -> DAG:
     )
     dataset_id = spec.dataset_id
     with dag:
-        steps = _data_cut_steps(dataset_id) if meta.kind == "data_cut" else _dataset_steps(dataset_id)
+        steps = (
+            _data_cut_steps(dataset_id) if meta.kind == "data_cut" else _dataset_steps(dataset_id)
+        )
         record = _task("record", dataset_id, trigger_rule="all_done")
-        for upstream, downstream in zip([*steps, record], [*steps[1:], record]):
+        for upstream, downstream in zip([*steps, record], [*steps[1:], record], strict=False):
             upstream >> downstream
     return dag
 

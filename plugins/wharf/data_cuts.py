@@ -68,7 +68,9 @@ def refresh(conn: Any, cut: DatasetSpec) -> str:
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(meta.domain)))
         if cut.materialized:
             cur.execute(
-                sql.SQL("CREATE MATERIALIZED VIEW IF NOT EXISTS {} AS {} WITH NO DATA").format(view, body)
+                sql.SQL("CREATE MATERIALIZED VIEW IF NOT EXISTS {} AS {} WITH NO DATA").format(
+                    view, body
+                )
             )
             cur.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(view))
             comment(cur, cut, "MATERIALIZED VIEW")

@@ -16,7 +16,7 @@ def connect() -> Any:
     ``wharf_datasets`` (or ``WHARF_DATASETS_CONN_ID``), via the Postgres provider's hook."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    conn = PostgresHook(postgres_conn_id=config.datasets_conn_id()).get_conn()
+    conn: Any = PostgresHook(postgres_conn_id=config.datasets_conn_id()).get_conn()
     conn.autocommit = False
     return conn
 
@@ -38,5 +38,7 @@ def lock_dataset(cur: Any, dataset_id: str) -> None:
 
 
 def relation_exists(cur: Any, schema: str, name: str) -> bool:
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (sql.Identifier(schema, name).as_string(cur),))
+    cur.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (sql.Identifier(schema, name).as_string(cur),)
+    )
     return bool(cur.fetchone()[0])

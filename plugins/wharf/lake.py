@@ -56,7 +56,9 @@ def uri(relative: str) -> str:
     return f"{config.lake_root().rstrip('/')}/{relative}"
 
 
-def write_batches(key: RunKey, zone: Zone, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+def write_batches(
+    key: RunKey, zone: Zone, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+) -> int:
     """Write record batches as Parquet into a zone, replacing whatever this run wrote there.
 
     Replacing makes a task retry idempotent. Returns the number of rows written (an empty

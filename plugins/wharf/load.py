@@ -92,7 +92,9 @@ def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
             )
 
 
-def copy_to_staging(conn: Any, spec: DatasetSpec, run_id: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+def copy_to_staging(
+    conn: Any, spec: DatasetSpec, run_id: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+) -> int:
     """Create a fresh staging table and binary-COPY the curated batches into it.
 
     Returns the rows copied. Raises ``LoadError`` naming the dataset and PostgreSQL's message
@@ -127,7 +129,9 @@ def copy_to_staging(conn: Any, spec: DatasetSpec, run_id: str, schema: pa.Schema
             conn.rollback()
             raise LoadError(f"{spec.dataset_id}: COPY into staging failed: {err}") from err
     conn.commit()
-    log.info("%s: copied %d rows into staging table %s", spec.dataset_id, rows, staging.as_string(conn))
+    log.info(
+        "%s: copied %d rows into staging table %s", spec.dataset_id, rows, staging.as_string(conn)
+    )
     return rows
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from wharf import data_cuts, datasets_db, lake, load, records, sources, validation
@@ -51,6 +51,8 @@ def current_run(dataset_id: str) -> Run:
     dag_run = ctx["dag_run"]
     logical = ctx.get("logical_date")
     moment = logical or getattr(dag_run, "run_after", None) or dag_run.start_date
+    if moment is None:
+        raise RuntimeError(f"run {ctx['run_id']} has no logical date, run_after or start date")
     return Run(
         dataset_id=dataset_id,
         dag_id=dag_run.dag_id,
@@ -58,7 +60,7 @@ def current_run(dataset_id: str) -> Run:
         run_type=str(getattr(dag_run, "run_type", "") or "") or None,
         logical_date=logical,
         try_number=ctx["ti"].try_number,
-        ingestion_date=moment.astimezone(timezone.utc).date(),
+        ingestion_date=moment.astimezone(UTC).date(),
     )
 
 
@@ -67,9 +69,14 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
     """Append the step's audit row when it ends, with ``status`` failed and the error if it
     raised (the error is re-raised: a failed step must fail its task)."""
     row = records.AuditRow(
-        dataset_id=run.dataset_id, run_id=run.run_id, step=step, status="running",
-        run_type=run.run_type, logical_date=run.logical_date, try_number=run.try_number,
-        started_at=datetime.now(timezone.utc),
+        dataset_id=run.dataset_id,
+        run_id=run.run_id,
+        step=step,
+        status="running",
+        run_type=run.run_type,
+        logical_date=run.logical_date,
+        try_number=run.try_number,
+        started_at=datetime.now(UTC),
     )
     started = time.monotonic()
     try:
@@ -111,7 +118,9 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
 def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     opened = sources.extract(spec)
     log.info("%s: extracting %s", spec.dataset_id, opened.description)
-    rows = lake.write_batches(run.lake_key, "landing", opened.schema, _progress(spec, opened.batches))
+    rows = lake.write_batches(
+        run.lake_key, "landing", opened.schema, _progress(spec, opened.batches)
+    )
     path = lake.uri(run.lake_key.folder("landing"))
     row.rows_out, row.lake_path = rows, path
     row.detail["source"] = opened.description
@@ -133,7 +142,11 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
     key = run.lake_key
     report = validation.Report(spec.dataset_id)
     curated = validation.curate(
-        spec, lake.read_schema(key, "landing"), lake.read_batches(key, "landing"), run.run_id, report
+        spec,
+        lake.read_schema(key, "landing"),
+        lake.read_batches(key, "landing"),
+        run.run_id,
+        report,
     )
     rows = lake.write_batches(key, "curated", validation.curated_schema(spec), curated)
     row.rows_in = rows
@@ -156,7 +169,11 @@ def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
         conn.commit()
         try:
             rows = load.copy_to_staging(
-                conn, spec, run.run_id, lake.read_schema(key, "curated"), lake.read_batches(key, "curated")
+                conn,
+                spec,
+                run.run_id,
+                lake.read_schema(key, "curated"),
+                lake.read_batches(key, "curated"),
             )
             published = load.publish(conn, spec, run.run_id)
         except Exception:
@@ -164,7 +181,9 @@ def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
             load.drop_staging(conn, spec, run.run_id)
             raise
     row.rows_in, row.rows_out = rows, published
-    log.info("%s: published %d rows (%s)", spec.dataset_id, published, spec.metadata.update_behaviour)
+    log.info(
+        "%s: published %d rows (%s)", spec.dataset_id, published, spec.metadata.update_behaviour
+    )
     return {"rows": published}
 
 
@@ -190,7 +209,9 @@ def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any
     from airflow.sdk import get_current_context
 
     ti = get_current_context()["ti"]
-    steps = [s for s in (DATA_CUT_STEPS if spec.metadata.kind == "data_cut" else STEPS) if s != "record"]
+    steps = [
+        s for s in (DATA_CUT_STEPS if spec.metadata.kind == "data_cut" else STEPS) if s != "record"
+    ]
     states = ti.get_task_states(dag_id=run.dag_id, task_ids=steps, run_ids=[run.run_id])
     by_task = {t: str(s) for t, s in states.get(run.run_id, {}).items()}
     status = "success" if all(by_task.get(s) == "success" for s in steps) else "failed"
@@ -199,11 +220,17 @@ def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any
         audited_steps = records.steps_audited(conn, spec.dataset_id, run.run_id)
         for step in steps:  # steps that never ran (upstream failed) still get their row
             if step not in audited_steps:
-                records.write_audit(conn, records.AuditRow(
-                    dataset_id=spec.dataset_id, run_id=run.run_id, step=step,
-                    status=by_task.get(step, "none"), run_type=run.run_type,
-                    logical_date=run.logical_date,
-                ))
+                records.write_audit(
+                    conn,
+                    records.AuditRow(
+                        dataset_id=spec.dataset_id,
+                        run_id=run.run_id,
+                        step=step,
+                        status=by_task.get(step, "none"),
+                        run_type=run.run_type,
+                        logical_date=run.logical_date,
+                    ),
+                )
         row_count = _published_rows(conn, spec) if status == "success" else None
         records.upsert_catalogue(conn, spec, run.run_id, status, row_count)
         records.write_lineage(conn, run.run_id, _lineage(spec))

@@ -53,9 +53,20 @@ def write_audit(conn: Any, row: AuditRow) -> None:
                    error, started_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             (
-                row.dataset_id, row.run_id, row.run_type, row.logical_date, row.step,
-                row.try_number, row.status, row.rows_in, row.rows_out, row.rows_rejected,
-                row.lake_path, Jsonb(row.detail), row.error, row.started_at,
+                row.dataset_id,
+                row.run_id,
+                row.run_type,
+                row.logical_date,
+                row.step,
+                row.try_number,
+                row.status,
+                row.rows_in,
+                row.rows_out,
+                row.rows_rejected,
+                row.lake_path,
+                Jsonb(row.detail),
+                row.error,
+                row.started_at,
             ),
         )
     conn.commit()
@@ -76,7 +87,9 @@ def spec_hash(spec: DatasetSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def upsert_catalogue(conn: Any, spec: DatasetSpec, run_id: str, status: str, row_count: int | None) -> None:
+def upsert_catalogue(
+    conn: Any, spec: DatasetSpec, run_id: str, status: str, row_count: int | None
+) -> None:
     """The dataset's catalogue row: metadata from the YAML and the outcome of this run."""
     meta = spec.metadata
     with conn.cursor() as cur:
@@ -98,13 +111,20 @@ def upsert_catalogue(conn: Any, spec: DatasetSpec, run_id: str, status: str, row
                    row_count = COALESCE(EXCLUDED.row_count, c.row_count),
                    updated_at = now()""",
             {
-                "id": spec.dataset_id, "domain": meta.domain, "dataset": meta.dataset,
-                "kind": meta.kind, "description": meta.description,
+                "id": spec.dataset_id,
+                "domain": meta.domain,
+                "dataset": meta.dataset,
+                "kind": meta.kind,
+                "description": meta.description,
                 "sensitivity": meta.sensitivity,
                 "owners": Jsonb([o.model_dump() for o in meta.owners]),
-                "kv": Jsonb(meta.key_value_tags), "tags": Jsonb(list(meta.key_only_tags)),
+                "kv": Jsonb(meta.key_value_tags),
+                "tags": Jsonb(list(meta.key_only_tags)),
                 "ub": meta.update_behaviour if meta.kind != "data_cut" else None,
-                "hash": spec_hash(spec), "run": run_id, "status": status, "rows": row_count,
+                "hash": spec_hash(spec),
+                "run": run_id,
+                "status": status,
+                "rows": row_count,
             },
         )
     conn.commit()

@@ -68,8 +68,7 @@ def _column_name(value: str) -> str:
     if value.startswith(RESERVED_PREFIX):
         raise PydanticCustomError(
             "wharf_reserved",
-            "column name {value} starts with '_wharf_', which Wharf reserves for its own "
-            "columns",
+            "column name {value} starts with '_wharf_', which Wharf reserves for its own columns",
             {"value": repr(value)},
         )
     return value
@@ -367,9 +366,7 @@ def _placement_issues(file: Path, spec: DatasetSpec, lines: dict) -> Iterator[Sp
             f"the file must be include/schemas/{expected} to match its domain and dataset",
         )
     if spec.sql is not None and not (config.sql_dir() / spec.sql).is_file():
-        yield SpecIssue(
-            file, lines.get(("sql",), 1), "sql", f"no file include/sql/{spec.sql}"
-        )
+        yield SpecIssue(file, lines.get(("sql",), 1), "sql", f"no file include/sql/{spec.sql}")
 
 
 def spec_files(root: Path | None = None) -> list[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -115,7 +115,11 @@ def match_columns(spec: DatasetSpec, landing: pa.Schema) -> dict[str, int]:
 
 
 def curate(
-    spec: DatasetSpec, landing: pa.Schema, batches: Iterator[pa.RecordBatch], run_id: str, report: Report
+    spec: DatasetSpec,
+    landing: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    run_id: str,
+    report: Report,
 ) -> Iterator[pa.RecordBatch]:
     """Typed, checked batches for the curated zone; violations go to ``report``.
 
@@ -126,8 +130,7 @@ def curate(
     for batch in batches:
         first_row = report.rows + 1
         arrays = [
-            check_column(batch.column(indexes[c.name]), c, first_row, report)
-            for c in spec.columns
+            check_column(batch.column(indexes[c.name]), c, first_row, report) for c in spec.columns
         ]
         arrays.append(pa.array([run_id] * batch.num_rows, pa.string()))
         report.rows += batch.num_rows
@@ -162,7 +165,9 @@ def check_column(array: pa.Array, column: Column, first_row: int, report: Report
     return typed
 
 
-def _coerce(array: pa.Array, column: Column, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
+def _coerce(
+    array: pa.Array, column: Column, target: pa.DataType
+) -> tuple[pa.Array, pa.Array | None]:
     """(typed array, mask of values that did not parse or None)."""
     if array.type == target:
         return array, None
@@ -234,14 +239,18 @@ def _parse_iso(array: pa.Array, target: pa.DataType) -> pa.Array:
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         out.append(moment)
     return pa.array(out, target)
 
 
 def _cast_values(array: pa.Array, target: pa.DataType) -> pa.Array:
     """Cast safely; values that do not fit (overflow, bad text) become NULL."""
-    if pa.types.is_timestamp(array.type) and array.type.tz is None and pa.types.is_timestamp(target):
+    if (
+        pa.types.is_timestamp(array.type)
+        and array.type.tz is None
+        and pa.types.is_timestamp(target)
+    ):
         array = pc.assume_timezone(array, "UTC")
     try:
         return pc.cast(array, target, safe=True)

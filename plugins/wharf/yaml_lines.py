@@ -63,9 +63,7 @@ def _index_lines(file: Path, node: yaml.Node, path: Path_, lines: dict[Path_, in
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise YamlSyntaxError(
-                    file, key_node.start_mark.line + 1, f"duplicate key {key!r}"
-                )
+                raise YamlSyntaxError(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")
             seen.add(key)
             _index_lines(file, value_node, (*path, key), lines)
             lines[(*path, key)] = key_node.start_mark.line + 1

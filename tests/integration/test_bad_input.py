@@ -95,5 +95,9 @@ def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) 
         "SELECT last_status, row_count FROM wharf.catalogue WHERE dataset_id = 'shop.orders'"
     ).fetchone() == ("failed", 3)
 
-    landing = sorted((Path(config.lake_root().removeprefix("file://")) / "landing/shop/orders").rglob("*.parquet"))
+    landing = sorted(
+        (Path(config.lake_root().removeprefix("file://")) / "landing/shop/orders").rglob(
+            "*.parquet"
+        )
+    )
     assert sum(pq.read_metadata(p).num_rows for p in landing) == 3 + 5

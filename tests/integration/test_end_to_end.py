@@ -43,9 +43,16 @@ def loaded_profile(pg) -> dict[str, object]:  # type: ignore[no-untyped-def]
                   to_char(min(time_hour) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
            FROM transport.flights"""
     ).fetchone()
-    keys = ["rows", "dep_time_nulls", "tailnum_nulls", "sum_dep_delay", "sum_distance",
-            "carriers", "first_time_hour"]
-    return dict(zip(keys, row))
+    keys = [
+        "rows",
+        "dep_time_nulls",
+        "tailnum_nulls",
+        "sum_dep_delay",
+        "sum_distance",
+        "carriers",
+        "first_time_hour",
+    ]
+    return dict(zip(keys, row, strict=False))
 
 
 def audit(pg, dataset_id: str) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
@@ -91,16 +98,18 @@ def test_examples_load_from_sqlite(sqlite_source: Path, flights_csv, pg, monkeyp
         ("transport.flights",),
     ).fetchone()
     assert catalogue == ("success", FLIGHTS_ROWS, "PUBLIC")
-    assert pg.execute(
-        "SELECT col_description('transport.flights'::regclass, 10)"
-    ).fetchone() == ("Two-letter airline code; see transport.airlines.",)
+    assert pg.execute("SELECT col_description('transport.flights'::regclass, 10)").fetchone() == (
+        "Two-letter airline code; see transport.airlines.",
+    )
 
 
 @pytest.mark.mariadb
 def test_flights_load_from_mariadb(flights_csv, pg, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     url = mariadb_url("wharf_nycflights13")
     seed(url, tables=("flights",))
-    monkeypatch.setenv("AIRFLOW_CONN_FLIGHTS_SOURCE", "mysql://root@127.0.0.1:3306/wharf_nycflights13")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLIGHTS_SOURCE", "mysql://root@127.0.0.1:3306/wharf_nycflights13"
+    )
 
     assert run_dag("transport.flights") == "success"
 

@@ -86,16 +86,22 @@ def test_missing_conn_id(schemas: Path) -> None:
 
 def test_unknown_source_type(schemas: Path) -> None:
     file = write(schemas, GOOD.replace("type: sql", "type: ftp"))
-    assert errors_of(file) == ["8: source.type: unknown source type 'ftp'; expected one of: sql, file"]
+    assert errors_of(file) == [
+        "8: source.type: unknown source type 'ftp'; expected one of: sql, file"
+    ]
 
 
 def test_secret_in_yaml_is_refused(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2"))
+    file = write(
+        schemas, GOOD.replace("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2")
+    )
     assert errors_of(file) == ["10: source.password: unknown key 'password'"]
 
 
 def test_several_errors_are_all_reported(schemas: Path) -> None:
-    text = GOOD.replace("data_type: integer", "data_type: int8").replace("name: placed_at", "name: 1_")
+    text = GOOD.replace("data_type: integer", "data_type: int8").replace(
+        "name: placed_at", "name: 1_"
+    )
     assert [e.split(":")[0] for e in errors_of(write(schemas, text))] == ["12", "13"]
 
 
@@ -131,7 +137,9 @@ def test_bad_schedule(schemas: Path) -> None:
 
 
 def test_primary_key_must_name_columns(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("  update_behaviour", "  primary_key: [id]\n  update_behaviour"))
+    file = write(
+        schemas, GOOD.replace("  update_behaviour", "  primary_key: [id]\n  update_behaviour")
+    )
     assert errors_of(file) == ["1: : primary_key names columns that do not exist: id"]
 
 
@@ -148,7 +156,9 @@ def test_project_examples_are_valid() -> None:
     specs, errors = load_specs()
     assert errors == []
     assert {s.dataset_id for s in specs} >= {
-        "transport.flights", "transport.airlines", "transport.flights_per_carrier_month"
+        "transport.flights",
+        "transport.airlines",
+        "transport.flights_per_carrier_month",
     }
 
 
@@ -156,17 +166,26 @@ def test_wharf_check_prints_file_line_and_exits_1(schemas: Path) -> None:
     write(schemas, GOOD)
     bad = write(schemas, GOOD.replace("data_type: integer", "data_type: interger"))
     bad.rename(bad.with_name("orders.yaml"))
-    write(schemas, GOOD.replace("  conn_id: shop_db\n", "").replace("orders", "refunds"), name="refunds")
+    write(
+        schemas,
+        GOOD.replace("  conn_id: shop_db\n", "").replace("orders", "refunds"),
+        name="refunds",
+    )
     result = subprocess.run(
         [sys.executable, "-m", "wharf", "check", str(schemas)], capture_output=True, text=True
     )
     assert result.returncode == 1
-    assert f"{schemas}/shop/refunds.yaml:7: source.conn_id: required key 'conn_id' is missing" in result.stderr
+    assert (
+        f"{schemas}/shop/refunds.yaml:7: source.conn_id: required key 'conn_id' is missing"
+        in result.stderr
+    )
     assert "columns[0].data_type: 'interger' is not allowed" in result.stderr
     assert result.stderr.strip().endswith("wharf check: 2 file(s), 2 with errors")
 
 
 def test_wharf_check_passes_on_the_examples() -> None:
-    result = subprocess.run([sys.executable, "-m", "wharf", "check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "wharf", "check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "0 with errors" in result.stderr
