@@ -51,22 +51,14 @@ def main() -> None:
     os.environ["WHARF_SCHEMAS_DIR"] = str(folder)
     environment.apply(start_database=False)
     from airflow.dag_processing.dagbag import DagBag
-    from airflow.serialization.serialized_objects import DagSerialization
 
+    os.environ["WHARF_SPEC_CACHE"] = "off"
     DagBag(dag_folder=str(ROOT / "dags"))  # warm imports, as in the DAG processor
+    del os.environ["WHARF_SPEC_CACHE"]
 
-    timings = {}
-    bags = {}
-    for name in ("wharf_datasets.py", "wharf_yaml_errors.py"):
-        start = time.perf_counter()
-        bag = DagBag(dag_folder=str(ROOT / "dags" / name))
-        parsed = time.perf_counter() - start
-        for dag in bag.dags.values():
-            DagSerialization.to_dict(dag)
-        timings[name] = (parsed, time.perf_counter() - start)
-        bags[name] = bag
-    assert len(bags["wharf_datasets.py"].dags) == N, bags["wharf_datasets.py"].import_errors
-    assert not bags["wharf_yaml_errors.py"].import_errors
+    os.environ["WHARF_SPEC_CACHE_DIR"] = str(folder.parent / "spec-cache")
+    cold = _parse_folder()  # empty cache: every YAML read by libyaml, as after a deploy
+    warm = _parse_folder()  # the DAG processor's steady state: every 30 s, nothing changed
 
     one = []
     for i in range(0, N, N // 10):
@@ -77,17 +69,36 @@ def main() -> None:
         assert len(single.dags) == 1
     del os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"]
 
-    total = sum(t[1] for t in timings.values())
     print(f"datasets: {N} YAML files, 20 columns each")
-    for name, (parsed, with_serialize) in timings.items():
-        print(f"  {name:<22} parse {parsed:5.2f} s   parse + serialize {with_serialize:5.2f} s")
-    print(f"whole dags folder, parse + serialize, one process:  {total:5.2f} s  (target <= 3 s)")
+    for label, timings in (("cold spec cache", cold), ("warm spec cache", warm)):
+        total = sum(t[1] for t in timings.values())
+        print(f"{label}:")
+        for name, (parsed, with_serialize) in timings.items():
+            print(f"  {name:<22} parse {parsed:5.2f} s   parse + serialize {with_serialize:5.2f} s")
+        print(
+            f"  whole dags folder, parse + serialize, one process: {total:5.2f} s  (target <= 3 s)"
+        )
     print(
-        f"  the DAG processor parses the files in parallel:  {max(t[1] for t in timings.values()):5.2f} s wall"
+        f"parse at task start (median of {len(one)}): {statistics.median(one) * 1000:5.0f} ms  (target <= 100 ms)"
     )
-    print(
-        f"parse at task start (median of {len(one)}):  {statistics.median(one) * 1000:5.0f} ms  (target <= 100 ms)"
-    )
+
+
+def _parse_folder() -> dict[str, tuple[float, float]]:
+    """Seconds to parse, and to parse + serialize, each DAG file as the DAG processor does."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    timings = {}
+    for name in ("wharf_datasets.py", "wharf_yaml_errors.py"):
+        start = time.perf_counter()
+        bag = DagBag(dag_folder=str(ROOT / "dags" / name))
+        parsed = time.perf_counter() - start
+        for dag in bag.dags.values():
+            DagSerialization.to_dict(dag)
+        timings[name] = (parsed, time.perf_counter() - start)
+        assert not bag.import_errors, bag.import_errors
+        assert name != "wharf_datasets.py" or len(bag.dags) == N
+    return timings
 
 
 if __name__ == "__main__":

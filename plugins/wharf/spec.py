@@ -7,6 +7,9 @@ adds ``source``, ``schedule``, ``retries``/``retry_delay`` and, for data cuts, `
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -375,6 +378,67 @@ def spec_files(root: Path | None = None) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+# --- a per-file cache of checked specs ------------------------------------------------------
+# The DAG processor re-parses the dags folder every 30 s and two DAG files each read every
+# YAML; libyaml alone costs ~0.9 ms a file. A file whose mtime, size and Wharf's model code are
+# unchanged is taken from its JSON cache entry and re-validated by pydantic (JSON, not pickle:
+# nothing executable is read back). WHARF_SPEC_CACHE=off disables it; WHARF_SPEC_CACHE_DIR
+# moves it (default .wharf/cache/specs).
+_CODE_FILES = ("spec.py", "types.py", "yaml_lines.py")
+
+
+def _code_stamp() -> list[int]:
+    here = Path(__file__).parent
+    return [v for name in _CODE_FILES for v in _stat(here / name)]
+
+
+def _stat(file: Path) -> list[int]:
+    info = file.stat()
+    return [info.st_mtime_ns, info.st_size]
+
+
+def _cache_file(file: Path) -> Path | None:
+    if os.environ.get("WHARF_SPEC_CACHE", "on").lower() in ("off", "0", "false"):
+        return None
+    digest = hashlib.sha1(str(file.resolve()).encode()).hexdigest()
+    folder = os.environ.get("WHARF_SPEC_CACHE_DIR") or config.state_dir() / "cache" / "specs"
+    return Path(folder) / f"{digest}.json"
+
+
+def load_spec_cached(file: Path) -> DatasetSpec:
+    """``load_spec`` through the cache; same result, same errors."""
+    cache = _cache_file(file)
+    if cache is None:
+        return load_spec(file)
+    stamp = [*_stat(file), *_code_stamp()]
+    try:
+        entry = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        entry = None
+    if entry and entry.get("stamp") == stamp:
+        if entry["issues"]:
+            raise SpecError([SpecIssue(Path(i[0]), i[1], i[2], i[3]) for i in entry["issues"]])
+        return DatasetSpec.model_validate(entry["spec"])
+    try:
+        spec = load_spec(file)
+    except SpecError as err:
+        _store(cache, stamp, None, [[str(i.file), i.line, i.field, i.message] for i in err.issues])
+        raise
+    if spec.metadata.kind != "data_cut":  # its SQL file may change without the YAML
+        _store(cache, stamp, spec.model_dump(mode="json"), [])
+    return spec
+
+
+def _store(cache: Path, stamp: list[int], spec: Any, issues: list[Any]) -> None:
+    try:  # best effort: a read-only project folder only loses the speed-up
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"stamp": stamp, "spec": spec, "issues": issues}))
+        os.replace(partial, cache)
+    except OSError:
+        pass
+
+
 def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecError]]:
     """Load every dataset YAML; a broken file never hides the others.
 
@@ -385,7 +449,7 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
     errors: list[SpecError] = []
     for file in spec_files(root):
         try:
-            spec = load_spec(file)
+            spec = load_spec_cached(file)
         except SpecError as err:
             errors.append(err)
             continue

@@ -189,3 +189,17 @@ def test_wharf_check_passes_on_the_examples() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "0 with errors" in result.stderr
+
+
+def test_spec_cache_follows_every_change(schemas: Path) -> None:
+    file = write(schemas, GOOD)
+    assert load_specs()[0][0].retries == 2
+    assert load_specs()[0][0].retries == 2  # from the cache
+    file.write_text(GOOD + "retries: 7\n")
+    assert load_specs()[0][0].retries == 7
+    file.write_text(GOOD.replace("data_type: integer", "data_type: interger"))
+    for _ in range(2):  # the error is cached too, with its line
+        specs, errors = load_specs()
+        assert specs == [] and "orders.yaml:12: columns[0].data_type" in str(errors[0])
+    file.write_text(GOOD)
+    assert load_specs()[0][0].dataset_id == "shop.orders"
