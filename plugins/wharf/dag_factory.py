@@ -13,17 +13,10 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
 
-from wharf.spec import DatasetSpec
+from wharf.spec import CRON_PRESETS, DatasetSpec
 
 # A fixed start date: the schedule, not the wall clock, decides the runs (catchup is off).
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
-_PRESETS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-}
 
 
 def asset(dataset_id: str) -> Asset:
@@ -38,7 +31,7 @@ def _schedule(spec: DatasetSpec) -> Any:
         return None
     # A data interval [start, end) per run, as incremental loads and backfills need; a
     # preset string would give a zero-width CronTriggerTimetable.
-    return CronDataIntervalTimetable(_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC")
+    return CronDataIntervalTimetable(CRON_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC")
 
 
 def _doc(spec: DatasetSpec) -> str:

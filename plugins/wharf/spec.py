@@ -177,7 +177,7 @@ class FileSource(_Model):
 Source = Annotated[SqlSource | FileSource, Field(discriminator="type")]
 SOURCE_TYPES = ("sql", "file")
 
-_CRON_PRESETS = {
+CRON_PRESETS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
     "@weekly": "0 0 * * 0",
@@ -191,12 +191,12 @@ def _schedule(value: str | None) -> str | None:
         return None
     from croniter import croniter
 
-    if not croniter.is_valid(_CRON_PRESETS.get(value, value)):
+    if not croniter.is_valid(CRON_PRESETS.get(value, value)):
         raise PydanticCustomError(
             "wharf_schedule",
             "{value} is not a schedule: expected a cron expression such as '0 2 * * *', "
             "one of {presets}, or null for manual runs only",
-            {"value": repr(value), "presets": ", ".join(_CRON_PRESETS)},
+            {"value": repr(value), "presets": ", ".join(CRON_PRESETS)},
         )
     return value
 
