@@ -56,46 +56,70 @@ def test_models_are_frozen(schemas: Path) -> None:
         spec.retries = 5  # type: ignore[misc]
 
 
-def test_unknown_key(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("  description: Orders.", "  descripton: Orders."))
-    assert errors_of(file) == ["4: metadata.descripton: unknown key 'descripton'"]
+# One edit of GOOD -> the exact errors of `wharf check` (line: field: message).
+BAD_YAML = {
+    "unknown key": (
+        ("  description: Orders.", "  descripton: Orders."),
+        ["4: metadata.descripton: unknown key 'descripton'"],
+    ),
+    "unknown data_type": (
+        ("data_type: integer", "data_type: interger"),
+        [
+            "12: columns[0].data_type: 'interger' is not allowed; expected one of: 'integer', "
+            "'int', 'bigint', 'smallint', 'tinyint', 'double', 'float', 'decimal', 'string', "
+            "'varchar', 'char', 'date', 'timestamp' or 'boolean'"
+        ],
+    ),
+    "column name against rAPId's style guide": (
+        ("name: placed_at", "name: Placed At"),
+        [
+            "13: columns[1].name: column name 'Placed At' breaks rAPId's column heading style "
+            "guide: lowercase letters, digits and underscores only, not only digits or "
+            "underscores, at most 63 characters (e.g. 'placed_at')"
+        ],
+    ),
+    "missing conn_id": (
+        ("  conn_id: shop_db\n", ""),
+        ["7: source.conn_id: required key 'conn_id' is missing"],
+    ),
+    "unknown source type": (
+        ("type: sql", "type: ftp"),
+        ["8: source.type: unknown source type 'ftp'; expected one of: sql, file"],
+    ),
+    "secret in YAML": (
+        ("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2"),
+        ["10: source.password: unknown key 'password'"],
+    ),
+    "query and table": (
+        ("  table: orders", "  table: orders\n  query: SELECT 1"),
+        ["7: source: give exactly one of 'query' or 'table'"],
+    ),
+    "primary_key names a missing column": (
+        ("  update_behaviour", "  primary_key: [id]\n  update_behaviour"),
+        ["1: : primary_key names columns that do not exist: id"],
+    ),
+}
 
 
-def test_unknown_data_type(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("data_type: integer", "data_type: interger"))
+@pytest.mark.parametrize("case", list(BAD_YAML))
+def test_bad_yaml_corpus(schemas: Path, case: str) -> None:
+    (old, new), expected = BAD_YAML[case]
+    assert old in GOOD
+    assert errors_of(write(schemas, GOOD.replace(old, new))) == expected
+
+
+def test_bad_schedule(schemas: Path) -> None:
+    file = write(schemas, GOOD + 'schedule: "every night"\n')
     assert errors_of(file) == [
-        "12: columns[0].data_type: 'interger' is not allowed; expected one of: 'integer', "
-        "'int', 'bigint', 'smallint', 'tinyint', 'double', 'float', 'decimal', 'string', "
-        "'varchar', 'char', 'date', 'timestamp' or 'boolean'"
+        "14: schedule: 'every night' is not a schedule: expected a cron expression such as "
+        "'0 2 * * *', one of @hourly, @daily, @weekly, @monthly, @yearly, or null for manual "
+        "runs only"
     ]
 
 
-def test_column_name_breaks_rapid_style_guide(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("name: placed_at", "name: Placed At"))
-    assert errors_of(file) == [
-        "13: columns[1].name: column name 'Placed At' breaks rAPId's column heading style "
-        "guide: lowercase letters, digits and underscores only, not only digits or "
-        "underscores, at most 63 characters (e.g. 'placed_at')"
-    ]
-
-
-def test_missing_conn_id(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("  conn_id: shop_db\n", ""))
-    assert errors_of(file) == ["7: source.conn_id: required key 'conn_id' is missing"]
-
-
-def test_unknown_source_type(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("type: sql", "type: ftp"))
-    assert errors_of(file) == [
-        "8: source.type: unknown source type 'ftp'; expected one of: sql, file"
-    ]
-
-
-def test_secret_in_yaml_is_refused(schemas: Path) -> None:
-    file = write(
-        schemas, GOOD.replace("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2")
-    )
-    assert errors_of(file) == ["10: source.password: unknown key 'password'"]
+def test_duplicate_key(schemas: Path) -> None:
+    file = write(schemas, GOOD + "source: {type: sql, conn_id: x, table: y}\n")
+    assert errors_of(file) == ["14: : duplicate key 'source'"]
 
 
 def test_several_errors_are_all_reported(schemas: Path) -> None:
@@ -110,37 +134,11 @@ def test_yaml_syntax_error_names_the_line(schemas: Path) -> None:
     assert errors_of(file)[0].startswith("11: : invalid YAML")
 
 
-def test_duplicate_key(schemas: Path) -> None:
-    file = write(schemas, GOOD + "source: {type: sql, conn_id: x, table: y}\n")
-    assert errors_of(file) == ["14: : duplicate key 'source'"]
-
-
 def test_file_must_match_domain_and_dataset(schemas: Path) -> None:
     file = write(schemas, GOOD, name="order")
     assert errors_of(file) == [
         "1: metadata: the file must be include/schemas/shop/orders.yaml to match its domain and dataset"
     ]
-
-
-def test_query_or_table_exactly_one(schemas: Path) -> None:
-    file = write(schemas, GOOD.replace("  table: orders", "  table: orders\n  query: SELECT 1"))
-    assert errors_of(file) == ["7: source: give exactly one of 'query' or 'table'"]
-
-
-def test_bad_schedule(schemas: Path) -> None:
-    file = write(schemas, GOOD + 'schedule: "every night"\n')
-    assert errors_of(file) == [
-        "14: schedule: 'every night' is not a schedule: expected a cron expression such as "
-        "'0 2 * * *', one of @hourly, @daily, @weekly, @monthly, @yearly, or null for manual "
-        "runs only"
-    ]
-
-
-def test_primary_key_must_name_columns(schemas: Path) -> None:
-    file = write(
-        schemas, GOOD.replace("  update_behaviour", "  primary_key: [id]\n  update_behaviour")
-    )
-    assert errors_of(file) == ["1: : primary_key names columns that do not exist: id"]
 
 
 def test_one_broken_file_does_not_hide_the_others(schemas: Path) -> None:
