@@ -46,9 +46,11 @@ CREATE TABLE IF NOT EXISTS wharf.catalogue (
     row_count         bigint,
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE wharf.catalogue ADD COLUMN IF NOT EXISTS schema_version text;
 COMMENT ON TABLE wharf.catalogue IS 'One row per dataset: what exists, who owns it, how sensitive it is, when it was last loaded.';
 COMMENT ON COLUMN wharf.catalogue.spec_hash IS 'SHA-256 of the dataset YAML as loaded.';
 COMMENT ON COLUMN wharf.catalogue.last_success_at IS 'When the last successful run finished.';
+COMMENT ON COLUMN wharf.catalogue.schema_version IS 'MAJOR.MINOR of the published table; its history is wharf.schema_history.';
 COMMENT ON COLUMN wharf.catalogue.row_count IS 'Rows in the published table after the last successful run.';
 
 CREATE TABLE IF NOT EXISTS wharf.lineage (
@@ -59,3 +61,17 @@ CREATE TABLE IF NOT EXISTS wharf.lineage (
     PRIMARY KEY (run_id, source, target)
 );
 COMMENT ON TABLE wharf.lineage IS 'Lineage edges per run: a source or dataset feeding a dataset.';
+
+CREATE TABLE IF NOT EXISTS wharf.schema_history (
+    id          bigserial PRIMARY KEY,
+    dataset_id  text        NOT NULL,
+    version     text        NOT NULL,
+    changes     jsonb       NOT NULL,
+    columns     jsonb       NOT NULL,
+    run_id      text        NOT NULL,
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS schema_history_dataset ON wharf.schema_history (dataset_id, id);
+COMMENT ON TABLE wharf.schema_history IS 'Each schema version of each published table: 1.0 when created; a removed column or changed type bumps the major (MoJ), any other change the minor.';
+COMMENT ON COLUMN wharf.schema_history.changes IS 'The changes from the previous version: kind (added, removed, type_changed, null_allowed, null_forbidden, primary_key), column, description.';
+COMMENT ON COLUMN wharf.schema_history.columns IS 'The columns of this version: name, PostgreSQL type, not_null.';

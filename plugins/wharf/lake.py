@@ -107,6 +107,16 @@ def read_schema(key: RunKey, zone: Zone) -> pa.Schema:
     return pq.read_schema(part_files(key, zone)[0], filesystem=fs)
 
 
+def count_rows(key: RunKey, zone: Zone) -> int:
+    """Rows of one run in one zone, from the Parquet footers (no data is read)."""
+    fs, _ = _filesystem()
+    total = 0
+    for path in part_files(key, zone):
+        with fs.open_input_file(path) as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
 def read_batches(key: RunKey, zone: Zone, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
     """Stream a run's Parquet in record batches with flat memory.
 

@@ -1,74 +1,442 @@
-"""PostgreSQL loader: binary COPY into a staging table, then publish in one transaction.
+"""PostgreSQL loader: stream curated Arrow batches by binary COPY and publish in one transaction.
 
-Publishing keeps the published table itself (no rename swap): ``TRUNCATE`` + ``INSERT ...
-SELECT`` inside one transaction, so dependent views, grants and comments stay bound to it and
-readers see the old rows until the commit. A failure or a killed process before the commit
-leaves the table exactly as it was (DESIGN invariant 1).
+Every load is **one transaction** on the published table itself:
+
+1. take the dataset's advisory lock (one load per dataset at a time) with a ``lock_timeout``;
+2. create the table, or migrate it to the YAML's columns (``wharf.schema_changes``);
+3. check the guards (empty extract, too few rows);
+4. ``update_behaviour``:
+   - ``OVERWRITE``: ``DELETE`` every row, then ``COPY`` the batch in;
+   - ``APPEND``: ``DELETE`` the rows of this logical date (a re-run replaces them), then
+     ``COPY`` the batch in;
+   - ``MERGE``: ``COPY`` into a temporary table, then ``INSERT ... ON CONFLICT (primary key)
+     DO UPDATE ... WHERE (row) IS DISTINCT FROM (new row)``: only changed rows are written;
+5. ``COMMIT``.
+
+Until the commit, readers see the old rows (MVCC) and are never blocked: ``DELETE`` and
+``COPY`` take only a ROW EXCLUSIVE lock, unlike ``TRUNCATE`` (ACCESS EXCLUSIVE for the whole
+load) or a rename swap (which rebinds dependent views to the old table and loses grants). The
+table keeps its OID, so data-cut views, views made by hand, grants and comments stay bound to
+it. A killed process or a dropped connection aborts the transaction: the table is exactly as
+it was (DESIGN invariant 1), and no staging table is left behind.
 
 Binary COPY from Arrow (``pgpq``) loaded 1M rows x 12 columns in 1.75 s against 3.1 s for
-``psql \\copy`` of the same rows as CSV (measured for issue #3).
+``psql \\copy`` of the same rows as CSV (issue #3); ``bench/load_throughput.py`` measures it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from wharf import schema_changes
 from wharf.datasets_db import lock_dataset, lock_ddl, qualified
 from wharf.spec import DatasetSpec
-from wharf.types import postgres_type
-from wharf.validation import LOADED_AT_COLUMN, RUN_ID_COLUMN
+from wharf.validation import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 
 log = logging.getLogger(__name__)
 
-STAGING_SCHEMA = "wharf_staging"
-# Readers wait at most this long behind the publish lock before the publish gives up.
+# The load waits at most this long for a lock (another load's, or DDL by hand) and then fails
+# with a retryable error rather than queueing readers behind it.
 LOCK_TIMEOUT = "10s"
+# PostgreSQL >= 14 checks this often whether the client is gone during a long statement, so
+# a killed loader's transaction is rolled back (and its lock freed) within a second.
+CLIENT_CHECK_INTERVAL_MS = 1000
+_MERGE_TABLE = "wharf_merge_rows"
+_PROGRESS_SECONDS = 5.0
 
 
 class LoadError(RuntimeError):
     """The load failed; the published table is unchanged."""
 
 
-def staging_name(spec: DatasetSpec, run_id: str) -> str:
-    """A staging table name unique per dataset and run, within PostgreSQL's 63 bytes."""
-    digest = hashlib.sha1(f"{spec.dataset_id}|{run_id}".encode()).hexdigest()[:12]
-    return f"{spec.metadata.domain}__{spec.metadata.dataset}"[:49] + f"__{digest}"
+class GuardError(LoadError):
+    """The load would empty or shrink the table more than the YAML allows."""
 
 
-def ensure_table(cur: Any, spec: DatasetSpec) -> None:
-    """Create the domain schema and the dataset's table if missing."""
+@dataclass(frozen=True)
+class Batches:
+    """The rows to load: their Arrow schema, their count, and a one-shot stream of batches.
+
+    The schema holds the YAML's columns and ``_wharf_run_id`` (the curated zone's layout).
+    """
+
+    schema: pa.Schema
+    num_rows: int
+    stream: Iterable[pa.RecordBatch]
+
+
+@dataclass
+class LoadResult:
+    """What one load did. Row counts; ``seconds`` per phase."""
+
+    behaviour: str
+    rows_in: int
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    published_rows: int = 0
+    schema_version: str = ""
+    schema_changes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(conn: Any, spec: DatasetSpec) -> None:
+    """Create the domain schema if missing, in its own short transaction (schemas are shared
+    by datasets, so this takes the global DDL lock, which the load itself must not hold)."""
+    with conn.cursor() as cur:
+        lock_ddl(cur)
+        cur.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.metadata.domain))
+        )
+    conn.commit()
+
+
+def load(
+    conn: Any,
+    spec: DatasetSpec,
+    run_id: str,
+    logical_date: datetime | None,
+    rows: Batches,
+    on_phase: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """Load ``rows`` into the dataset's table by its ``update_behaviour``, in one transaction.
+
+    ``logical_date`` keys APPEND's rows: a re-run of that date replaces them (a run without a
+    logical date replaces the rows of its own ``run_id``). ``on_phase`` is told ``migrate``,
+    ``copy``, ``publish`` and ``commit`` as each begins (logged too). Raises ``GuardError``,
+    ``schema_changes.SchemaChangeError`` or ``LoadError`` (naming the row and column for a
+    value PostgreSQL refuses); in each case nothing is published. The connection must not be
+    in autocommit mode.
+    """
     meta = spec.metadata
-    lock_ddl(cur)
-    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(meta.domain)))
-    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(STAGING_SCHEMA)))
-    columns = [
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(c.name),
-            sql.SQL(postgres_type(c.data_type)),
-            sql.SQL("" if c.allow_null else " NOT NULL"),
+    result = LoadResult(meta.update_behaviour, rows.num_rows)
+    clock = _Phases(spec, result, on_phase)
+    prepare(conn, spec)
+    try:
+        with conn.cursor() as cur:
+            clock.begin("migrate")
+            cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+            if conn.info.server_version >= 140000:
+                cur.execute(
+                    sql.SQL("SET LOCAL client_connection_check_interval = {}").format(
+                        sql.Literal(CLIENT_CHECK_INTERVAL_MS)
+                    )
+                )
+            lock_dataset(cur, spec.dataset_id)
+            cur.execute("SELECT transaction_timestamp()")
+            loaded_at = cur.fetchone()[0]
+            not_null_later = _migrate(cur, spec, run_id, result)
+            replaced = _rows_replaced(cur, spec, run_id, logical_date)
+            check_guards(spec, rows.num_rows, replaced)
+            stream = _with_run_columns(rows, logical_date, loaded_at)
+            if meta.update_behaviour == "MERGE":
+                _merge(cur, spec, stream, clock, result)
+            else:
+                clock.begin("publish")
+                result.deleted = _delete_replaced(cur, spec, run_id, logical_date)
+                clock.begin("copy")
+                result.inserted = _copy(cur, spec, _target(spec), stream)
+                clock.begin("publish")
+            schema_changes.forbid_nulls(cur, spec, not_null_later)
+            schema_changes.ensure_indexes(cur, spec)
+            comment(cur, spec)
+            result.published_rows = _count(cur, _target(spec))
+        clock.begin("commit")
+        conn.commit()
+        clock.end()
+    except BaseException:
+        conn.rollback()
+        raise
+    _analyze(conn, spec)
+    log.info(
+        "%s: %s published %d rows (+%d inserted, %d updated, -%d deleted) in %s",
+        spec.dataset_id,
+        meta.update_behaviour,
+        result.published_rows,
+        result.inserted,
+        result.updated,
+        result.deleted,
+        ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items()),
+    )
+    return result
+
+
+class _Phases:
+    """Times each phase of a load and announces it (log line and optional callback)."""
+
+    def __init__(
+        self, spec: DatasetSpec, result: LoadResult, on_phase: Callable[[str], None] | None
+    ) -> None:
+        self.spec, self.result, self.on_phase = spec, result, on_phase
+        self.name: str | None = None
+        self.started = time.monotonic()
+
+    def begin(self, name: str) -> None:
+        self.end()
+        self.name, self.started = name, time.monotonic()
+        log.info("%s: load phase %s", self.spec.dataset_id, name)
+        if self.on_phase is not None:
+            self.on_phase(name)
+
+    def end(self) -> None:
+        if self.name is not None:
+            spent = time.monotonic() - self.started
+            self.result.seconds[self.name] = round(self.result.seconds.get(self.name, 0) + spent, 3)
+            self.name = None
+
+
+def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:
+    """Refuse an empty extract, or one that would replace ``replaced`` published rows with
+    fewer than ``load.min_row_fraction`` of them (default 0.9, DBT Data Workspace's rule).
+
+    Raises ``GuardError``. MERGE replaces nothing, so only the empty check applies to it.
+    """
+    options = spec.load
+    if incoming == 0 and not options.allow_empty:
+        raise GuardError(
+            f"{spec.dataset_id}: the extract is empty; refusing to publish (set "
+            "load.allow_empty: true if an empty extract is expected)"
         )
-        for c in spec.columns
-    ]
-    columns += [
-        sql.SQL("{} text NOT NULL").format(sql.Identifier(RUN_ID_COLUMN)),
-        sql.SQL("{} timestamptz NOT NULL").format(sql.Identifier(LOADED_AT_COLUMN)),
-    ]
+    if replaced and incoming < options.min_row_fraction * replaced:
+        raise GuardError(
+            f"{spec.dataset_id}: refusing to replace {replaced} published rows with "
+            f"{incoming} ({incoming / replaced:.1%}, below load.min_row_fraction "
+            f"{options.min_row_fraction:.0%}); lower load.min_row_fraction if the drop is "
+            "expected"
+        )
+
+
+def _migrate(cur: Any, spec: DatasetSpec, run_id: str, result: LoadResult) -> list[str]:
+    found = schema_changes.published_columns(cur, spec)
+    current = schema_changes.current_version(cur, spec.dataset_id)
+    if found is None:
+        schema_changes.create_table(cur, spec)
+        changes: list[schema_changes.Change] = []
+        version = schema_changes.next_version(None, [])
+        later: list[str] = []
+    else:
+        changes = schema_changes.plan(spec, found, schema_changes.primary_key(cur, spec))
+        schema_changes.refuse_destructive(spec, changes)
+        if spec.metadata.update_behaviour == "OVERWRITE" and changes:
+            # Every row is replaced: migrate an empty table, so no old value needs converting.
+            _delete_all(cur, spec)
+        later = schema_changes.apply(cur, spec, changes)
+        version = schema_changes.next_version(current or "1.0", changes)
+    if version != current:
+        schema_changes.record_version(cur, spec, version, changes, run_id)
+    if changes:
+        log.info(
+            "%s: schema version %s -> %s: %s",
+            spec.dataset_id,
+            current or "1.0",
+            version,
+            "; ".join(map(str, changes)),
+        )
+    result.schema_version, result.schema_changes = version, [str(c) for c in changes]
+    return later
+
+
+def _rows_replaced(cur: Any, spec: DatasetSpec, run_id: str, logical_date: datetime | None) -> int:
+    behaviour = spec.metadata.update_behaviour
+    if behaviour == "MERGE":
+        return 0
+    if behaviour == "OVERWRITE":
+        return _count(cur, _target(spec))
+    where = _append_key(run_id, logical_date)
+    cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_target(spec), where))
+    return int(cur.fetchone()[0])
+
+
+def _append_key(run_id: str, logical_date: datetime | None) -> sql.Composable:
+    """Which rows an APPEND run owns: its logical date's, else its own run's."""
+    if logical_date is None:
+        return sql.SQL("{} IS NULL AND {} = {}").format(
+            sql.Identifier(LOGICAL_DATE_COLUMN), sql.Identifier(RUN_ID_COLUMN), sql.Literal(run_id)
+        )
+    return sql.SQL("{} = {}").format(sql.Identifier(LOGICAL_DATE_COLUMN), sql.Literal(logical_date))
+
+
+def _delete_replaced(
+    cur: Any, spec: DatasetSpec, run_id: str, logical_date: datetime | None
+) -> int:
+    if spec.metadata.update_behaviour == "OVERWRITE":
+        return _delete_all(cur, spec)
     cur.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-            qualified(meta.domain, meta.dataset), sql.SQL(", ").join(columns)
+        sql.SQL("DELETE FROM {} WHERE {}").format(_target(spec), _append_key(run_id, logical_date))
+    )
+    return int(cur.rowcount)
+
+
+def _delete_all(cur: Any, spec: DatasetSpec) -> int:
+    # DELETE, not TRUNCATE: TRUNCATE holds ACCESS EXCLUSIVE (readers wait) until the commit
+    # and is not MVCC-safe (a reader's older snapshot would see an empty table).
+    cur.execute(sql.SQL("DELETE FROM {}").format(_target(spec)))
+    return int(cur.rowcount)
+
+
+def _with_run_columns(
+    rows: Batches, logical_date: datetime | None, loaded_at: datetime
+) -> Iterator[pa.RecordBatch]:
+    """Each batch with Wharf's ``_wharf_logical_date`` and ``_wharf_loaded_at`` appended."""
+    stamp = pa.timestamp("us", tz="UTC")
+    schema = rows.schema.append(pa.field(LOGICAL_DATE_COLUMN, stamp)).append(
+        pa.field(LOADED_AT_COLUMN, stamp)
+    )
+    for batch in rows.stream:
+        batch = batch.select(rows.schema.names)
+        extra = [
+            pa.repeat(pa.scalar(logical_date, stamp), batch.num_rows),
+            pa.repeat(pa.scalar(loaded_at, stamp), batch.num_rows),
+        ]
+        yield pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
+
+
+def _copy(
+    cur: Any, spec: DatasetSpec, table: sql.Composable, stream: Iterator[pa.RecordBatch]
+) -> int:
+    """Binary-COPY the batches into ``table``; returns the rows copied.
+
+    Raises ``LoadError`` naming the dataset, row (1-based, in curated order), column and
+    PostgreSQL's message for a value PostgreSQL refuses.
+    """
+    import pgpq
+
+    first = next(stream, None)
+    if first is None:
+        return 0
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(first.schema)
+    columns = sql.SQL(", ").join(map(sql.Identifier, first.schema.names))
+    rows, last_log = 0, time.monotonic()
+    try:
+        with cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(table, columns)
+        ) as copy:
+            copy.write(encoder.write_header())
+            for batch in _chain(first, stream):
+                copy.write(encoder.write_batch(batch))
+                rows += batch.num_rows
+                if time.monotonic() - last_log > _PROGRESS_SECONDS:
+                    log.info("%s: %d rows copied so far", spec.dataset_id, rows)
+                    last_log = time.monotonic()
+            copy.write(encoder.finish())
+    except psycopg.Error as err:
+        raise LoadError(copy_error(spec, err)) from err
+    return rows
+
+
+def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    yield from rest
+
+
+_COPY_CONTEXT = re.compile(r"COPY \S+, line (\d+)(?:, column (\w+))?")
+
+
+def copy_error(spec: DatasetSpec, err: psycopg.Error) -> str:
+    """``<dataset>: PostgreSQL refused row N, column C: <message>`` from a COPY error.
+
+    PostgreSQL's error context names the COPY ``line`` (for binary COPY, the row number) and
+    the column.
+    """
+    diag = err.diag
+    message = diag.message_primary or str(err).strip()
+    if diag.message_detail:
+        message += f" ({diag.message_detail})"
+    found = _COPY_CONTEXT.search(diag.context or "")
+    if found is None:
+        return f"{spec.dataset_id}: PostgreSQL refused the load: {message}"
+    where = f"row {found.group(1)}"
+    if found.group(2):
+        where += f", column {found.group(2)!r}"
+    return f"{spec.dataset_id}: PostgreSQL refused {where}: {message}"
+
+
+def _merge(
+    cur: Any,
+    spec: DatasetSpec,
+    stream: Iterator[pa.RecordBatch],
+    clock: _Phases,
+    result: LoadResult,
+) -> None:
+    """Upsert by primary key; rows equal to the published ones are not written at all."""
+    target, rows = _target(spec), sql.Identifier(_MERGE_TABLE)
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rows))
+    # A temporary table writes no WAL and vanishes with the session, even a killed one.
+    cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP").format(rows, target))
+    clock.begin("copy")
+    _copy(cur, spec, rows, stream)
+    clock.begin("publish")
+    key = spec.metadata.primary_key
+    names = [*spec.column_names, RUN_ID_COLUMN, LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN]
+    values = [n for n in spec.column_names if n not in key]
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+        for n in [*values, RUN_ID_COLUMN, LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN]
+    )
+    action: sql.Composable
+    if values:
+        action = sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+            assignments,
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in values),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n)) for n in values),
         )
+    else:
+        action = sql.SQL("DO NOTHING")
+    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+    cur.execute("SAVEPOINT wharf_merge")
+    try:
+        cur.execute(
+            sql.SQL(
+                "WITH written AS (INSERT INTO {} AS t ({}) SELECT {} FROM {} "
+                "ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted) "
+                "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
+                "FROM written"
+            ).format(
+                target,
+                column_list,
+                column_list,
+                rows,
+                sql.SQL(", ").join(map(sql.Identifier, key)),
+                action,
+            )
+        )
+    except psycopg.errors.CardinalityViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT wharf_merge")
+        raise LoadError(_duplicate_keys(cur, spec, rows)) from None
+    result.inserted, result.updated = (int(n) for n in cur.fetchone())
+
+
+def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str:
+    key = sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
+    cur.execute(
+        sql.SQL(
+            "SELECT {}, count(*) FROM {} GROUP BY {} HAVING count(*) > 1 ORDER BY 1 LIMIT 5"
+        ).format(key, rows, key)
+    )
+    samples = "; ".join(
+        ", ".join(f"{k}={v!r}" for k, v in zip(spec.metadata.primary_key, row[:-1], strict=True))
+        + f" ({row[-1]} rows)"
+        for row in cur.fetchall()
+    )
+    return (
+        f"{spec.dataset_id}: MERGE needs one row per primary key "
+        f"({', '.join(spec.metadata.primary_key)}), but the batch repeats keys: {samples}"
     )
 
 
 def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
     """``COMMENT ON`` the relation and each column, from the YAML descriptions."""
-    target = qualified(spec.metadata.domain, spec.metadata.dataset)
+    target = _target(spec)
     cur.execute(
         sql.SQL("COMMENT ON {} {} IS {}").format(
             sql.SQL(relation), target, sql.Literal(spec.metadata.description or None)
@@ -82,8 +450,9 @@ def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
         )
     if relation == "TABLE":
         for name, text in (
-            (RUN_ID_COLUMN, "Airflow run_id of the run that loaded this row."),
-            (LOADED_AT_COLUMN, "When the run that loaded this row published it."),
+            (RUN_ID_COLUMN, "Airflow run_id of the run that last wrote this row."),
+            (LOGICAL_DATE_COLUMN, "Logical date of that run; a re-run of the date replaces it."),
+            (LOADED_AT_COLUMN, "When that run's load transaction began."),
         ):
             cur.execute(
                 sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
@@ -92,80 +461,17 @@ def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
             )
 
 
-def copy_to_staging(
-    conn: Any, spec: DatasetSpec, run_id: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
-) -> int:
-    """Create a fresh staging table and binary-COPY the curated batches into it.
-
-    Returns the rows copied. Raises ``LoadError`` naming the dataset and PostgreSQL's message
-    (which gives the line and column) if a value is refused.
-    """
-    import pgpq
-
-    staging = qualified(STAGING_SCHEMA, staging_name(spec, run_id))
-    target = qualified(spec.metadata.domain, spec.metadata.dataset)
-    names = [*spec.column_names, RUN_ID_COLUMN]
-    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    rows = 0
+def _analyze(conn: Any, spec: DatasetSpec) -> None:
+    """Fresh planner statistics after a load (samples 30,000 rows: milliseconds)."""
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
-        # UNLOGGED: staging is rebuilt from the lake on any retry, so skip the WAL.
-        cur.execute(
-            sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
-                staging, column_list, target
-            )
-        )
-        encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
-        try:
-            with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(staging, column_list)
-            ) as copy:
-                copy.write(encoder.write_header())
-                for batch in batches:
-                    copy.write(encoder.write_batch(batch))
-                    rows += batch.num_rows
-                copy.write(encoder.finish())
-        except Exception as err:
-            conn.rollback()
-            raise LoadError(f"{spec.dataset_id}: COPY into staging failed: {err}") from err
+        cur.execute(sql.SQL("ANALYZE {}").format(_target(spec)))
     conn.commit()
-    log.info(
-        "%s: copied %d rows into staging table %s", spec.dataset_id, rows, staging.as_string(conn)
-    )
-    return rows
 
 
-def publish(conn: Any, spec: DatasetSpec, run_id: str) -> int:
-    """Replace the published table's rows with the staging table's, in one transaction.
-
-    ``update_behaviour: OVERWRITE``. Returns the published row count.
-    """
-    meta = spec.metadata
-    target = qualified(meta.domain, meta.dataset)
-    staging = qualified(STAGING_SCHEMA, staging_name(spec, run_id))
-    names = sql.SQL(", ").join(map(sql.Identifier, [*spec.column_names, RUN_ID_COLUMN]))
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-        lock_dataset(cur, spec.dataset_id)
-        cur.execute(sql.SQL("TRUNCATE {}").format(target))
-        cur.execute(
-            sql.SQL("INSERT INTO {} ({}, {}) SELECT {}, transaction_timestamp() FROM {}").format(
-                target, names, sql.Identifier(LOADED_AT_COLUMN), names, staging
-            )
-        )
-        published = cur.rowcount
-        comment(cur, spec)
-        cur.execute(sql.SQL("DROP TABLE {}").format(staging))
-    conn.commit()
-    return published
+def _count(cur: Any, table: sql.Composable) -> int:
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+    return int(cur.fetchone()[0])
 
 
-def drop_staging(conn: Any, spec: DatasetSpec, run_id: str) -> None:
-    """Remove this run's staging table, if any (after a failure)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("DROP TABLE IF EXISTS {}").format(
-                qualified(STAGING_SCHEMA, staging_name(spec, run_id))
-            )
-        )
-    conn.commit()
+def _target(spec: DatasetSpec) -> sql.Identifier:
+    return qualified(spec.metadata.domain, spec.metadata.dataset)

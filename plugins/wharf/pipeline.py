@@ -163,28 +163,30 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
 
 def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     key = run.lake_key
-    with datasets_db.connect() as conn:
-        with conn.cursor() as cur:
-            load.ensure_table(cur, spec)
-        conn.commit()
-        try:
-            rows = load.copy_to_staging(
-                conn,
-                spec,
-                run.run_id,
-                lake.read_schema(key, "curated"),
-                lake.read_batches(key, "curated"),
-            )
-            published = load.publish(conn, spec, run.run_id)
-        except Exception:
-            conn.rollback()
-            load.drop_staging(conn, spec, run.run_id)
-            raise
-    row.rows_in, row.rows_out = rows, published
-    log.info(
-        "%s: published %d rows (%s)", spec.dataset_id, published, spec.metadata.update_behaviour
+    rows = load.Batches(
+        lake.read_schema(key, "curated"),
+        lake.count_rows(key, "curated"),
+        lake.read_batches(key, "curated"),
     )
-    return {"rows": published}
+    with datasets_db.connect() as conn:
+        records.ensure_schema(conn)
+        result = load.load(conn, spec, run.run_id, run.logical_date, rows)
+    row.rows_in, row.rows_out = result.rows_in, result.published_rows
+    row.detail.update(
+        inserted=result.inserted,
+        updated=result.updated,
+        deleted=result.deleted,
+        schema_version=result.schema_version,
+        schema_changes=result.schema_changes,
+        phases=result.seconds,
+    )
+    return {
+        "rows": result.published_rows,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "deleted": result.deleted,
+        "schema_version": result.schema_version,
+    }
 
 
 def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:

@@ -96,9 +96,12 @@ def upsert_catalogue(
         cur.execute(
             """INSERT INTO wharf.catalogue AS c (dataset_id, domain, dataset, kind, description,
                    sensitivity, owners, key_value_tags, key_only_tags, update_behaviour,
-                   spec_hash, last_run_id, last_status, last_success_at, row_count, updated_at)
+                   spec_hash, schema_version, last_run_id, last_status, last_success_at, row_count,
+                   updated_at)
                VALUES (%(id)s, %(domain)s, %(dataset)s, %(kind)s, %(description)s,
-                   %(sensitivity)s, %(owners)s, %(kv)s, %(tags)s, %(ub)s, %(hash)s, %(run)s,
+                   %(sensitivity)s, %(owners)s, %(kv)s, %(tags)s, %(ub)s, %(hash)s,
+                   (SELECT version FROM wharf.schema_history WHERE dataset_id = %(id)s
+                    ORDER BY id DESC LIMIT 1), %(run)s,
                    %(status)s, CASE WHEN %(status)s = 'success' THEN now() END, %(rows)s, now())
                ON CONFLICT (dataset_id) DO UPDATE SET
                    domain = EXCLUDED.domain, dataset = EXCLUDED.dataset, kind = EXCLUDED.kind,
@@ -106,6 +109,7 @@ def upsert_catalogue(
                    owners = EXCLUDED.owners, key_value_tags = EXCLUDED.key_value_tags,
                    key_only_tags = EXCLUDED.key_only_tags,
                    update_behaviour = EXCLUDED.update_behaviour, spec_hash = EXCLUDED.spec_hash,
+                   schema_version = EXCLUDED.schema_version,
                    last_run_id = EXCLUDED.last_run_id, last_status = EXCLUDED.last_status,
                    last_success_at = COALESCE(EXCLUDED.last_success_at, c.last_success_at),
                    row_count = COALESCE(EXCLUDED.row_count, c.row_count),

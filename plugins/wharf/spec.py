@@ -2,7 +2,7 @@
 
 A dataset lives at ``include/schemas/<domain>/<dataset>.yaml``. ``metadata`` and ``columns``
 keep rAPId's field names, so a rAPId schema's ``metadata``/``columns`` can be pasted in; Wharf
-adds ``source``, ``schedule``, ``retries``/``retry_delay`` and, for data cuts, ``sql``.
+adds ``source``, ``schedule``, ``retries``/``retry_delay``, ``load`` and, for data cuts, ``sql``.
 """
 
 from __future__ import annotations
@@ -201,6 +201,18 @@ def _schedule(value: str | None) -> str | None:
     return value
 
 
+class LoadOptions(_Model):
+    """How ``load`` may change the published table (Wharf's addition to rAPId's schema)."""
+
+    # An empty extract is more often a broken source than an empty dataset.
+    allow_empty: bool = False
+    # DBT Data Workspace refuses a full load under 90% of the published rows.
+    min_row_fraction: float = Field(default=0.9, ge=0, le=1)
+    # Removing a column or changing its type (a major schema version, as MoJ's platform
+    # classifies them) needs this; adding a column (minor) never does.
+    allow_destructive_changes: bool = False
+
+
 class DatasetSpec(_Model):
     """One dataset YAML. ``dataset_id`` (``<domain>.<dataset>``) is also its DAG id."""
 
@@ -210,6 +222,7 @@ class DatasetSpec(_Model):
     schedule: Annotated[str | None, AfterValidator(_schedule)] = "@daily"
     retries: int = Field(default=2, ge=0, le=10)
     retry_delay: timedelta = timedelta(minutes=5)
+    load: LoadOptions = LoadOptions()
     # data cuts only
     sql: str | None = None
     materialized: bool = False
@@ -222,29 +235,61 @@ class DatasetSpec(_Model):
             if self.sql is None:
                 raise _err("a data_cut needs 'sql': the name of a file under include/sql/")
             if self.source is not None:
-                raise _err("a data_cut has no 'source': its inputs are other datasets")
+                raise _err("a data_cut has no 'source': its inputs are other datasets", "source")
             return self
         if self.source is None:
             raise _err(f"a {kind} dataset needs a 'source'")
         if kind == "reference" and self.source.type != "file":
-            raise _err("a reference dataset's source must be a file in include/reference/")
+            raise _err(
+                "a reference dataset's source must be a file in include/reference/", "source"
+            )
         if not self.columns:
-            raise _err("a dataset needs at least one entry under 'columns'")
+            raise _err("a dataset needs at least one entry under 'columns'", "columns")
         names = [c.name for c in self.columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise _err(f"duplicate column names: {', '.join(duplicates)}")
+            raise _err(f"duplicate column names: {', '.join(duplicates)}", "columns")
         missing = [k for k in self.metadata.primary_key if k not in names]
         if missing:
-            raise _err(f"primary_key names columns that do not exist: {', '.join(missing)}")
-        if self.metadata.update_behaviour != "OVERWRITE":
             raise _err(
-                f"update_behaviour {self.metadata.update_behaviour} is not supported yet; "
-                "use OVERWRITE"
+                f"primary_key names columns that do not exist: {', '.join(missing)}",
+                "metadata",
+                "primary_key",
             )
+        self._check_keys()
         if self.sql is not None or self.depends_on:
             raise _err("'sql' and 'depends_on' are only for kind: data_cut")
         return self
+
+    def _check_keys(self) -> None:
+        meta, by_name = self.metadata, {c.name: c for c in self.columns}
+        if meta.update_behaviour == "MERGE" and not meta.primary_key:
+            raise _err(
+                "update_behaviour MERGE needs a primary_key: the columns rows match on",
+                "metadata",
+                "update_behaviour",
+            )
+        nullable = [k for k in meta.primary_key if by_name[k].allow_null]
+        if nullable:
+            raise _err(
+                f"primary_key column(s) {', '.join(nullable)} must have allow_null: false",
+                "metadata",
+                "primary_key",
+            )
+        indexes = sorted(c.partition_index for c in self.columns if c.partition_index is not None)
+        if indexes and indexes != list(range(len(indexes))):
+            raise _err(
+                f"partition_index values must start at 0 and be sequential; found {indexes}",
+                "columns",
+            )
+        if indexes and len(indexes) == len(self.columns):
+            raise _err("partition_index cannot be set on every column", "columns")
+
+    @property
+    def partition_columns(self) -> list[str]:
+        """Columns with a ``partition_index``, in index order (rAPId)."""
+        keyed = [c for c in self.columns if c.partition_index is not None]
+        return [c.name for c in sorted(keyed, key=lambda c: c.partition_index or 0)]
 
     @property
     def dataset_id(self) -> str:
@@ -265,8 +310,9 @@ class DatasetSpec(_Model):
         return (config.sql_dir() / self.sql).read_text(encoding="utf-8")
 
 
-def _err(message: str) -> PydanticCustomError:
-    return PydanticCustomError("wharf_spec", message)
+def _err(message: str, *at: str) -> PydanticCustomError:
+    """A model-level error; ``at`` is the key path it points at (its line is reported)."""
+    return PydanticCustomError("wharf_spec", message, {"at": at} if at else None)
 
 
 # --- loading with file:line errors ----------------------------------------------------------
@@ -325,6 +371,8 @@ def _issues(file: Path, err: ValidationError, data: Any, lines: dict) -> list[Sp
     issues = []
     for e in err.errors(include_url=False):
         loc = tuple(e["loc"])
+        if e["type"] == "wharf_spec":
+            loc = (*loc, *e.get("ctx", {}).get("at", ()))
         if e["type"] == "union_tag_invalid":
             loc = (*loc, "type")
         line, found = line_of(lines, data, loc)

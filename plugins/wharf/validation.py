@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 RUN_ID_COLUMN = "_wharf_run_id"
 LOADED_AT_COLUMN = "_wharf_loaded_at"
+LOGICAL_DATE_COLUMN = "_wharf_logical_date"
 MAX_SAMPLES = 20
 
 _INTEGER = r"^\s*[+-]?\d+\s*$"

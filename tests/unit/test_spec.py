@@ -96,7 +96,26 @@ BAD_YAML = {
     ),
     "primary_key names a missing column": (
         ("  update_behaviour", "  primary_key: [id]\n  update_behaviour"),
-        ["1: : primary_key names columns that do not exist: id"],
+        ["6: metadata.primary_key: primary_key names columns that do not exist: id"],
+    ),
+    "MERGE without primary_key": (
+        ("update_behaviour: OVERWRITE", "update_behaviour: MERGE"),
+        [
+            "6: metadata.update_behaviour: update_behaviour MERGE needs a primary_key: the "
+            "columns rows match on"
+        ],
+    ),
+    "nullable primary_key column": (
+        ("  update_behaviour", "  primary_key: [placed_at]\n  update_behaviour"),
+        ["6: metadata.primary_key: primary_key column(s) placed_at must have allow_null: false"],
+    ),
+    "partition_index not from 0": (
+        ("allow_null: false}", "allow_null: false, partition_index: 1}"),
+        ["11: columns: partition_index values must start at 0 and be sequential; found [1]"],
+    ),
+    "load fraction above 1": (
+        ("source:\n", "load: {min_row_fraction: 1.5}\nsource:\n"),
+        ["7: load.min_row_fraction: Input should be less than or equal to 1"],
     ),
 }
 
