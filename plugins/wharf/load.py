@@ -393,30 +393,30 @@ def _merge(
     else:
         action = sql.SQL("DO NOTHING")
     column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    cur.execute("SAVEPOINT wharf_merge")
-    try:
-        cur.execute(
-            sql.SQL(
-                "WITH written AS (INSERT INTO {} AS t ({}) SELECT {} FROM {} "
-                "ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted) "
-                "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
-                "FROM written"
-            ).format(
-                target,
-                column_list,
-                column_list,
-                rows,
-                sql.SQL(", ").join(map(sql.Identifier, key)),
-                action,
-            )
+    duplicates = _duplicate_keys(cur, spec, rows)
+    if duplicates:
+        raise LoadError(duplicates)
+    cur.execute(
+        sql.SQL(
+            "WITH written AS (INSERT INTO {} AS t ({}) SELECT {} FROM {} "
+            "ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
+            "FROM written"
+        ).format(
+            target,
+            column_list,
+            column_list,
+            rows,
+            sql.SQL(", ").join(map(sql.Identifier, key)),
+            action,
         )
-    except psycopg.errors.CardinalityViolation:
-        cur.execute("ROLLBACK TO SAVEPOINT wharf_merge")
-        raise LoadError(_duplicate_keys(cur, spec, rows)) from None
+    )
     result.inserted, result.updated = (int(n) for n in cur.fetchone())
 
 
-def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str:
+def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | None:
+    """A message quoting up to 5 repeated keys, or None. Checked before the upsert: ON
+    CONFLICT only notices a repeat that changes a row twice, not one equal to the table's."""
     key = sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
     cur.execute(
         sql.SQL(
@@ -428,6 +428,8 @@ def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str:
         + f" ({row[-1]} rows)"
         for row in cur.fetchall()
     )
+    if not samples:
+        return None
     return (
         f"{spec.dataset_id}: MERGE needs one row per primary key "
         f"({', '.join(spec.metadata.primary_key)}), but the batch repeats keys: {samples}"
@@ -443,11 +445,12 @@ def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
         )
     )
     for column in spec.columns:
-        cur.execute(
-            sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-                target, sql.Identifier(column.name), sql.Literal(column.description or None)
+        if column.description:  # a comment made by hand on an undescribed column stays
+            cur.execute(
+                sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+                    target, sql.Identifier(column.name), sql.Literal(column.description)
+                )
             )
-        )
     if relation == "TABLE":
         for name, text in (
             (RUN_ID_COLUMN, "Airflow run_id of the run that last wrote this row."),

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import psycopg
 from psycopg import sql
 
 from wharf.datasets_db import qualified
@@ -158,47 +159,68 @@ def create_table(cur: Any, spec: DatasetSpec) -> None:
 def apply(cur: Any, spec: DatasetSpec, changes: list[Change]) -> list[str]:
     """Apply the changes except NOT NULLs, which must wait until the new rows are in.
 
-    Returns the columns to ``SET NOT NULL`` after loading (see ``forbid_nulls``).
+    Returns the columns to ``SET NOT NULL`` after loading (see ``forbid_nulls``). Raises
+    ``SchemaChangeError`` naming the change and PostgreSQL's reason when one cannot be
+    applied (e.g. a view depends on a removed column, or a value does not convert).
     """
-    target, want = _target(spec), {c.name: c for c in wanted_columns(spec)}
-    later = []
+    later: list[str] = []
     for change in changes:
-        column = sql.Identifier(change.column)
-        if change.kind == "removed":
-            cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, column))
-        elif change.kind == "added":
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                    target, column, sql.SQL(want[change.column].type)
-                )
-            )
-            if want[change.column].not_null:
-                later.append(change.column)
-        elif change.kind == "type_changed":
-            wanted_type = sql.SQL(want[change.column].type)
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                    target, column, wanted_type, column, wanted_type
-                )
-            )
-        elif change.kind == "null_allowed":
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, column)
-            )
-        elif change.kind == "null_forbidden":
-            later.append(change.column)
-        elif change.kind == "primary_key":
-            _replace_primary_key(cur, spec)
+        try:
+            _apply_one(cur, spec, change, later)
+        except psycopg.Error as err:
+            raise SchemaChangeError(
+                f"{spec.dataset_id}: cannot apply schema change ({change}): {_reason(err)}"
+            ) from err
     return later
 
 
-def forbid_nulls(cur: Any, spec: DatasetSpec, columns: list[str]) -> None:
-    for name in columns:
+def _reason(err: psycopg.Error) -> str:
+    diag = err.diag
+    parts = [diag.message_primary or str(err).strip(), diag.message_detail, diag.message_hint]
+    return " ".join(p for p in parts if p)
+
+
+def _apply_one(cur: Any, spec: DatasetSpec, change: Change, later: list[str]) -> None:
+    target, column = _target(spec), sql.Identifier(change.column)
+    wanted = {c.name: c for c in wanted_columns(spec)}.get(change.column)
+    if change.kind == "removed":
+        cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, column))
+    elif change.kind == "added" and wanted is not None:
         cur.execute(
-            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
-                _target(spec), sql.Identifier(name)
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(target, column, sql.SQL(wanted.type))
+        )
+        if wanted.not_null:
+            later.append(change.column)
+    elif change.kind == "type_changed" and wanted is not None:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                target, column, sql.SQL(wanted.type), column, sql.SQL(wanted.type)
             )
         )
+    elif change.kind == "null_allowed":
+        cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, column))
+    elif change.kind == "null_forbidden":
+        later.append(change.column)
+    elif change.kind == "primary_key":
+        _replace_primary_key(cur, spec)
+
+
+def forbid_nulls(cur: Any, spec: DatasetSpec, columns: list[str]) -> None:
+    """``SET NOT NULL`` once the new rows are in; raises ``SchemaChangeError`` if rows kept
+    from earlier loads (APPEND, MERGE) hold NULL there."""
+    for name in columns:
+        try:
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
+                    _target(spec), sql.Identifier(name)
+                )
+            )
+        except psycopg.errors.NotNullViolation:
+            raise SchemaChangeError(
+                f"{spec.dataset_id}: column {name!r} has allow_null: false, but rows kept from "
+                "earlier loads hold NULL in it; allow NULL, or reload the whole table with "
+                "update_behaviour: OVERWRITE"
+            ) from None
 
 
 def _replace_primary_key(cur: Any, spec: DatasetSpec) -> None:
