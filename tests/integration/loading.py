@@ -77,7 +77,7 @@ def checksum(conn: Any, spec: DatasetSpec, columns: list[str] | None = None) -> 
         if cur.fetchone()[0] is None:
             return None
         cur.execute(
-            f"SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) "  # noqa: S608
+            f"SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) "
             f"FROM (SELECT ROW({select}) AS r FROM {table_name(spec)} t) s"
         )
         return str(cur.fetchone()[0])

@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import DATASETS_URL, _libpq, pg_connect
 from loading import (
     COLUMNS,
     checksum,
@@ -23,6 +22,7 @@ from loading import (
     table_name,
 )
 
+from conftest import DATASETS_URL, _libpq, pg_connect
 from wharf import load, records
 from wharf.schema_changes import SchemaChangeError
 
