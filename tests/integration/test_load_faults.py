@@ -23,9 +23,9 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATASETS_URL, _libpq
 from loading import checksum, data_checksum, make_spec, sample
 
+from conftest import DATASETS_URL, _libpq
 from wharf import load, records
 from wharf.validation import RUN_ID_COLUMN, curated_schema
 
