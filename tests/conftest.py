@@ -47,17 +47,7 @@ def _test_database_url() -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _libpq(url: str) -> str:
-    """libpq reads a socket folder from ``host=``, not from a percent-encoded netloc."""
-    from urllib.parse import unquote
-
-    parts = urlsplit(url)
-    host = unquote(parts.hostname or "") if parts.hostname else ""
-    if host.startswith("/") or "%2f" in parts.netloc.lower():
-        socket_dir = unquote(parts.netloc.split("@")[-1])
-        user = parts.username or "postgres"
-        return f"host={socket_dir} user={user} dbname={parts.path.lstrip('/')}"
-    return url
+_libpq = environment.libpq_conninfo
 
 
 DATASETS_URL = _test_database_url()

@@ -68,6 +68,19 @@ def socket_url(socket_dir: Path, database: str) -> str:
     return f"postgresql://postgres@{quote(str(socket_dir), safe='')}/{database}"
 
 
+def libpq_conninfo(url: str) -> str:
+    """A conninfo string libpq (psql, psycopg) accepts for ``url``: libpq reads a socket
+    folder from ``host=``, not from a percent-encoded netloc."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if "%2f" in parts.netloc.lower():
+        socket_dir = unquote(parts.netloc.split("@")[-1])
+        user = parts.username or "postgres"
+        return f"host={socket_dir} user={user} dbname={parts.path.lstrip('/')}"
+    return url
+
+
 def datasets_database_url() -> str:
     """``WHARF_DATASETS_DB_URL`` when set, else the embedded server's URL."""
     return os.environ.get("WHARF_DATASETS_DB_URL") or embedded_database_url()

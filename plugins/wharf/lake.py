@@ -25,6 +25,10 @@ from wharf import config
 Zone = Literal["landing", "raw", "curated", "quarantine"]
 # A part file rolls over past this many rows, so one file never grows without bound.
 ROWS_PER_FILE = 2_000_000
+ROWS_PER_GROUP = 65_536
+# Dictionary pages halve the writing speed (1M rows x 12 text columns: 1.44 s with them,
+# 0.78 s without) and saved 3% of the size on the load benchmark's data.
+_WRITE_OPTIONS = {"use_dictionary": False}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -61,31 +65,46 @@ def write_batches(
 ) -> int:
     """Write record batches as Parquet into a zone, replacing whatever this run wrote there.
 
-    Replacing makes a task retry idempotent. Returns the number of rows written (an empty
-    input still writes one file holding the schema, so readers find the columns).
+    Replacing makes a task retry idempotent. Small batches (a CSV block, an API page) are
+    gathered into row groups of ``ROWS_PER_GROUP`` rows, so memory stays bounded and readers
+    do not pay per tiny row group. Returns the number of rows written (an empty input still
+    writes one file holding the schema, so readers find the columns).
     """
     fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
     fs.delete_dir_contents(folder, missing_dir_ok=True)
     fs.create_dir(folder, recursive=True)
-    rows, part, writer, in_file = 0, 0, None, 0
+    rows, part, in_file = 0, 0, 0
+    writer = _writer(f"{folder}/part-0.parquet", schema, fs)
     try:
-        for batch in batches:
-            if writer is None or in_file >= ROWS_PER_FILE:
-                if writer is not None:
-                    writer.close()
-                    part += 1
-                writer = pq.ParquetWriter(f"{folder}/part-{part}.parquet", schema, filesystem=fs)
-                in_file = 0
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            in_file += batch.num_rows
-        if writer is None:
-            writer = pq.ParquetWriter(f"{folder}/part-0.parquet", schema, filesystem=fs)
+        for group in _row_groups(batches):
+            if in_file >= ROWS_PER_FILE:
+                writer.close()
+                part, in_file = part + 1, 0
+                writer = _writer(f"{folder}/part-{part}.parquet", schema, fs)
+            writer.write_table(group, row_group_size=group.num_rows)
+            rows += group.num_rows
+            in_file += group.num_rows
     finally:
-        if writer is not None:
-            writer.close()
+        writer.close()
     return rows
+
+
+def _writer(path: str, schema: pa.Schema, fs: pafs.FileSystem) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, schema, filesystem=fs, **_WRITE_OPTIONS)
+
+
+def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= ROWS_PER_GROUP:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def part_files(key: RunKey, zone: Zone) -> list[str]:
@@ -117,16 +136,19 @@ def count_rows(key: RunKey, zone: Zone) -> int:
     return total
 
 
-def read_batches(key: RunKey, zone: Zone, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+def read_batches(key: RunKey, zone: Zone, batch_size: int = 16_384) -> Iterator[pa.RecordBatch]:
     """Stream a run's Parquet in record batches with flat memory.
 
     ``pre_buffer=False``: pyarrow's default pre-buffers whole column chunks (peak 454 MB at
-    5M rows, measured for issue #3).
+    5M rows, measured for issue #3). One decoding thread and 16,384-row batches: loading 1M
+    rows x 12 columns peaked at 298 MB with threads and 65,536-row batches, 220 MB like this,
+    in the same 3.4 s (``bench/load_throughput.py``).
     """
     fs, _ = _filesystem()
     for path in part_files(key, zone):
         with fs.open_input_file(path) as handle:
-            yield from pq.ParquetFile(handle, pre_buffer=False).iter_batches(batch_size=batch_size)
+            parquet = pq.ParquetFile(handle, pre_buffer=False)
+            yield from parquet.iter_batches(batch_size=batch_size, use_threads=False)
 
 
 def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:

@@ -157,7 +157,6 @@ def load(
     except BaseException:
         conn.rollback()
         raise
-    _analyze(conn, spec)
     log.info(
         "%s: %s published %d rows (+%d inserted, %d updated, -%d deleted) in %s",
         spec.dataset_id,
@@ -462,13 +461,6 @@ def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
                     target, sql.Identifier(name), sql.Literal(text)
                 )
             )
-
-
-def _analyze(conn: Any, spec: DatasetSpec) -> None:
-    """Fresh planner statistics after a load (samples 30,000 rows: milliseconds)."""
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("ANALYZE {}").format(_target(spec)))
-    conn.commit()
 
 
 def _count(cur: Any, table: sql.Composable) -> int:

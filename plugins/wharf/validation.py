@@ -197,6 +197,11 @@ def _parse_strings(array: pa.Array, column: Column, target: pa.DataType) -> pa.A
     fmt = column.format or _DEFAULT_FORMATS.get(column.data_type)
     if fmt is None:  # timestamp without a format: ISO 8601, UTC unless an offset is given
         return _parse_iso(array, target)
+    if fmt == "%Y-%m-%d" and pa.types.is_date(target):
+        try:  # Arrow's ISO date cast is strict (refuses 2013-02-31) and 15x faster
+            return pc.cast(array, target)
+        except pa.ArrowInvalid:
+            pass  # some value does not parse: find which, below
     parsed = _strict_strptime(array, fmt)
     if pa.types.is_date(target):
         return parsed.cast(target)

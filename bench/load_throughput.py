@@ -1,0 +1,348 @@
+"""Load throughput: the same generated rows (12 columns) loaded five ways into PostgreSQL.
+
+For each way it prints seconds, rows/s, the ratio to ``psql \\copy`` of the CSV (the
+reference: higher is faster) and the peak RSS of the process that did the work:
+
+- ``psql \\copy``      the CSV, by PostgreSQL's own client (the reference);
+- ``wharf load``       Wharf's load step from the curated Parquet (binary COPY, publish);
+- ``wharf run``        a whole Wharf dataset run from the same CSV: extract, land, validate,
+                       load and publish (Airflow's scheduling excluded);
+- ``pandas to_sql``    ``pd.read_parquet`` then ``DataFrame.to_sql`` (SQLAlchemy, psycopg);
+- ``dlt``              dlt's postgres destination fed the Parquet's Arrow batches.
+
+Each way runs in its own process (peak RSS is that process's ``ru_maxrss``); Python imports
+are excluded from the seconds. Targets (issue #3): ``wharf load`` >= 1.0x, ``wharf run`` >=
+0.4x, peak RSS <= 256 MB and within 10% between 1M and 3M rows.
+
+Run: ``make bench`` (or ``python bench/load_throughput.py --rows 1000000 3000000``). The
+database is ``WHARF_DATASETS_DB_URL`` or the embedded server; dlt comes from
+``bench/requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+from wharf import environment  # noqa: E402
+
+WORK = ROOT / ".wharf" / "bench"
+COLUMNS = [
+    ("id", "bigint"),
+    ("account", "integer"),
+    ("quantity", "smallint"),
+    ("price", "double"),
+    ("amount", "decimal"),
+    ("code", "string"),
+    ("label", "string"),
+    ("day", "date"),
+    ("seen_at", "timestamp"),
+    ("active", "boolean"),
+    ("score", "integer"),
+    ("note", "string"),
+]
+WAYS = ("psql \\copy", "wharf load", "wharf run", "pandas to_sql", "dlt")
+
+
+# --- data ----------------------------------------------------------------------------------
+def generate(rows: int, folder: Path) -> tuple[Path, Path]:
+    """The rows as curated Parquet (Wharf's types plus run id) and as CSV, made once."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from wharf.validation import RUN_ID_COLUMN, curated_schema
+
+    parquet, csv = folder / f"rows_{rows}.parquet", folder / f"rows_{rows}.csv"
+    if parquet.exists() and csv.exists():
+        return parquet, csv
+    schema = curated_schema(spec_for(csv))
+    rng = np.random.default_rng(42)
+    writer = pq.ParquetWriter(parquet, schema)
+    csv_writer = pacsv.CSVWriter(csv, schema.remove(schema.get_field_index(RUN_ID_COLUMN)))
+    start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    for first in range(0, rows, 100_000):
+        n = min(100_000, rows - first)
+        score = rng.integers(0, 1000, n)
+        note = rng.integers(0, 10, n)
+        batch = pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(first, first + n), pa.int64()),
+                pa.array(rng.integers(1, 50_000, n), pa.int32()),
+                pa.array(rng.integers(1, 100, n), pa.int16()),
+                pa.array(rng.random(n) * 1000),
+                pa.array(rng.integers(0, 10**8, n)).cast(pa.decimal128(38, 9)),
+                pa.array([f"C{i % 997:03d}" for i in range(first, first + n)]),
+                pa.array(
+                    [f"item number {i} of the generated rows" for i in range(first, first + n)]
+                ),
+                pa.array(rng.integers(19_000, 20_500, n).astype("int32")).cast(pa.date32()),
+                pa.array(((start + rng.integers(0, 3e7, n)) * 1e6).astype("int64")).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                pa.array(rng.random(n) < 0.5),
+                pa.array(score.astype("int32"), mask=score < 100),
+                pa.array([f"note {v}" for v in note], mask=note < 3),
+                pa.array(["bench"] * n),
+            ],
+            schema=schema,
+        )
+        writer.write_batch(batch)
+        csv_writer.write_batch(batch.drop_columns([RUN_ID_COLUMN]))
+    writer.close()
+    csv_writer.close()
+    return parquet, csv
+
+
+def spec_for(csv: Path, dataset: str = "load_throughput") -> Any:
+    from wharf.spec import DatasetSpec
+
+    return DatasetSpec.model_validate(
+        {
+            "metadata": {
+                "domain": "bench",
+                "dataset": dataset,
+                "update_behaviour": "OVERWRITE",
+            },
+            "source": {"type": "file", "path": str(csv), "batch_size": 100_000},
+            "columns": [
+                {"name": name, "data_type": kind, "allow_null": name in ("score", "note")}
+                for name, kind in COLUMNS
+            ],
+        }
+    )
+
+
+# --- the ways, each in its own process ---------------------------------------------------
+def child(way: str, parquet: Path, csv: Path, table: str) -> float:
+    """Run one way; returns its seconds (imports excluded)."""
+    import psycopg
+
+    conninfo = environment.libpq_conninfo(os.environ["WHARF_BENCH_DB_URL"])
+    if way == "wharf load":
+        import pyarrow.parquet as pq
+
+        from wharf import load
+
+        spec = spec_for(csv, table)
+        source = pq.ParquetFile(parquet, pre_buffer=False)
+        started = time.perf_counter()
+        with psycopg.connect(conninfo) as conn:
+            load.load(
+                conn,
+                spec,
+                "bench",
+                None,
+                load.Batches(
+                    source.schema_arrow,
+                    source.metadata.num_rows,
+                    source.iter_batches(batch_size=16_384, use_threads=False),
+                ),
+            )
+        return time.perf_counter() - started
+    if way == "wharf run":
+        return _wharf_run(spec_for(csv, table))
+    if way == "pandas to_sql":
+        import pandas as pd
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(_dsn(conninfo).replace("postgresql://", "postgresql+psycopg://"))
+        started = time.perf_counter()
+        frame = pd.read_parquet(parquet)
+        frame.to_sql(
+            table, engine, schema="bench", if_exists="replace", index=False, chunksize=50_000
+        )
+        return time.perf_counter() - started
+    if way == "dlt":
+        import dlt
+        import pyarrow.parquet as pq
+
+        os.environ["DLT_DATA_DIR"] = str(WORK / "dlt")
+        pipeline = dlt.pipeline(
+            pipeline_name="wharf_bench",
+            pipelines_dir=str(WORK / "dlt"),
+            destination=dlt.destinations.postgres(credentials=_dsn(conninfo)),
+            dataset_name="bench_dlt",
+        )
+        source = pq.ParquetFile(parquet, pre_buffer=False)
+        started = time.perf_counter()
+        pipeline.run(source.iter_batches(), table_name=table, write_disposition="replace")
+        return time.perf_counter() - started
+    raise ValueError(way)
+
+
+def _dsn(conninfo: str) -> str:
+    """dlt wants a URL; a Unix socket goes in ``host=`` of the query string."""
+    if conninfo.startswith("postgres"):
+        return conninfo
+    parts = dict(item.split("=", 1) for item in conninfo.split())
+    return f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}"
+
+
+def _wharf_run(spec: Any) -> float:
+    """extract -> validate -> load, the task bodies of a real run, without Airflow."""
+    import airflow.providers.postgres.hooks.postgres  # noqa: F401 (import time excluded)
+
+    from wharf import pipeline, records
+
+    run = pipeline.Run(
+        dataset_id=spec.dataset_id,
+        dag_id=spec.dag_id,
+        run_id="bench",
+        run_type="manual",
+        logical_date=None,
+        try_number=1,
+        ingestion_date=datetime.now(UTC).date(),
+    )
+    started = time.perf_counter()
+    for step in ("extract", "validate", "load"):
+        row = records.AuditRow(spec.dataset_id, run.run_id, step, "running")
+        pipeline._BODIES[step](spec, run, row)
+    return time.perf_counter() - started
+
+
+# --- the parent ----------------------------------------------------------------------------
+def measure(way: str, rows: int, parquet: Path, csv: Path, conninfo: str) -> dict[str, Any]:
+    table = f"t_{''.join(c if c.isalnum() else '_' for c in way).strip('_')}_{rows}"
+    _reset(conninfo, table)
+    if way == "psql \\copy":
+        command = [
+            _psql(),
+            conninfo,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            f"\\copy bench.{table} FROM '{csv}' WITH (FORMAT csv, HEADER)",
+        ]
+        _create_reference_table(conninfo, table)
+        started = time.perf_counter()
+        process = subprocess.Popen(command)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+    else:
+        out = WORK / "child.json"
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--child", way, str(parquet), str(csv), table, str(out)]
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = json.loads(out.read_text())["seconds"] if status == 0 else float("nan")
+    if status != 0:
+        raise SystemExit(f"{way} failed (status {status})")
+    return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def _psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    import pgserver
+
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
+
+
+def _reset(conninfo: str, table: str) -> None:
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        conn.execute(f"DROP TABLE IF EXISTS bench.{table}")
+        conn.execute("DROP SCHEMA IF EXISTS bench_dlt CASCADE")
+        conn.execute("DELETE FROM wharf.schema_history WHERE dataset_id LIKE 'bench.%'")
+
+
+def _create_reference_table(conninfo: str, table: str) -> None:
+    import psycopg
+
+    from wharf.types import postgres_type
+
+    columns = ", ".join(f"{name} {postgres_type(kind)}" for name, kind in COLUMNS)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE bench.{table} ({columns})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
+    parser.add_argument("--child", nargs=5, metavar=("WAY", "PARQUET", "CSV", "TABLE", "OUT"))
+    args = parser.parse_args()
+    if args.child:
+        way, parquet, csv, table, out = args.child
+        seconds = child(way, Path(parquet), Path(csv), table)
+        Path(out).write_text(json.dumps({"seconds": seconds}))
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ["WHARF_LAKE_ROOT"] = (WORK / "lake").as_uri()
+    environment.apply()
+    url = os.environ[f"AIRFLOW_CONN_{environment.config.datasets_conn_id().upper()}"]
+    os.environ["WHARF_BENCH_DB_URL"] = url
+    conninfo = environment.libpq_conninfo(url)
+    _ensure_wharf_schema(conninfo)
+    results = []
+    for rows in args.rows:
+        parquet, csv = generate(rows, WORK)
+        reference = None
+        for way in args.ways:
+            if way == "dlt" and not _has("dlt"):
+                print("dlt: not installed (pip install -r bench/requirements.txt)", file=sys.stderr)
+                continue
+            result = measure(way, rows, parquet, csv, conninfo)
+            if way == "psql \\copy":
+                reference = result["seconds"]
+            result["ratio"] = reference / result["seconds"] if reference else float("nan")
+            results.append(result)
+            print(_line(result), flush=True)
+    print()
+    print(markdown(results))
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _ensure_wharf_schema(conninfo: str) -> None:
+    import psycopg
+
+    from wharf import records
+
+    with psycopg.connect(conninfo) as conn:
+        records.ensure_schema(conn)
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['way']:<14} {r['rows']:>9,} rows  {r['seconds']:7.2f} s  "
+        f"{r['rows'] / r['seconds']:>10,.0f} rows/s  {r['ratio']:5.2f}x \\copy  "
+        f"peak RSS {r['rss_mb']:6.0f} MB"
+    )
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The results as the Markdown table in the README."""
+    lines = [
+        "| way | rows | seconds | rows/s | vs `psql \\copy` | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['way'].replace(chr(92), chr(92) * 2)} | {r['rows']:,} | {r['seconds']:.2f} | "
+            f"{r['rows'] / r['seconds']:,.0f} | {r['ratio']:.2f}x | {r['rss_mb']:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
