@@ -172,7 +172,7 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
         pipeline = dlt.pipeline(
             pipeline_name="wharf_bench",
             pipelines_dir=str(WORK / "dlt"),
-            destination=dlt.destinations.postgres(credentials=_dsn(conninfo)),
+            destination=dlt.destinations.postgres(credentials=_dlt_credentials(conninfo)),
             dataset_name="bench_dlt",
         )
         source = pq.ParquetFile(parquet, pre_buffer=False)
@@ -183,11 +183,20 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
 
 
 def _dsn(conninfo: str) -> str:
-    """dlt wants a URL; a Unix socket goes in ``host=`` of the query string."""
+    """A URL for SQLAlchemy; a Unix socket goes in ``host=`` of the query string."""
     if conninfo.startswith("postgres"):
         return conninfo
     parts = dict(item.split("=", 1) for item in conninfo.split())
     return f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}"
+
+
+def _dlt_credentials(conninfo: str) -> str:
+    """dlt's credentials need a host name and a password (trust authentication ignores it);
+    a Unix socket folder goes in the ``host`` query parameter, which libpq prefers."""
+    if conninfo.startswith("postgres"):
+        return conninfo
+    parts = dict(item.split("=", 1) for item in conninfo.split())
+    return f"postgresql://{parts['user']}:ignored@localhost/{parts['dbname']}?host={parts['host']}"
 
 
 def _wharf_run(spec: Any) -> float:
