@@ -36,6 +36,8 @@ class Run:
     logical_date: datetime | None
     try_number: int | None
     ingestion_date: date
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
 
     @property
     def lake_key(self) -> lake.RunKey:
@@ -61,6 +63,8 @@ def current_run(dataset_id: str) -> Run:
         logical_date=logical,
         try_number=ctx["ti"].try_number,
         ingestion_date=moment.astimezone(UTC).date(),
+        data_interval_start=ctx.get("data_interval_start"),
+        data_interval_end=ctx.get("data_interval_end"),
     )
 
 
@@ -116,7 +120,9 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
 
 
 def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
-    opened = sources.extract(spec)
+    opened = sources.extract(
+        spec, sources.Window(run.logical_date, run.data_interval_start, run.data_interval_end)
+    )
     log.info("%s: extracting %s", spec.dataset_id, opened.description)
     rows = lake.write_batches(
         run.lake_key, "landing", opened.schema, _progress(spec, opened.batches)

@@ -1,4 +1,4 @@
-"""Sources: one module per ``source.type``, each exposing ``extract(spec) -> Extract``.
+"""Sources: one module per ``source.type``, each exposing ``extract(spec, window) -> Extract``.
 
 The protocol is small on purpose: a source yields Arrow record batches of bounded size and
 says which schema they share. Adding a source type means one module here and one model in
@@ -10,10 +10,31 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 
 from wharf.spec import DatasetSpec
+
+
+@dataclass(frozen=True)
+class Window:
+    """The run's place in time, which a source may use to read only its slice of data.
+
+    ``data_interval_start``/``_end`` bound a scheduled or backfill run's interval (None for
+    a manual run without a logical date).
+    """
+
+    logical_date: datetime | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+    def params(self) -> dict[str, datetime | None]:
+        return {
+            "logical_date": self.logical_date,
+            "data_interval_start": self.data_interval_start,
+            "data_interval_end": self.data_interval_end,
+        }
 
 
 @dataclass(frozen=True)
@@ -25,9 +46,10 @@ class Extract:
     description: str
 
 
-def extract(spec: DatasetSpec) -> Extract:
-    """Open the dataset's source; the batches are read lazily as the caller iterates."""
+def extract(spec: DatasetSpec, window: Window | None = None) -> Extract:
+    """Open the dataset's source for the run's ``window``; the batches are read lazily as
+    the caller iterates."""
     assert spec.source is not None, f"{spec.dataset_id} has no source"
     module = importlib.import_module(f"wharf.sources.{spec.source.type}")
-    result: Extract = module.extract(spec)
+    result: Extract = module.extract(spec, window or Window())
     return result

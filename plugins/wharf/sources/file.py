@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from wharf.sources import Extract
+from wharf.sources import Extract, Window
 from wharf.spec import DatasetSpec, FileSource
 
 # pyarrow reads CSV in blocks of this many bytes; rows per batch follow from it. 1 MiB blocks
@@ -19,8 +19,9 @@ from wharf.spec import DatasetSpec, FileSource
 _BLOCK_BYTES = 1 << 20
 
 
-def extract(spec: DatasetSpec) -> Extract:
-    """Open the CSV; raises ``FileNotFoundError`` naming the path."""
+def extract(spec: DatasetSpec, window: Window) -> Extract:
+    """Open the CSV (the whole file, whatever the window); raises ``FileNotFoundError``
+    naming the path."""
     source = spec.source
     assert isinstance(source, FileSource)
     path = source.resolved_path()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import UTC
 from typing import Any
 
 import pyarrow as pa
 
-from wharf.sources import Extract
+from wharf.sources import Extract, Window
 from wharf.spec import DatasetSpec, SqlSource
 from wharf.types import arrow_type
 
@@ -68,16 +69,24 @@ def _statement(source: SqlSource) -> Any:
     return sa.select(sa.text("*")).select_from(sa.table(name, schema=schema or None))
 
 
-def extract(spec: DatasetSpec) -> Extract:
-    """Open a streaming read; batches are pulled as the caller iterates."""
+def extract(spec: DatasetSpec, window: Window) -> Extract:
+    """Open a streaming read; batches are pulled as the caller iterates.
+
+    A ``query`` may use the bind parameters ``:data_interval_start``, ``:data_interval_end``
+    and ``:logical_date`` (UTC): a scheduled or backfill run then reads only its interval.
+    Raises ``ValueError`` if the query uses one that this run lacks (a manual run without a
+    logical date).
+    """
     import sqlalchemy as sa
 
     source = spec.source
     assert isinstance(source, SqlSource)
+    statement = _statement(source)
+    params = _bind_params(spec, statement, window)
     engine = sa.create_engine(sqlalchemy_url(source.conn_id))
     conn = engine.connect().execution_options(stream_results=True, yield_per=source.batch_size)
     try:
-        result = conn.execute(_statement(source))
+        result = conn.execute(statement, params)
         names = list(result.keys())
         first = result.fetchmany(source.batch_size)
     except Exception:
@@ -101,6 +110,30 @@ def extract(spec: DatasetSpec) -> Extract:
 
     what = source.query or f"table {source.table}"
     return Extract(schema, batches(), f"{what} via connection {source.conn_id!r}")
+
+
+def _bind_params(spec: DatasetSpec, statement: Any, window: Window) -> dict[str, Any]:
+    """The window's values for the bind parameters the query uses, as naive UTC datetimes
+    (what SQLite and MySQL drivers compare reliably)."""
+    used = set(getattr(statement, "_bindparams", {}))
+    params = {}
+    for name, value in window.params().items():
+        if name not in used:
+            continue
+        if value is None:
+            raise ValueError(
+                f"{spec.dataset_id}: the query uses :{name}, but this run has none (a manual "
+                "run without a logical date); trigger it with a logical date, or backfill"
+            )
+        params[name] = value.astimezone(UTC).replace(tzinfo=None)
+    unknown = used - set(window.params())
+    if unknown:
+        raise ValueError(
+            f"{spec.dataset_id}: the query uses unknown bind parameter(s) "
+            f"{', '.join(':' + n for n in sorted(unknown))}; Wharf provides "
+            f"{', '.join(':' + n for n in window.params())}"
+        )
+    return params
 
 
 def infer_schema(names: list[str], rows: Sequence[Any], hints: dict[str, pa.DataType]) -> pa.Schema:
