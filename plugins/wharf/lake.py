@@ -11,7 +11,7 @@ through pyarrow's filesystems, so there is one code path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -26,6 +26,8 @@ Zone = Literal["landing", "raw", "curated", "quarantine"]
 # A part file rolls over past this many rows, so one file never grows without bound.
 ROWS_PER_FILE = 2_000_000
 ROWS_PER_GROUP = 65_536
+# More distinct partition values than this in one run is almost surely a wrong column.
+MAX_PARTITIONS = 10_000
 # Dictionary pages halve the writing speed (1M rows x 12 text columns: 1.44 s with them,
 # 0.78 s without) and saved 3% of the size on the load benchmark's data.
 _WRITE_OPTIONS = {"use_dictionary": False}
@@ -61,23 +63,36 @@ def uri(relative: str) -> str:
 
 
 def write_batches(
-    key: RunKey, zone: Zone, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    key: RunKey,
+    zone: Zone,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    partition_by: Sequence[str] = (),
 ) -> int:
     """Write record batches as Parquet into a zone, replacing whatever this run wrote there.
 
     Replacing makes a task retry idempotent. Small batches (a CSV block, an API page) are
     gathered into row groups of ``ROWS_PER_GROUP`` rows, so memory stays bounded and readers
-    do not pay per tiny row group. Returns the number of rows written (an empty input still
-    writes one file holding the schema, so readers find the columns).
+    do not pay per tiny row group. ``partition_by`` columns (rAPId's ``partition_index``
+    order) lay the files out in ``col=value/`` folders (Hive style, values URL-quoted, NULL as
+    ``__HIVE_DEFAULT_PARTITION__``); ``read_batches`` restores them exactly. Returns the
+    number of rows written (an empty input still writes one file holding the schema, so
+    readers find the columns).
     """
     fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
     fs.delete_dir_contents(folder, missing_dir_ok=True)
     fs.create_dir(folder, recursive=True)
+    counted = _Counter(batches)
+    if partition_by:
+        _write_partitioned(fs, folder, schema, _row_groups(counted), partition_by)
+        if counted.rows == 0:
+            _writer(f"{folder}/part-0.parquet", schema, fs).close()
+        return counted.rows
     rows, part, in_file = 0, 0, 0
     writer = _writer(f"{folder}/part-0.parquet", schema, fs)
     try:
-        for group in _row_groups(batches):
+        for group in _row_groups(counted):
             if in_file >= ROWS_PER_FILE:
                 writer.close()
                 part, in_file = part + 1, 0
@@ -88,6 +103,46 @@ def write_batches(
     finally:
         writer.close()
     return rows
+
+
+class _Counter:
+    """Passes batches through, counting their rows."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self.batches, self.rows = batches, 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.batches:
+            self.rows += batch.num_rows
+            yield batch
+
+
+def _write_partitioned(
+    fs: pafs.FileSystem,
+    folder: str,
+    schema: pa.Schema,
+    groups: Iterator[pa.Table],
+    partition_by: Sequence[str],
+) -> None:
+    import pyarrow.dataset as ds
+
+    batches = (batch for group in groups for batch in group.to_batches())
+    ds.write_dataset(
+        pa.RecordBatchReader.from_batches(schema, batches),
+        folder,
+        filesystem=fs,
+        format="parquet",
+        file_options=ds.ParquetFileFormat().make_write_options(**_WRITE_OPTIONS),
+        partitioning=ds.partitioning(
+            pa.schema([schema.field(c) for c in partition_by]), flavor="hive"
+        ),
+        basename_template="part-{i}.parquet",
+        max_partitions=MAX_PARTITIONS,
+        max_rows_per_file=ROWS_PER_FILE,
+        max_rows_per_group=ROWS_PER_GROUP,
+        existing_data_behavior="overwrite_or_ignore",
+        use_threads=False,
+    )
 
 
 def _writer(path: str, schema: pa.Schema, fs: pafs.FileSystem) -> pq.ParquetWriter:
@@ -108,20 +163,24 @@ def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
 
 
 def part_files(key: RunKey, zone: Zone) -> list[str]:
-    """The part files of one run in one zone, in order; raises ``FileNotFoundError``."""
+    """The part files of one run in one zone (partition folders included), in write order;
+    raises ``FileNotFoundError``."""
     fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
-    infos = fs.get_file_info(pafs.FileSelector(folder))
-    files = sorted(
-        (i.path for i in infos if i.path.endswith(".parquet")),
-        key=lambda p: int(p.rsplit("part-", 1)[1].split(".")[0]),
-    )
+    infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+    files = sorted((i.path for i in infos if i.path.endswith(".parquet")), key=_write_order)
     if not files:
         raise FileNotFoundError(f"no Parquet files in {uri(key.folder(zone))}")
     return files
 
 
+def _write_order(path: str) -> tuple[str, int]:
+    folder, _, name = path.rpartition("/")
+    return folder, int(name.removeprefix("part-").split(".")[0])
+
+
 def read_schema(key: RunKey, zone: Zone) -> pa.Schema:
+    """The schema of an unpartitioned zone (landing, raw)."""
     fs, _ = _filesystem()
     return pq.read_schema(part_files(key, zone)[0], filesystem=fs)
 
@@ -136,26 +195,73 @@ def count_rows(key: RunKey, zone: Zone) -> int:
     return total
 
 
-def read_batches(key: RunKey, zone: Zone, batch_size: int = 16_384) -> Iterator[pa.RecordBatch]:
+def read_batches(
+    key: RunKey, zone: Zone, schema: pa.Schema | None = None, batch_size: int = 16_384
+) -> Iterator[pa.RecordBatch]:
     """Stream a run's Parquet in record batches with flat memory.
+
+    Partition folders (``col=value/``) give their columns back, typed as in ``schema``
+    (strings without it); batches then follow ``schema``'s column order.
 
     ``pre_buffer=False``: pyarrow's default pre-buffers whole column chunks (peak 454 MB at
     5M rows, measured for issue #3). One decoding thread and 16,384-row batches: loading 1M
     rows x 12 columns peaked at 298 MB with threads and 65,536-row batches, 220 MB like this,
     in the same 3.4 s (``bench/load_throughput.py``).
     """
-    fs, _ = _filesystem()
-    for path in part_files(key, zone):
+    fs, base = _filesystem()
+    folder = f"{base}/{key.folder(zone)}"
+    files = part_files(key, zone)
+    names = [p.split("=", 1)[0] for p in files[0][len(folder) + 1 :].split("/")[:-1]]
+    if names:
+        yield from _read_partitioned(fs, folder, files, names, schema, batch_size)
+        return
+    # ParquetFile, not pyarrow.dataset: the dataset scanner (and its import) peaked 110 MB
+    # higher reading the same 1M rows.
+    for path in files:
         with fs.open_input_file(path) as handle:
             parquet = pq.ParquetFile(handle, pre_buffer=False)
-            yield from parquet.iter_batches(batch_size=batch_size, use_threads=False)
+            for batch in parquet.iter_batches(batch_size=batch_size, use_threads=False):
+                yield batch if schema is None else batch.select(schema.names)
+
+
+def _read_partitioned(
+    fs: pafs.FileSystem,
+    folder: str,
+    files: list[str],
+    names: list[str],
+    schema: pa.Schema | None,
+    batch_size: int,
+) -> Iterator[pa.RecordBatch]:
+    import pyarrow.dataset as ds
+
+    fields = [
+        schema.field(n) if schema is not None and n in schema.names else pa.field(n, pa.string())
+        for n in names
+    ]
+    dataset = ds.dataset(
+        files,
+        filesystem=fs,
+        format=ds.ParquetFileFormat(
+            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False)
+        ),
+        partitioning=ds.partitioning(pa.schema(fields), flavor="hive"),
+        partition_base_dir=folder,
+    )
+    yield from dataset.to_batches(
+        columns=schema.names if schema is not None else None,
+        batch_size=batch_size,
+        use_threads=False,
+        batch_readahead=1,
+        fragment_readahead=1,
+    )
 
 
 def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:
     """Copy one run's files between zones (landing -> raw keeps the history)."""
     fs, base = _filesystem()
-    folder = f"{base}/{key.folder(target)}"
+    origin, folder = f"{base}/{key.folder(source)}", f"{base}/{key.folder(target)}"
     fs.delete_dir_contents(folder, missing_dir_ok=True)
-    fs.create_dir(folder, recursive=True)
     for path in part_files(key, source):
-        fs.copy_file(path, f"{folder}/{path.rsplit('/', 1)[1]}")
+        destination = f"{folder}/{path[len(origin) + 1 :]}"
+        fs.create_dir(destination.rpartition("/")[0], recursive=True)
+        fs.copy_file(path, destination)

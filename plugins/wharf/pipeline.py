@@ -154,7 +154,9 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
         run.run_id,
         report,
     )
-    rows = lake.write_batches(key, "curated", validation.curated_schema(spec), curated)
+    rows = lake.write_batches(
+        key, "curated", validation.curated_schema(spec), curated, spec.partition_columns
+    )
     row.rows_in = rows
     row.detail["violations"] = report.per_column
     if report.violation_count:
@@ -169,10 +171,9 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
 
 def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     key = run.lake_key
+    schema = validation.curated_schema(spec)
     rows = load.Batches(
-        lake.read_schema(key, "curated"),
-        lake.count_rows(key, "curated"),
-        lake.read_batches(key, "curated"),
+        schema, lake.count_rows(key, "curated"), lake.read_batches(key, "curated", schema)
     )
     with datasets_db.connect() as conn:
         records.ensure_schema(conn)
