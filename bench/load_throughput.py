@@ -6,7 +6,10 @@ reference: higher is faster) and the peak RSS of the process that did the work:
 - ``psql \\copy``      the CSV, by PostgreSQL's own client (the reference);
 - ``wharf load``       Wharf's load step from the curated Parquet (binary COPY, publish);
 - ``wharf run``        a whole Wharf dataset run from the same CSV: extract, land, validate,
-                       load and publish (Airflow's scheduling excluded);
+                       load and publish, each step in its own process as under Airflow
+                       (seconds summed, the highest peak RSS; scheduling excluded);
+- ``wharf merge``      MERGE of the same rows into the loaded table with 10% of them changed
+                       (only the seconds of that second load; the ratio is not a target);
 - ``pandas to_sql``    ``pd.read_parquet`` then ``DataFrame.to_sql`` (SQLAlchemy, psycopg);
 - ``dlt``              dlt's postgres destination fed the Parquet's Arrow batches.
 
@@ -51,7 +54,8 @@ COLUMNS = [
     ("score", "integer"),
     ("note", "string"),
 ]
-WAYS = ("psql \\copy", "wharf load", "wharf run", "pandas to_sql", "dlt")
+WAYS = ("psql \\copy", "wharf load", "wharf run", "wharf merge", "pandas to_sql", "dlt")
+RUN_STEPS = ("extract", "validate", "load")
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -105,7 +109,7 @@ def generate(rows: int, folder: Path) -> tuple[Path, Path]:
     return parquet, csv
 
 
-def spec_for(csv: Path, dataset: str = "load_throughput") -> Any:
+def spec_for(csv: Path, dataset: str = "load_throughput", behaviour: str = "OVERWRITE") -> Any:
     from wharf.spec import DatasetSpec
 
     return DatasetSpec.model_validate(
@@ -113,7 +117,8 @@ def spec_for(csv: Path, dataset: str = "load_throughput") -> Any:
             "metadata": {
                 "domain": "bench",
                 "dataset": dataset,
-                "update_behaviour": "OVERWRITE",
+                "update_behaviour": behaviour,
+                "primary_key": ["id"] if behaviour == "MERGE" else [],
             },
             "source": {"type": "file", "path": str(csv), "batch_size": 100_000},
             "columns": [
@@ -151,8 +156,10 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
                 ),
             )
         return time.perf_counter() - started
-    if way == "wharf run":
-        return _wharf_run(spec_for(csv, table))
+    if way.startswith("wharf run "):
+        return _wharf_step(spec_for(csv, table), way.removeprefix("wharf run "))
+    if way == "wharf merge":
+        return _wharf_merge(parquet, csv, table, conninfo)
     if way == "pandas to_sql":
         import pandas as pd
         import sqlalchemy as sa
@@ -199,9 +206,10 @@ def _dlt_credentials(conninfo: str) -> str:
     return f"postgresql://{parts['user']}:ignored@localhost/{parts['dbname']}?host={parts['host']}"
 
 
-def _wharf_run(spec: Any) -> float:
-    """extract -> validate -> load, the task bodies of a real run, without Airflow."""
-    import airflow.providers.postgres.hooks.postgres  # noqa: F401 (import time excluded)
+def _wharf_step(spec: Any, step: str) -> float:
+    """One step of a real run (its task body), in its own process as under Airflow."""
+    if step == "load":
+        import airflow.providers.postgres.hooks.postgres  # noqa: F401 (import time excluded)
 
     from wharf import pipeline, records
 
@@ -215,10 +223,45 @@ def _wharf_run(spec: Any) -> float:
         ingestion_date=datetime.now(UTC).date(),
     )
     started = time.perf_counter()
-    for step in ("extract", "validate", "load"):
-        row = records.AuditRow(spec.dataset_id, run.run_id, step, "running")
-        pipeline._BODIES[step](spec, run, row)
+    pipeline._BODIES[step](spec, run, records.AuditRow(spec.dataset_id, "bench", step, "running"))
     return time.perf_counter() - started
+
+
+def _wharf_merge(parquet: Path, csv: Path, table: str, conninfo: str) -> float:
+    """MERGE the rows again with ``quantity`` changed in every tenth: only those are written."""
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from wharf import load
+
+    spec = spec_for(csv, table, "MERGE")
+
+    def rows(change: bool) -> load.Batches:
+        source = pq.ParquetFile(parquet, pre_buffer=False)
+
+        def stream() -> Any:
+            for batch in source.iter_batches(batch_size=16_384, use_threads=False):
+                if change:
+                    ids = batch["id"]
+                    tenth = pc.equal(pc.subtract(ids, pc.multiply(pc.divide(ids, 10), 10)), 0)
+                    quantity = pc.add(batch["quantity"], pa.scalar(1, pa.int16()))
+                    batch = batch.set_column(
+                        2, "quantity", pc.if_else(tenth, quantity, batch["quantity"])
+                    )
+                yield batch
+
+        return load.Batches(source.schema_arrow, source.metadata.num_rows, stream())
+
+    with psycopg.connect(conninfo) as conn:
+        first = load.load(conn, spec, "first", None, rows(False))
+        started = time.perf_counter()
+        second = load.load(conn, spec, "second", None, rows(True))
+        seconds = time.perf_counter() - started
+    if second.updated * 10 != first.inserted or second.inserted:
+        raise RuntimeError(f"MERGE wrote {second}, expected {first.inserted // 10} updates")
+    return seconds
 
 
 # --- the parent ----------------------------------------------------------------------------
@@ -239,16 +282,33 @@ def measure(way: str, rows: int, parquet: Path, csv: Path, conninfo: str) -> dic
         process = subprocess.Popen(command)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
-    else:
-        out = WORK / "child.json"
-        process = subprocess.Popen(
-            [sys.executable, __file__, "--child", way, str(parquet), str(csv), table, str(out)]
+    elif way == "wharf run":
+        steps = [_child(f"wharf run {step}", parquet, csv, table) for step in RUN_STEPS]
+        seconds = sum(s for s, _, _ in steps)
+        status = max(code for _, code, _ in steps)
+        rss = max(r for _, _, r in steps)
+        detail = ", ".join(
+            f"{step} {s:.2f} s {r:.0f} MB" for step, (s, _, r) in zip(RUN_STEPS, steps, strict=True)
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = json.loads(out.read_text())["seconds"] if status == 0 else float("nan")
+        return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": rss, "detail": detail}
+    else:
+        seconds, status, rss = _child(way, parquet, csv, table)
+        return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": rss}
     if status != 0:
         raise SystemExit(f"{way} failed (status {status})")
     return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def _child(way: str, parquet: Path, csv: Path, table: str) -> tuple[float, int, float]:
+    """(seconds, exit status, peak RSS in MB) of one way run in its own process."""
+    out = WORK / "child.json"
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", way, str(parquet), str(csv), table, str(out)]
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{way} failed (status {status})")
+    return json.loads(out.read_text())["seconds"], status, usage.ru_maxrss / 1024
 
 
 def _psql() -> str:
@@ -312,6 +372,8 @@ def main() -> None:
             result["ratio"] = reference / result["seconds"] if reference else float("nan")
             results.append(result)
             print(_line(result), flush=True)
+            if "detail" in result:
+                print(f"{'':16}{result['detail']}", flush=True)
     print()
     print(markdown(results))
 

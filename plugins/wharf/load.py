@@ -9,8 +9,9 @@ Every load is **one transaction** on the published table itself:
    - ``OVERWRITE``: ``DELETE`` every row, then ``COPY`` the batch in;
    - ``APPEND``: ``DELETE`` the rows of this logical date (a re-run replaces them), then
      ``COPY`` the batch in;
-   - ``MERGE``: ``COPY`` into a temporary table, then ``INSERT ... ON CONFLICT (primary key)
-     DO UPDATE ... WHERE (row) IS DISTINCT FROM (new row)``: only changed rows are written;
+   - ``MERGE``: ``COPY`` into a temporary table, then ``MERGE ... WHEN MATCHED AND (row) IS
+     DISTINCT FROM (new row) THEN UPDATE ... WHEN NOT MATCHED THEN INSERT``: only new and
+     changed rows are written;
 5. ``COMMIT``.
 
 Until the commit, readers see the old rows (MVCC) and are never blocked: ``DELETE`` and
@@ -52,6 +53,8 @@ LOCK_TIMEOUT = "10s"
 # a killed loader's transaction is rolled back (and its lock freed) within a second.
 CLIENT_CHECK_INTERVAL_MS = 1000
 _MERGE_TABLE = "wharf_merge_rows"
+# Memory PostgreSQL may use for MERGE's hash join, per load (SET LOCAL: this transaction only).
+MERGE_WORK_MEM = "256MB"
 _PROGRESS_SECONDS = 5.0
 
 
@@ -367,55 +370,79 @@ def _merge(
     clock: _Phases,
     result: LoadResult,
 ) -> None:
-    """Upsert by primary key; rows equal to the published ones are not written at all."""
+    """Upsert by primary key with PostgreSQL's ``MERGE`` (15+): a hash join of the batch with
+    the table, writing only rows that are new or differ. 10% changed of 1M rows: MERGE 2.6 s,
+    ``INSERT ... ON CONFLICT ... WHERE IS DISTINCT FROM`` 4.3 s (``bench/load_throughput.py``).
+    """
     target, rows = _target(spec), sql.Identifier(_MERGE_TABLE)
+    # The join hashes the whole batch: in memory instead of spilling in 4 MB pieces.
+    for setting in ("work_mem", "maintenance_work_mem"):
+        cur.execute(
+            sql.SQL("SET LOCAL {} = {}").format(
+                sql.Identifier(setting), sql.Literal(MERGE_WORK_MEM)
+            )
+        )
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rows))
     # A temporary table writes no WAL and vanishes with the session, even a killed one.
     cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP").format(rows, target))
     clock.begin("copy")
     _copy(cur, spec, rows, stream)
     clock.begin("publish")
+    cur.execute("SAVEPOINT wharf_merge")
+    try:
+        # A repeated key would let MERGE pick either row silently: a unique index refuses it
+        # (0.36 s for 1M keys, against 0.91 s for a GROUP BY).
+        cur.execute(
+            sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(
+                rows, sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
+            )
+        )
+        cur.execute(sql.SQL("ANALYZE {}").format(rows))
+        before = _count(cur, target)
+        cur.execute(_merge_statement(spec, target, rows))
+    except psycopg.errors.UniqueViolation as err:
+        cur.execute("ROLLBACK TO SAVEPOINT wharf_merge")
+        raise LoadError(_duplicate_keys(cur, spec, rows) or copy_error(spec, err)) from None
+    written = int(cur.rowcount)
+    result.inserted = _count(cur, target) - before
+    result.updated = written - result.inserted
+
+
+def _merge_statement(spec: DatasetSpec, target: sql.Composable, rows: sql.Composable) -> Any:
     key = spec.metadata.primary_key
-    names = [*spec.column_names, RUN_ID_COLUMN, LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN]
     values = [n for n in spec.column_names if n not in key]
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
-        for n in [*values, RUN_ID_COLUMN, LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN]
-    )
-    action: sql.Composable
-    if values:
-        action = sql.SQL("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
-            assignments,
-            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in values),
-            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n)) for n in values),
+    run_columns = [RUN_ID_COLUMN, LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN]
+    every = [*spec.column_names, *run_columns]
+
+    def listed(prefix: str, names: list[str]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.SQL(prefix + "{}").format(sql.Identifier(n)) for n in names)
+
+    matched: sql.Composable = sql.SQL("")
+    if values:  # rows equal to the published ones are left alone: no write, no new run id
+        matched = sql.SQL(" WHEN MATCHED AND ({}) IS DISTINCT FROM ({}) THEN UPDATE SET {}").format(
+            listed("t.", values),
+            listed("s.", values),
+            sql.SQL(", ").join(
+                sql.SQL("{} = s.{}").format(sql.Identifier(n), sql.Identifier(n))
+                for n in [*values, *run_columns]
+            ),
         )
-    else:
-        action = sql.SQL("DO NOTHING")
-    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    duplicates = _duplicate_keys(cur, spec, rows)
-    if duplicates:
-        raise LoadError(duplicates)
-    cur.execute(
-        sql.SQL(
-            "WITH written AS (INSERT INTO {} AS t ({}) SELECT {} FROM {} "
-            "ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
-            "FROM written"
-        ).format(
-            target,
-            column_list,
-            column_list,
-            rows,
-            sql.SQL(", ").join(map(sql.Identifier, key)),
-            action,
-        )
+    return sql.SQL(
+        "MERGE INTO {} AS t USING {} AS s ON {}{} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})"
+    ).format(
+        target,
+        rows,
+        sql.SQL(" AND ").join(
+            sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in key
+        ),
+        matched,
+        listed("", every),
+        listed("s.", every),
     )
-    result.inserted, result.updated = (int(n) for n in cur.fetchone())
 
 
 def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | None:
-    """A message quoting up to 5 repeated keys, or None. Checked before the upsert: ON
-    CONFLICT only notices a repeat that changes a row twice, not one equal to the table's."""
+    """A message quoting up to 5 keys the batch repeats, or None (asked only on failure)."""
     key = sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
     cur.execute(
         sql.SQL(

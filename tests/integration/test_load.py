@@ -105,12 +105,15 @@ def test_merge_refuses_a_batch_with_repeated_keys(conn: Any) -> None:
     spec = make_spec("MERGE")
     run(conn, spec, sample(range(5)))
     before = checksum(conn, spec)
+    changing = sample([1, 2, 3]) + sample([2, 3], name="other")  # 2 and 3 twice, differently
     with pytest.raises(load.LoadError) as caught:
-        run(conn, spec, sample([1, 2, 2, 3, 3, 3]), "r2")
+        run(conn, spec, changing, "r2")
     assert str(caught.value) == (
         f"{spec.dataset_id}: MERGE needs one row per primary key (id), but the batch repeats "
-        "keys: id=2 (2 rows); id=3 (3 rows)"
+        "keys: id=2 (2 rows); id=3 (2 rows)"
     )
+    with pytest.raises(load.LoadError, match=r"repeats keys: id=7 \(2 rows\)"):
+        run(conn, spec, sample([7, 7]), "r3")  # a new key twice
     assert checksum(conn, spec) == before
 
 
