@@ -304,3 +304,37 @@ def test_a_dropped_connection_publishes_nothing_and_a_rerun_succeeds(conn: Any) 
     with psycopg.connect(_libpq(DATASETS_URL)) as again:
         result = load.load(again, spec, "r2", DAY2, rows_of(spec, sample(range(10, 30)), "r2"))
     assert result.published_rows == 30
+
+
+def test_two_loads_of_one_dataset_never_interleave(conn: Any) -> None:
+    spec = make_spec("OVERWRITE")
+    run(conn, spec, sample(range(10)))
+    at_commit, go_on = threading.Event(), threading.Event()
+
+    def pause(phase: str) -> None:
+        if phase == "commit":
+            at_commit.set()
+            go_on.wait(30)
+
+    first = threading.Thread(
+        target=load.load,
+        args=(conn, spec, "r2", DAY1, rows_of(spec, sample(range(20)), "r2"), pause),
+    )
+    first.start()
+    assert at_commit.wait(30)
+    phases: list[str] = []
+    with psycopg.connect(_libpq(DATASETS_URL)) as other:
+        second = threading.Thread(
+            target=load.load,
+            args=(other, spec, "r3", DAY1, rows_of(spec, sample(range(30)), "r3"), phases.append),
+        )
+        second.start()
+        second.join(1.5)
+        assert second.is_alive() and phases == ["migrate"]  # waiting for the dataset's lock
+        go_on.set()
+        first.join(30)
+        second.join(30)
+    assert phases == ["migrate", "publish", "copy", "publish", "commit"]
+    assert fetch(conn, f"SELECT count(*), min(_wharf_run_id) FROM {table_name(spec)}") == [
+        (30, "r3")
+    ]

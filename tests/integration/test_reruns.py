@@ -85,3 +85,6 @@ def test_nightly_rerun_and_backfill_give_the_same_table(events: None, pg: Any) -
         assert run(day) == "success"
     assert pg.execute(CHECKSUM).fetchone() == nightly
     assert pg.execute("SELECT count(*) FROM shop.events").fetchone() == (9,)
+    assert pg.execute(
+        "SELECT schema_version, row_count FROM wharf.catalogue WHERE dataset_id = 'shop.events'"
+    ).fetchone() == ("1.0", 9)
