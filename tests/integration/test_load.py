@@ -262,26 +262,32 @@ def test_a_value_postgresql_refuses_names_row_and_column(conn: Any) -> None:
     assert checksum(conn, spec) == before
 
 
+class PauseAtCommit:
+    """An ``on_phase`` callback that holds a load just before its COMMIT until released."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, phase: str) -> None:
+        if phase == "commit":
+            self.reached.set()
+            self.release.wait(30)
+
+
 def test_readers_see_the_old_rows_without_waiting_during_a_load(conn: Any) -> None:
     spec = make_spec("OVERWRITE")
     run(conn, spec, sample(range(10)))
-    at_commit, go_on = threading.Event(), threading.Event()
-
-    def pause(phase: str) -> None:
-        if phase == "commit":
-            at_commit.set()
-            go_on.wait(30)
-
+    pause = PauseAtCommit()
     rows = rows_of(spec, sample(range(50, 80)), "r2")
     worker = threading.Thread(target=load.load, args=(conn, spec, "r2", DAY1, rows, pause))
     worker.start()
     try:
-        assert at_commit.wait(30)
+        assert pause.reached.wait(30)
         with pg_connect() as reader:
             reader.execute("SET statement_timeout = '500ms'")
             assert fetch(reader, f"SELECT min(id), count(*) FROM {table_name(spec)}") == [(0, 10)]
     finally:
-        go_on.set()
+        pause.release.set()
         worker.join(30)
     assert fetch(conn, f"SELECT min(id), count(*) FROM {table_name(spec)}") == [(50, 30)]
 
@@ -309,19 +315,13 @@ def test_a_dropped_connection_publishes_nothing_and_a_rerun_succeeds(conn: Any) 
 def test_two_loads_of_one_dataset_never_interleave(conn: Any) -> None:
     spec = make_spec("OVERWRITE")
     run(conn, spec, sample(range(10)))
-    at_commit, go_on = threading.Event(), threading.Event()
-
-    def pause(phase: str) -> None:
-        if phase == "commit":
-            at_commit.set()
-            go_on.wait(30)
-
+    pause = PauseAtCommit()
     first = threading.Thread(
         target=load.load,
         args=(conn, spec, "r2", DAY1, rows_of(spec, sample(range(20)), "r2"), pause),
     )
     first.start()
-    assert at_commit.wait(30)
+    assert pause.reached.wait(30)
     phases: list[str] = []
     with psycopg.connect(_libpq(DATASETS_URL)) as other:
         second = threading.Thread(
@@ -331,7 +331,7 @@ def test_two_loads_of_one_dataset_never_interleave(conn: Any) -> None:
         second.start()
         second.join(1.5)
         assert second.is_alive() and phases == ["migrate"]  # waiting for the dataset's lock
-        go_on.set()
+        pause.release.set()
         first.join(30)
         second.join(30)
     assert phases == ["migrate", "publish", "copy", "publish", "commit"]
