@@ -138,9 +138,11 @@ def load(
             lock_dataset(cur, spec.dataset_id)
             cur.execute("SELECT transaction_timestamp()")
             loaded_at = cur.fetchone()[0]
-            not_null_later = _migrate(cur, spec, run_id, result)
-            replaced = _rows_replaced(cur, spec, run_id, logical_date)
-            check_guards(spec, rows.num_rows, replaced)
+            found = schema_changes.published_columns(cur, spec)
+            check_guards(
+                spec, rows.num_rows, _rows_replaced(cur, spec, run_id, logical_date, found)
+            )
+            not_null_later = _migrate(cur, spec, run_id, result, found)
             stream = _with_run_columns(rows, logical_date, loaded_at)
             if meta.update_behaviour == "MERGE":
                 _merge(cur, spec, stream, clock, result)
@@ -218,8 +220,13 @@ def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:
         )
 
 
-def _migrate(cur: Any, spec: DatasetSpec, run_id: str, result: LoadResult) -> list[str]:
-    found = schema_changes.published_columns(cur, spec)
+def _migrate(
+    cur: Any,
+    spec: DatasetSpec,
+    run_id: str,
+    result: LoadResult,
+    found: list[schema_changes.TableColumn] | None,
+) -> list[str]:
     current = schema_changes.current_version(cur, spec.dataset_id)
     if found is None:
         schema_changes.create_table(cur, spec)
@@ -248,12 +255,21 @@ def _migrate(cur: Any, spec: DatasetSpec, run_id: str, result: LoadResult) -> li
     return later
 
 
-def _rows_replaced(cur: Any, spec: DatasetSpec, run_id: str, logical_date: datetime | None) -> int:
+def _rows_replaced(
+    cur: Any,
+    spec: DatasetSpec,
+    run_id: str,
+    logical_date: datetime | None,
+    found: list[schema_changes.TableColumn] | None,
+) -> int:
+    """Published rows this load replaces (before any migration), for the guards."""
     behaviour = spec.metadata.update_behaviour
-    if behaviour == "MERGE":
+    if found is None or behaviour == "MERGE":
         return 0
     if behaviour == "OVERWRITE":
         return _count(cur, _target(spec))
+    if LOGICAL_DATE_COLUMN not in {c.name for c in found}:
+        return 0  # a table from before Wharf keyed rows by logical date
     where = _append_key(run_id, logical_date)
     cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_target(spec), where))
     return int(cur.fetchone()[0])

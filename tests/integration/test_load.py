@@ -129,6 +129,13 @@ def test_guards_refuse_an_empty_or_shrunken_extract(conn: Any) -> None:
         f"{spec.dataset_id}: refusing to replace 100 published rows with 89 (89.0%, below "
         "load.min_row_fraction 90%); lower load.min_row_fraction if the drop is expected"
     )
+    wider = make_spec(
+        "OVERWRITE",
+        [*COLUMNS, {"name": "note", "data_type": "string"}],
+        dataset=spec.metadata.dataset,
+    )
+    with pytest.raises(load.GuardError, match="refusing to replace 100 published rows with 50"):
+        run(conn, wider, sample(range(50)), "r3")  # a schema change does not skip the guard
     assert checksum(conn, spec) == before
     assert run(conn, spec, sample(range(90)), "r4").published_rows == 90  # 90% passes
     allowing = make_spec(
