@@ -390,6 +390,11 @@ def _merge(
     the table, writing only rows that are new or differ. 10% changed of 1M rows: MERGE 2.6 s,
     ``INSERT ... ON CONFLICT ... WHERE IS DISTINCT FROM`` 4.3 s (``bench/load_throughput.py``).
     """
+    if cur.connection.info.server_version < 150000:
+        raise LoadError(
+            f"{spec.dataset_id}: update_behaviour MERGE needs PostgreSQL 15 or later; the "
+            f"datasets database is {cur.connection.info.server_version // 10000}"
+        )
     target, rows = _target(spec), sql.Identifier(_MERGE_TABLE)
     # The join hashes the whole batch: in memory instead of spilling in 4 MB pieces.
     for setting in ("work_mem", "maintenance_work_mem"):
@@ -479,15 +484,17 @@ def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | 
 
 
 def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
-    """``COMMENT ON`` the relation and each column, from the YAML descriptions."""
+    """``COMMENT ON`` the relation and each described column, from the YAML."""
     target = _target(spec)
-    cur.execute(
-        sql.SQL("COMMENT ON {} {} IS {}").format(
-            sql.SQL(relation), target, sql.Literal(spec.metadata.description or None)
+    # Only what the YAML describes: a comment made by hand where it says nothing stays.
+    if spec.metadata.description:
+        cur.execute(
+            sql.SQL("COMMENT ON {} {} IS {}").format(
+                sql.SQL(relation), target, sql.Literal(spec.metadata.description)
+            )
         )
-    )
     for column in spec.columns:
-        if column.description:  # a comment made by hand on an undescribed column stays
+        if column.description:
             cur.execute(
                 sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
                     target, sql.Identifier(column.name), sql.Literal(column.description)
