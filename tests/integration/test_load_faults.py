@@ -23,7 +23,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from loading import checksum, data_checksum, make_spec, sample
+from loading import checksum, data_checksum, make_spec, sample, table_name
 
 from conftest import DATASETS_URL, _libpq
 from wharf import load, records
@@ -89,6 +89,36 @@ def _phase_lengths(args: list[str]) -> dict[str, float]:
     return lengths
 
 
+def _add_dependents(conninfo: str, spec: Any) -> tuple[Any, ...]:
+    """A view made by hand, a grant and a hand-made column comment on the table."""
+    name, table = spec.metadata.dataset, table_name(spec)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE VIEW loadtest.v_{name} AS SELECT id, amount FROM {table}")
+        conn.execute(f"CREATE ROLE r_{name}")
+        conn.execute(f"GRANT SELECT ON {table} TO r_{name}")
+        conn.execute(f"COMMENT ON COLUMN {table}.amount IS 'By hand.'")
+        return _dependents(conn, spec)
+
+
+def _dependents(conn: Any, spec: Any) -> tuple[Any, ...]:
+    name, table = spec.metadata.dataset, table_name(spec)
+    return conn.execute(
+        f"SELECT (SELECT count(*) > 0 FROM loadtest.v_{name}), "
+        f"has_table_privilege('r_{name}', '{table}', 'SELECT'), "
+        f"col_description('{table}'::regclass, 3)"
+    ).fetchone()
+
+
+@pytest.fixture(autouse=True)
+def _drop_roles() -> Any:
+    yield
+    with psycopg.connect(_libpq(DATASETS_URL), autocommit=True) as conn:
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'r\\_t\\_%'"
+        ).fetchall():
+            conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
 @pytest.mark.parametrize("behaviour", ["OVERWRITE", "APPEND", "MERGE"])
 def test_sigkill_during_copy_and_publish_leaves_the_table_unchanged(
     behaviour: str, tmp_path: Path
@@ -124,6 +154,8 @@ def test_sigkill_during_copy_and_publish_leaves_the_table_unchanged(
             load.load(conn, reference, ("run_a", "run_b")[index], DAY, _batches(batches[index]))
             expected[index] = data_checksum(conn, reference)
         load.load(conn, spec, "run_a", DAY, _batches(batches[0]))
+    dependents = _add_dependents(conninfo, spec)
+    assert dependents == (True, True, "By hand.")
     lengths = _phase_lengths(args(1))
     wanted = {"copy": KILLS_PER_PHASE_AND_BEHAVIOUR, "publish": KILLS_PER_PHASE_AND_BEHAVIOUR}
     landed: Counter[str] = Counter()
@@ -137,6 +169,7 @@ def test_sigkill_during_copy_and_publish_leaves_the_table_unchanged(
         last, lines = _kill_during(args(attempt), phase, lengths[phase], rng)
         with psycopg.connect(conninfo, autocommit=True) as conn:
             after_kill = checksum(conn, spec)
+            assert _dependents(conn, spec) == dependents  # view, grant and comment intact
         if last in ("migrate", "copy", "publish"):
             assert after_kill == before, f"killed in {last} ({lines}): the table changed"
             landed[last] += 1
