@@ -118,6 +118,7 @@ def spec_for(csv: Path, dataset: str = "load_throughput", behaviour: str = "OVER
                 "domain": "bench",
                 "dataset": dataset,
                 "update_behaviour": behaviour,
+                "owners": [{"name": "Bench", "email": "bench@example.org"}],
                 "primary_key": ["id"] if behaviour == "MERGE" else [],
             },
             "source": {"type": "file", "path": str(csv), "batch_size": 100_000},

@@ -111,9 +111,67 @@ class _Model(BaseModel):
 
 
 # --- metadata and columns (rAPId) ----------------------------------------------------------
+# rAPId's rules (api/application/services/schema_validation.py and config/constants.py).
+RAPID_PLACEHOLDER_OWNER = "change_me@email.com"
+RAPID_MAX_TAGS = 30
+_TAG_KEY = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_TAG_VALUE = re.compile(r"^[a-zA-Z0-9_-]{0,256}$")
+# rAPId accepts date formats made of %Y, %m and %d (each once) joined by '/' or '-'.
+_RAPID_DATE_FORMAT = re.compile(r"^(%[Ymd][/-]%[Ymd][/-]%[Ymd]|%[Ym][/-]%[Ym])$")
+
+
+def _rapid(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
+    """An error quoting the rAPId rule it enforces; ``at`` in ``ctx`` points at a key."""
+    return PydanticCustomError("rapid_rule", message + " (rAPId: " + rule + ")", ctx or None)
+
+
+def _owner_email(value: str) -> str:
+    if value == RAPID_PLACEHOLDER_OWNER:
+        raise _rapid(
+            "You must change the default owner",
+            "{value} is rAPId's placeholder owner; name the real owner",
+            value=repr(value),
+        )
+    return value
+
+
 class Owner(_Model):
     name: str = Field(min_length=1)
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: Annotated[
+        str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), AfterValidator(_owner_email)
+    ]
+
+
+def _tag_key(value: str) -> str:
+    if not _TAG_KEY.match(value):
+        raise _rapid(
+            "Tag keys can only include alphanumeric characters, underscores and hyphens "
+            "between 1 and 128 characters",
+            "tag key {value} is not allowed",
+            value=repr(value),
+        )
+    if value.startswith("aws"):
+        raise _rapid(
+            "You cannot prefix tags with `aws`",
+            "tag key {value} starts with 'aws'",
+            value=repr(value),
+        )
+    return value
+
+
+def _tag_value(value: str) -> str:
+    if not _TAG_VALUE.match(value):
+        raise _rapid(
+            "Tag values can only include alphanumeric characters, underscores and hyphens up "
+            "to 256 characters",
+            "tag value {value} is not allowed",
+            value=repr(value),
+        )
+    return value
+
+
+TagKey = Annotated[str, AfterValidator(_tag_key)]
+TagValue = Annotated[str, AfterValidator(_tag_value)]
 
 
 class Metadata(_Model):
@@ -123,12 +181,31 @@ class Metadata(_Model):
     description: str = ""
     sensitivity: Literal["PUBLIC", "PRIVATE", "PROTECTED"] = "PUBLIC"
     version: int | None = Field(default=None, ge=1)
+    # rAPId's storage layer; kept so a rAPId schema pastes in unchanged (Wharf has one).
+    layer: str | None = None
     owners: tuple[Owner, ...] = ()
-    key_value_tags: dict[str, str] = Field(default_factory=dict)
-    key_only_tags: tuple[str, ...] = ()
+    key_value_tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    key_only_tags: tuple[TagKey, ...] = ()
     update_behaviour: Literal["APPEND", "OVERWRITE", "MERGE"] = "APPEND"
     is_latest_version: bool = True
     primary_key: tuple[ColumnName, ...] = ()
+
+    @model_validator(mode="after")
+    def _rapid_rules(self) -> Metadata:
+        if not self.owners:
+            raise _rapid(
+                "You must specify at least one owner",
+                "name at least one owner, with a name and an email",
+                at=("owners",),
+            )
+        tags = set(self.key_value_tags) | set(self.key_only_tags)
+        if len(tags) > RAPID_MAX_TAGS:
+            raise _rapid(
+                f"You cannot specify more than {RAPID_MAX_TAGS} tags",
+                f"{len(tags)} tags given (key_value_tags and key_only_tags together)",
+                at=("key_value_tags",),
+            )
+        return self
 
 
 class Column(_Model):
@@ -138,6 +215,43 @@ class Column(_Model):
     partition_index: int | None = Field(default=None, ge=0)
     format: str | None = None
     description: str = ""
+
+    @model_validator(mode="after")
+    def _format_fits_type(self) -> Column:
+        if self.format is None:
+            return self
+        if self.data_type == "date":
+            codes_once = all(self.format.count(code) <= 1 for code in ("Y", "m", "d"))
+            if not (_RAPID_DATE_FORMAT.match(self.format) and codes_once):
+                raise _rapid(
+                    "You must specify a valid data format",
+                    "date format {value} is not accepted: use %Y, %m and %d (each once) joined "
+                    "by '/' or '-', e.g. '%d/%m/%Y'",
+                    value=repr(self.format),
+                )
+        elif self.data_type == "timestamp":
+            _check_timestamp_format(self.format)
+        else:
+            raise _err(f"'format' applies to date and timestamp columns, not {self.data_type}")
+        return self
+
+
+def _check_timestamp_format(fmt: str) -> None:
+    """A strptime format must read back what it writes, and name a year, month and day."""
+    from datetime import datetime
+
+    moment = datetime(2001, 2, 3, 4, 5, 6)
+    try:
+        ok = datetime.strptime(moment.strftime(fmt), fmt).date() == moment.date()
+    except ValueError:
+        ok = False
+    if not ok:
+        raise PydanticCustomError(
+            "wharf_format",
+            "timestamp format {value} does not read back the date it writes: use strptime "
+            "codes with a year, month and day, e.g. '%Y-%m-%d %H:%M:%S'",
+            {"value": repr(fmt)},
+        )
 
 
 # --- sources: one model per type; the module wharf.sources.<type> reads it ----------------
@@ -283,7 +397,18 @@ class DatasetSpec(_Model):
                 "columns",
             )
         if indexes and len(indexes) == len(self.columns):
-            raise _err("partition_index cannot be set on every column", "columns")
+            raise _rapid(
+                "At least one column should not be partitioned",
+                "partition_index cannot be set on every column",
+                at=("columns",),
+            )
+        nullable = [c.name for c in self.columns if c.partition_index is not None and c.allow_null]
+        if nullable:
+            raise _err(
+                f"partition column(s) {', '.join(nullable)} must have allow_null: false "
+                "(a partition folder needs a value)",
+                "columns",
+            )
 
     @property
     def partition_columns(self) -> list[str]:
@@ -371,7 +496,7 @@ def _issues(file: Path, err: ValidationError, data: Any, lines: dict) -> list[Sp
     issues = []
     for e in err.errors(include_url=False):
         loc = tuple(e["loc"])
-        if e["type"] == "wharf_spec":
+        if e["type"] in ("wharf_spec", "rapid_rule"):
             loc = (*loc, *e.get("ctx", {}).get("at", ()))
         if e["type"] == "union_tag_invalid":
             loc = (*loc, "type")

@@ -36,6 +36,7 @@ def make_spec(
                 "domain": "loadtest",
                 "dataset": dataset or f"t_{uuid.uuid4().hex[:8]}",
                 "description": "A table for loader tests.",
+                "owners": [{"name": "Tests", "email": "tests@example.org"}],
                 "update_behaviour": behaviour,
                 "primary_key": primary_key,
             },

@@ -46,13 +46,13 @@ source: {type: sql, conn_id: round_trip_db, table: round_trip}
 columns:
   - {name: id, data_type: integer, allow_null: false}
   - {name: maybe, data_type: integer}
-  - {name: small, data_type: smallint, partition_index: 0}
-  - {name: big, data_type: bigint}
+  - {name: small, data_type: smallint, allow_null: false, partition_index: 0}
+  - {name: big, data_type: bigint, allow_null: false, partition_index: 1}
   - {name: amount, data_type: decimal}
   - {name: ratio, data_type: double}
   - {name: empty_or_null, data_type: string}
   - {name: text, data_type: string}
-  - {name: day, data_type: date, partition_index: 1}
+  - {name: day, data_type: date}
   - {name: moment, data_type: timestamp}
   - {name: flag, data_type: boolean}
 """
@@ -90,13 +90,13 @@ def test_every_column_equals_the_mariadb_source(schemas: Path, pg: Any, monkeypa
     curated = Path(config.lake_root().removeprefix("file://")) / "curated/checks/round_trip"
     folders = sorted(p.parent.relative_to(curated).parts[2:] for p in curated.rglob("*.parquet"))
     assert folders == [
-        ("small=-32768", "day=2024-02-29"),
-        ("small=0", "day=1970-01-01"),
-        ("small=32767", "day=__HIVE_DEFAULT_PARTITION__"),
+        ("small=-32768", "big=9223372036854775807"),
+        ("small=0", "big=0"),
+        ("small=32767", "big=-9223372036854775808"),
     ]
     assert pg.execute(
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'round_trip' AND indexdef LIKE "
-        "'%(small, day)%'"
+        "'%(small, big)%'"
     ).fetchone()
 
 

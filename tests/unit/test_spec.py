@@ -113,6 +113,82 @@ BAD_YAML = {
         ("allow_null: false}", "allow_null: false, partition_index: 1}"),
         ["11: columns: partition_index values must start at 0 and be sequential; found [1]"],
     ),
+    "no owner": (
+        ("  owners: [{name: Shop team, email: shop@example.org}]\n", ""),
+        [
+            "1: metadata: name at least one owner, with a name and an email (rAPId: You must "
+            "specify at least one owner)"
+        ],
+    ),
+    "rAPId's placeholder owner": (
+        ("shop@example.org", "change_me@email.com"),
+        [
+            "5: metadata.owners[0].email: 'change_me@email.com' is rAPId's placeholder owner; "
+            "name the real owner (rAPId: You must change the default owner)"
+        ],
+    ),
+    "tag key with a space": (
+        ("  update_behaviour", "  key_only_tags: [good, bad tag]\n  update_behaviour"),
+        [
+            "6: metadata.key_only_tags[1]: tag key 'bad tag' is not allowed (rAPId: Tag keys "
+            "can only include alphanumeric characters, underscores and hyphens between 1 and "
+            "128 characters)"
+        ],
+    ),
+    "tag key starting with aws": (
+        ("  update_behaviour", "  key_value_tags: {aws_region: x}\n  update_behaviour"),
+        [
+            "6: metadata.key_value_tags.aws_region: tag key 'aws_region' starts with "
+            "'aws' (rAPId: You cannot prefix tags with `aws`)"
+        ],
+    ),
+    "tag value with a dot": (
+        ("  update_behaviour", "  key_value_tags: {version: v1.2}\n  update_behaviour"),
+        [
+            "6: metadata.key_value_tags.version: tag value 'v1.2' is not allowed (rAPId: Tag "
+            "values can only include alphanumeric characters, underscores and hyphens up to 256 "
+            "characters)"
+        ],
+    ),
+    "31 tags": (
+        (
+            "  update_behaviour",
+            "  key_only_tags: [" + ", ".join(f"t{i}" for i in range(31)) + "]\n  update_behaviour",
+        ),
+        [
+            "1: metadata: 31 tags given (key_value_tags and key_only_tags together) (rAPId: You "
+            "cannot specify more than 30 tags)"
+        ],
+    ),
+    "date format rAPId refuses": (
+        (
+            'name: placed_at, data_type: timestamp, format: "%Y-%m-%d %H:%M:%S"',
+            'name: placed_on, data_type: date, format: "%Y%m%d"',
+        ),
+        [
+            "13: columns[1]: date format '%Y%m%d' is not accepted: use %Y, %m and %d (each "
+            "once) joined by '/' or '-', e.g. '%d/%m/%Y' (rAPId: You must specify a valid data "
+            "format)"
+        ],
+    ),
+    "timestamp format without a day": (
+        ('format: "%Y-%m-%d %H:%M:%S"', 'format: "%H:%M"'),
+        [
+            "13: columns[1]: timestamp format '%H:%M' does not read back the date it writes: "
+            "use strptime codes with a year, month and day, e.g. '%Y-%m-%d %H:%M:%S'"
+        ],
+    ),
+    "format on an integer": (
+        ("data_type: integer, allow_null: false}", "data_type: integer, format: x}"),
+        ["12: columns[0]: 'format' applies to date and timestamp columns, not integer"],
+    ),
+    "nullable partition column": (
+        ('format: "%Y-%m-%d %H:%M:%S"}', 'format: "%Y-%m-%d %H:%M:%S", partition_index: 0}'),
+        [
+            "11: columns: partition column(s) placed_at must have allow_null: false (a "
+            "partition folder needs a value)"
+        ],
+    ),
     "load fraction above 1": (
         ("source:\n", "load: {min_row_fraction: 1.5}\nsource:\n"),
         ["7: load.min_row_fraction: Input should be less than or equal to 1"],
