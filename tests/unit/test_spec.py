@@ -296,3 +296,36 @@ def test_spec_cache_follows_every_change(schemas: Path) -> None:
         assert specs == [] and "orders.yaml:12: columns[0].data_type" in str(errors[0])
     file.write_text(GOOD)
     assert load_specs()[0][0].dataset_id == "shop.orders"
+
+
+RAPID_SCHEMA = {
+    "metadata": {
+        "layer": "default",
+        "domain": "shop",
+        "dataset": "orders",
+        "sensitivity": "PUBLIC",
+        "description": "Orders.",
+        "version": 1,
+        "key_value_tags": {"source": "till-system"},
+        "key_only_tags": ["sales"],
+        "owners": [{"name": "Shop team", "email": "shop@example.org"}],
+        "update_behaviour": "APPEND",
+        "is_latest_version": True,
+    },
+    "columns": [
+        {"name": "order_id", "partition_index": None, "data_type": "integer",
+         "allow_null": False, "format": None},
+        {"name": "placed_on", "partition_index": 0, "data_type": "date",
+         "allow_null": False, "format": "%d/%m/%Y"},
+    ],
+}  # fmt: skip
+
+
+def test_a_rapid_schema_json_pastes_in_unchanged(schemas: Path) -> None:
+    import json
+
+    text = json.dumps(RAPID_SCHEMA, indent=2)[:-2] + ',\n  "source": '
+    text += '{"type": "sql", "conn_id": "shop_db", "table": "orders"}\n}\n'
+    spec = load_spec(write(schemas, text))  # JSON is YAML
+    assert spec.metadata.layer == "default" and spec.partition_columns == ["placed_on"]
+    assert spec.metadata.key_value_tags == {"source": "till-system"}
