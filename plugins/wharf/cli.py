@@ -1,6 +1,7 @@
 """``wharf`` command line: check YAML, run datasets once, run the demo.
 
 wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
+wharf schema generate       draft a dataset YAML from a sample file or a source table
 wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order
 wharf demo                  write the example source database, then ``run`` everything
 wharf env                   print the environment as shell exports (starts the database)
@@ -32,6 +33,35 @@ def cmd_check(paths: list[str]) -> int:
             print(err, file=sys.stderr)
     print(f"wharf check: {len(files)} file(s), {broken} with errors", file=sys.stderr)
     return 1 if broken else 0
+
+
+def cmd_schema_generate(args: argparse.Namespace) -> int:
+    from wharf import schema_generate as generate
+
+    if (args.sample is None) == (args.conn_id is None):
+        print("give a sample file, or --conn-id with --table", file=sys.stderr)
+        return 2
+    if args.sample is not None:
+        sample = generate.sample_file(Path(args.sample), args.rows, args.delimiter)
+    else:
+        if not args.table:
+            print("--conn-id needs --table", file=sys.stderr)
+            return 2
+        environment.apply(start_database=False)
+        sample = generate.sample_table(args.conn_id, args.table, args.rows)
+    columns = generate.infer(sample.table)
+    text = generate.draft_yaml(args.domain, args.dataset, columns, sample, sample.table.num_rows)
+    if not args.write:
+        print(text, end="")
+        return 0
+    target = config.schemas_dir() / args.domain / f"{args.dataset}.yaml"
+    if target.exists():
+        print(f"{target} exists; not overwritten", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(f"wrote {target}; fill in the TODOs, then run `wharf check`", file=sys.stderr)
+    return 0
 
 
 def run_order(specs: list[DatasetSpec]) -> list[DatasetSpec]:
@@ -151,6 +181,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check dataset YAML files")
     check.add_argument("paths", nargs="*", help="files or folders (default: include/schemas)")
+    schema = sub.add_parser("schema", help="dataset YAML tools")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True)
+    gen = schema_sub.add_parser(
+        "generate", help="draft a dataset YAML from a sample file (CSV, Parquet, xlsx) or table"
+    )
+    gen.add_argument("sample", nargs="?", help="a CSV, Parquet or xlsx file")
+    gen.add_argument("--conn-id", help="an Airflow connection to read --table from instead")
+    gen.add_argument("--table", help="'table' or 'schema.table' behind --conn-id")
+    gen.add_argument("--domain", required=True)
+    gen.add_argument("--dataset", required=True)
+    gen.add_argument("--rows", type=int, default=100_000, help="sample size (default 100,000)")
+    gen.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
+    gen.add_argument(
+        "--write", action="store_true", help="write include/schemas/<domain>/<dataset>.yaml"
+    )
     run = sub.add_parser("run", help="run datasets once, print rows extracted/loaded")
     run.add_argument("datasets", nargs="*", help="dataset ids such as transport.flights")
     sub.add_parser("demo", help="seed the example source and run every dataset")
@@ -160,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return cmd_check(args.paths)
+    if args.command == "schema":
+        return cmd_schema_generate(args)
     if args.command == "run":
         return cmd_run(args.datasets)
     if args.command == "demo":

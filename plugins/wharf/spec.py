@@ -215,6 +215,8 @@ class Column(_Model):
     partition_index: int | None = Field(default=None, ge=0)
     format: str | None = None
     description: str = ""
+    # The source's own heading when it breaks the style guide (e.g. 'Order ID' -> order_id).
+    source_name: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _format_fits_type(self) -> Column:
@@ -274,11 +276,12 @@ class SqlSource(_Model):
 
 
 class FileSource(_Model):
-    """A CSV file: a path relative to ``include/reference/``, or absolute."""
+    """A CSV, Parquet or xlsx file: a path relative to ``include/reference/``, or absolute."""
 
     type: Literal["file"]
     path: str = Field(min_length=1)
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "parquet", "xlsx"] = "csv"
+    sheet: str | None = None  # xlsx: the sheet to read (default: the first)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     null_values: tuple[str, ...] = ("",)
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)

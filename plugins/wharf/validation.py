@@ -94,7 +94,8 @@ def curated_schema(spec: DatasetSpec) -> pa.Schema:
 
 
 def match_columns(spec: DatasetSpec, landing: pa.Schema) -> dict[str, int]:
-    """Index of each contract column in the landing schema (exact name, else case-insensitive).
+    """Index of each contract column in the landing schema: by its ``source_name`` when set,
+    else its name (exact, else case-insensitive).
 
     Raises ``MissingColumnsError`` naming the missing columns and the columns found.
     """
@@ -102,9 +103,10 @@ def match_columns(spec: DatasetSpec, landing: pa.Schema) -> dict[str, int]:
     folded = {name.lower(): i for i, name in enumerate(landing.names)}
     found, missing = {}, []
     for column in spec.columns:
-        index = exact.get(column.name, folded.get(column.name.lower()))
+        wanted = column.source_name or column.name
+        index = exact.get(wanted, folded.get(wanted.lower()))
         if index is None:
-            missing.append(column.name)
+            missing.append(wanted)
         else:
             found[column.name] = index
     if missing:
@@ -202,7 +204,7 @@ def _parse_strings(array: pa.Array, column: Column, target: pa.DataType) -> pa.A
             return pc.cast(array, target)
         except pa.ArrowInvalid:
             pass  # some value does not parse: find which, below
-    parsed = _strict_strptime(array, fmt)
+    parsed = strict_strptime(array, fmt)
     if pa.types.is_date(target):
         return parsed.cast(target)
     if parsed.type.tz is None:  # no %z in the format: the values are UTC
@@ -210,8 +212,10 @@ def _parse_strings(array: pa.Array, column: Column, target: pa.DataType) -> pa.A
     return parsed.cast(target)
 
 
-def _strict_strptime(array: pa.Array, fmt: str) -> pa.Array:
-    """``pc.strptime`` rolls impossible dates over (2013-02-31 -> 2013-03-03): values that
+def strict_strptime(array: pa.Array, fmt: str) -> pa.Array:
+    """Text parsed with a strptime format; NULL where a value does not parse.
+
+    ``pc.strptime`` rolls impossible dates over (2013-02-31 -> 2013-03-03): values that
     do not format back to their text are checked again with Python's strict ``strptime``."""
     parsed = pc.strptime(array, format=fmt, unit="us", error_is_null=True)
     if "%z" in fmt or "%Z" in fmt:

@@ -1,12 +1,14 @@
-"""``type: file``: a CSV file, streamed with pyarrow's CSV reader.
+"""``type: file``: a CSV, Parquet or xlsx file, streamed in record batches.
 
-Every column lands as text exactly as written (``validate`` parses it to the contract), and
-only the YAML's ``null_values`` become NULL, so '' and NULL stay distinct when asked.
+CSV and xlsx values land as text exactly as written (``validate`` parses them to the
+contract), and only the YAML's ``null_values`` become NULL, so '' and NULL stay distinct when
+asked. Parquet lands with its own types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -20,13 +22,21 @@ _BLOCK_BYTES = 1 << 20
 
 
 def extract(spec: DatasetSpec, window: Window) -> Extract:
-    """Open the CSV (the whole file, whatever the window); raises ``FileNotFoundError``
+    """Open the file (the whole file, whatever the window); raises ``FileNotFoundError``
     naming the path."""
     source = spec.source
     assert isinstance(source, FileSource)
     path = source.resolved_path()
     if not path.is_file():
         raise FileNotFoundError(f"{spec.dataset_id}: source file {path} does not exist")
+    if source.format == "parquet":
+        return _parquet(path, source)
+    if source.format == "xlsx":
+        return read_xlsx(path, source.sheet, source.null_values, source.batch_size)
+    return _csv(path, source)
+
+
+def _csv(path: Path, source: FileSource) -> Extract:
     with open(path, "rb") as handle:
         header = pacsv.open_csv(
             handle,
@@ -50,3 +60,65 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
             yield from reader
 
     return Extract(reader.schema, batches(), f"CSV file {path}")
+
+
+def _parquet(path: Path, source: FileSource) -> Extract:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with parquet:
+            yield from parquet.iter_batches(batch_size=source.batch_size, use_threads=False)
+
+    return Extract(parquet.schema_arrow, batches(), f"Parquet file {path}")
+
+
+def read_xlsx(
+    path: Path, sheet_name: str | None, null_values: tuple[str, ...], batch_size: int
+) -> Extract:
+    """A sheet (the first by default) streamed by openpyxl in read-only mode: its first row
+    is the header; cells land as text (dates as ISO 8601). Raises ``KeyError`` naming a
+    missing sheet."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    if sheet_name is not None and sheet_name not in book.sheetnames:
+        book.close()
+        raise KeyError(f"{path} has no sheet {sheet_name!r} (sheets: {', '.join(book.sheetnames)})")
+    sheet = book[sheet_name] if sheet_name else book.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(h) if h is not None else "" for h in next(rows, ())]
+    schema = pa.schema([pa.field(name, pa.string()) for name in header])
+    nulls = set(null_values)
+
+    def text(value: object) -> str | None:
+        if value is None:
+            return None
+        shown = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        return None if shown in nulls else shown
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            chunk: list[tuple[object, ...]] = []
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= batch_size:
+                    yield _text_batch(chunk, schema, text)
+                    chunk = []
+            if chunk:
+                yield _text_batch(chunk, schema, text)
+        finally:
+            book.close()
+
+    return Extract(schema, batches(), f"xlsx file {path}, sheet {sheet.title!r}")
+
+
+def _text_batch(
+    rows: list[tuple[object, ...]], schema: pa.Schema, text: Callable[[object], str | None]
+) -> pa.RecordBatch:
+    columns = [
+        pa.array([text(row[i]) if i < len(row) else None for row in rows], pa.string())
+        for i in range(len(schema))
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
