@@ -75,3 +75,19 @@ CREATE INDEX IF NOT EXISTS schema_history_dataset ON wharf.schema_history (datas
 COMMENT ON TABLE wharf.schema_history IS 'Each schema version of each published table: 1.0 when created; a removed column or changed type bumps the major (MoJ), any other change the minor.';
 COMMENT ON COLUMN wharf.schema_history.changes IS 'The changes from the previous version: kind (added, removed, type_changed, null_allowed, null_forbidden, primary_key), column, description.';
 COMMENT ON COLUMN wharf.schema_history.columns IS 'The columns of this version: name, PostgreSQL type, not_null.';
+
+CREATE TABLE IF NOT EXISTS wharf.quarantine (
+    id           bigserial PRIMARY KEY,
+    dataset_id   text        NOT NULL,
+    run_id       text        NOT NULL,
+    row_number   bigint      NOT NULL,
+    reason       text        NOT NULL,
+    record       jsonb       NOT NULL,
+    lake_path    text        NOT NULL,
+    rejected_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS quarantine_dataset_run ON wharf.quarantine (dataset_id, run_id);
+COMMENT ON TABLE wharf.quarantine IS 'Rows that broke their dataset''s contract under on_invalid: quarantine, with the reasons; the same rows are in the lake''s quarantine zone.';
+COMMENT ON COLUMN wharf.quarantine.row_number IS 'Row of the source (1-based, in extract order).';
+COMMENT ON COLUMN wharf.quarantine.reason IS 'Each broken rule: column ''x'': rule; ...';
+COMMENT ON COLUMN wharf.quarantine.record IS 'The row as the source gave it, as text per column.';

@@ -145,6 +145,25 @@ def _write_partitioned(
     )
 
 
+class ZoneWriter:
+    """Parquet written batch by batch into one run's folder of a zone (replacing it), for a
+    stream produced alongside another (the rejected rows of ``validate``)."""
+
+    def __init__(self, key: RunKey, zone: Zone, schema: pa.Schema) -> None:
+        self.fs, base = _filesystem()
+        self.folder, self.schema, self.rows = f"{base}/{key.folder(zone)}", schema, 0
+        self.fs.delete_dir_contents(self.folder, missing_dir_ok=True)
+        self.fs.create_dir(self.folder, recursive=True)
+        self._writer = _writer(f"{self.folder}/part-0.parquet", schema, self.fs)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def _writer(path: str, schema: pa.Schema, fs: pafs.FileSystem) -> pq.ParquetWriter:
     return pq.ParquetWriter(path, schema, filesystem=fs, **_WRITE_OPTIONS)
 

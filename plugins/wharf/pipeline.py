@@ -147,26 +147,64 @@ def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
 def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     key = run.lake_key
     report = validation.Report(spec.dataset_id)
-    curated = validation.curate(
-        spec,
-        lake.read_schema(key, "landing"),
-        lake.read_batches(key, "landing"),
-        run.run_id,
-        report,
+    quarantine = (
+        lake.ZoneWriter(key, "quarantine", validation.quarantine_schema(spec))
+        if spec.on_invalid == "quarantine"
+        else None
     )
-    rows = lake.write_batches(
-        key, "curated", validation.curated_schema(spec), curated, spec.partition_columns
-    )
-    row.rows_in = rows
+    try:
+        curated = validation.curate(
+            spec,
+            lake.read_schema(key, "landing"),
+            lake.read_batches(key, "landing"),
+            run.run_id,
+            report,
+            quarantine.write if quarantine else None,
+        )
+        rows = lake.write_batches(
+            key, "curated", validation.curated_schema(spec), curated, spec.partition_columns
+        )
+    finally:
+        if quarantine:
+            quarantine.close()
+    row.rows_in, row.rows_rejected = report.rows, report.rejected or report.violation_count
     row.detail["violations"] = report.per_column
-    if report.violation_count:
-        row.rows_rejected = report.violation_count
+    if quarantine:
+        _keep_rejected(spec, run, report, row)
+    elif report.violation_count:
         log.error("%s", report.summary())
         raise validation.ContractError(report)
     lake.copy_zone(key, "landing", "raw")
     row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
-    log.info("%s: %d rows meet the contract", spec.dataset_id, rows)
-    return {"rows": rows, "curated": row.lake_path}
+    log.info("%s: %d rows meet the contract, %d rejected", spec.dataset_id, rows, report.rejected)
+    return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
+
+
+def _keep_rejected(
+    spec: DatasetSpec, run: Run, report: validation.Report, row: records.AuditRow
+) -> None:
+    """Record the rejected rows in wharf.quarantine; fail past ``max_rejected_fraction``."""
+    path = lake.uri(run.lake_key.folder("quarantine"))
+    if report.rejected:
+        log.warning("%s", report.summary())
+        with datasets_db.connect() as conn:
+            records.ensure_schema(conn)
+            records.write_quarantine(
+                conn,
+                spec.dataset_id,
+                run.run_id,
+                path,
+                lake.read_batches(run.lake_key, "quarantine"),
+            )
+        row.detail["quarantine"] = path
+    share = report.rejected / report.rows if report.rows else 0.0
+    if share > spec.max_rejected_fraction:
+        raise validation.ContractError(
+            report,
+            f"{spec.dataset_id}: {report.rejected} of {report.rows} rows ({share:.1%}) break "
+            f"the contract, more than max_rejected_fraction {spec.max_rejected_fraction:.0%}; "
+            f"nothing is published (rejected rows: {path} and wharf.quarantine)",
+        )
 
 
 def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:

@@ -340,6 +340,11 @@ class DatasetSpec(_Model):
     retries: int = Field(default=2, ge=0, le=10)
     retry_delay: timedelta = timedelta(minutes=5)
     load: LoadOptions = LoadOptions()
+    # What a row that breaks the contract does: fail the run, or go to quarantine (the lake's
+    # quarantine zone and wharf.quarantine, with its reasons) while the good rows load.
+    on_invalid: Literal["fail", "quarantine"] = "fail"
+    # With quarantine: the run still fails when more than this share of the rows is rejected.
+    max_rejected_fraction: float = Field(default=0.05, ge=0, le=1)
     # data cuts only
     sql: str | None = None
     materialized: bool = False

@@ -9,7 +9,7 @@ and value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,6 +52,7 @@ class Report:
 
     dataset_id: str
     rows: int = 0
+    rejected: int = 0
     violation_count: int = 0
     samples: list[Violation] = field(default_factory=list)
     per_column: dict[str, int] = field(default_factory=dict)
@@ -65,6 +66,7 @@ class Report:
     def summary(self) -> str:
         lines = [
             f"{self.dataset_id}: {self.violation_count} contract violation(s) in {self.rows} rows"
+            + (f", {self.rejected} rows rejected" if self.rejected else "")
         ]
         lines += [f"  {c}: {n}" for c, n in sorted(self.per_column.items())]
         lines += [f"  {self.dataset_id}: {v}" for v in self.samples]
@@ -74,8 +76,8 @@ class Report:
 class ContractError(ValueError):
     """The landed data breaks the contract; ``report`` says where. Nothing is published."""
 
-    def __init__(self, report: Report) -> None:
-        super().__init__(report.summary())
+    def __init__(self, report: Report, message: str | None = None) -> None:
+        super().__init__(message + "\n" + report.summary() if message else report.summary())
         self.report = report
 
 
@@ -123,49 +125,123 @@ def curate(
     batches: Iterator[pa.RecordBatch],
     run_id: str,
     report: Report,
+    on_rejected: Callable[[pa.RecordBatch], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Typed, checked batches for the curated zone; violations go to ``report``.
 
-    The caller raises ``ContractError`` once the stream is consumed if any were found.
+    Without ``on_rejected`` every row is yielded and the caller raises ``ContractError`` once
+    the stream is consumed if any violation was found. With it (``on_invalid: quarantine``),
+    rows that break the contract are left out and handed to ``on_rejected`` as text, in the
+    layout of ``quarantine_schema``; ``report.rejected`` counts them.
     """
     indexes = match_columns(spec, landing)
-    schema = curated_schema(spec)
+    schema = curated_schema(spec).with_metadata(None)
     for batch in batches:
         first_row = report.rows + 1
-        arrays = [
+        checked = [
             check_column(batch.column(indexes[c.name]), c, first_row, report) for c in spec.columns
         ]
+        arrays = [typed for typed, _ in checked]
         arrays.append(pa.array([run_id] * batch.num_rows, pa.string()))
         report.rows += batch.num_rows
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema.with_metadata(None))
+        curated = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        reasons = [r for _, r in checked if r is not None]
+        if on_rejected is None or not reasons:
+            yield curated
+            continue
+        reason = join_reasons(reasons)
+        bad = pc.is_valid(reason)
+        report.rejected += pc.sum(bad).as_py() or 0
+        on_rejected(_rejected(spec, batch, indexes, bad, reason, first_row, run_id))
+        yield curated.filter(pc.invert(bad))
 
 
-def check_column(array: pa.Array, column: Column, first_row: int, report: Report) -> pa.Array:
-    """The column parsed to its contract type; each violation is added to ``report``.
+QUARANTINE_ROW = "_wharf_row"
+QUARANTINE_REASON = "_wharf_reason"
 
-    Values that do not parse become NULL in the returned array (it is discarded when any
-    violation is found).
+
+def quarantine_schema(spec: DatasetSpec) -> pa.Schema:
+    """Rejected rows: each contract column as the source gave it (text), the source row
+    number (1-based), the reasons (``column 'x': rule; ...``) and the run id."""
+    fields = [pa.field(c.name, pa.string()) for c in spec.columns]
+    return pa.schema(
+        [
+            *fields,
+            pa.field(QUARANTINE_ROW, pa.int64()),
+            pa.field(QUARANTINE_REASON, pa.string()),
+            pa.field(RUN_ID_COLUMN, pa.string()),
+        ]
+    )
+
+
+def _rejected(
+    spec: DatasetSpec,
+    batch: pa.RecordBatch,
+    indexes: dict[str, int],
+    bad: pa.Array,
+    reason: pa.Array,
+    first_row: int,
+    run_id: str,
+) -> pa.RecordBatch:
+    rows = pc.indices_nonzero(bad)
+    columns = [_as_text(batch.column(indexes[c.name])).take(rows) for c in spec.columns]
+    numbers = pc.add(rows.cast(pa.int64()), first_row)
+    run = pa.array([run_id] * len(rows), pa.string())
+    return pa.RecordBatch.from_arrays(
+        [*columns, numbers, reason.take(rows), run], schema=quarantine_schema(spec)
+    )
+
+
+def _as_text(array: pa.Array) -> pa.Array:
+    if pa.types.is_string(array.type):
+        return array
+    try:
+        return pc.cast(array, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
+
+
+def check_column(
+    array: pa.Array, column: Column, first_row: int, report: Report
+) -> tuple[pa.Array, pa.Array | None]:
+    """The column parsed to its contract type, and why each row breaks the contract (a
+    string array, NULL where the value is fine; None when every value is fine). Each
+    violation is also added to ``report``.
+
+    Values that do not parse become NULL in the typed array.
     """
     target = arrow_type(column.data_type)
     typed, bad = _coerce(array, column, target)
+    reasons = []
     if bad is not None:
+        rule = f"data_type {column.data_type}" + (
+            f" with format {column.format!r}" if column.format else ""
+        )
         for index in pc.indices_nonzero(bad).to_pylist():
-            report.add(
-                Violation(
-                    column.name,
-                    first_row + index,
-                    f"data_type {column.data_type}"
-                    + (f" with format {column.format!r}" if column.format else ""),
-                    repr(array[index].as_py()),
-                )
-            )
+            report.add(Violation(column.name, first_row + index, rule, repr(array[index].as_py())))
+        reasons.append(_reason(bad, column.name, rule))
     if not column.allow_null and typed.null_count:
         nulls = pc.is_null(typed)
         if bad is not None:
             nulls = pc.and_(nulls, pc.invert(bad))
         for index in pc.indices_nonzero(nulls).to_pylist():
             report.add(Violation(column.name, first_row + index, "allow_null: false", "null"))
-    return typed
+        reasons.append(_reason(nulls, column.name, "allow_null: false"))
+    return typed, join_reasons(reasons) if reasons else None
+
+
+def join_reasons(reasons: list[pa.Array]) -> pa.Array:
+    """Per row, the non-NULL reasons joined by '; ' (NULL when none). Arrow's
+    ``binary_join_element_wise`` with ``null_handling="skip"`` gives '' rather than NULL."""
+    joined = reasons[0]
+    for more in reasons[1:]:
+        both = pc.binary_join_element_wise(joined, more, "; ")
+        joined = pc.if_else(pc.is_null(joined), more, pc.if_else(pc.is_null(more), joined, both))
+    return joined
+
+
+def _reason(mask: pa.Array, column: str, rule: str) -> pa.Array:
+    return pc.if_else(mask, pa.scalar(f"column {column!r}: {rule}"), pa.scalar(None, pa.string()))
 
 
 def _coerce(
