@@ -27,7 +27,7 @@ def cmd_check(paths: list[str]) -> int:
     broken = 0
     for file in files:
         try:
-            load_spec(file)
+            _check_expectations(file, load_spec(file))
         except SpecError as err:
             broken += 1
             print(err, file=sys.stderr)
@@ -62,6 +62,27 @@ def cmd_schema_generate(args: argparse.Namespace) -> int:
     target.write_text(text)
     print(f"wrote {target}; fill in the TODOs, then run `wharf check`", file=sys.stderr)
     return 0
+
+
+def _check_expectations(file: Path, spec: DatasetSpec) -> None:
+    """Each check names a real GX expectation with arguments GX accepts (GX is imported only
+    when a file has checks: it takes seconds)."""
+    if not spec.checks:
+        return
+    from wharf.checks import build
+    from wharf.spec import SpecIssue
+    from wharf.yaml_lines import load_with_lines
+
+    _, lines = load_with_lines(file)
+    issues = []
+    for index, check in enumerate(spec.checks):
+        try:
+            build(check)
+        except ValueError as err:
+            line = lines.get(("checks", index), 1)
+            issues.append(SpecIssue(file, line, f"checks[{index}]", str(err)))
+    if issues:
+        raise SpecError(issues)
 
 
 def run_order(specs: list[DatasetSpec]) -> list[DatasetSpec]:

@@ -21,6 +21,26 @@ def connect() -> Any:
     return conn
 
 
+def sqlalchemy_url() -> str:
+    """A SQLAlchemy URL (psycopg 3) of the datasets database, from the same Airflow
+    connection; a Unix-socket folder goes in the ``host`` query parameter."""
+    from airflow.sdk import BaseHook
+    from sqlalchemy.engine import URL
+
+    conn = BaseHook.get_connection(config.datasets_conn_id())
+    socket = (conn.host or "").startswith("/")
+    url = URL.create(
+        "postgresql+psycopg",
+        username=conn.login or None,
+        password=conn.password or None,
+        host=None if socket else conn.host or None,
+        port=None if socket else conn.port or None,
+        database=conn.schema or None,
+        query={"host": conn.host or ""} if socket else {},
+    )
+    return url.render_as_string(hide_password=False)
+
+
 def qualified(schema: str, name: str) -> sql.Identifier:
     """A quoted ``schema.name``; both parts come from validated YAML and are quoted anyway."""
     return sql.Identifier(schema, name)

@@ -483,6 +483,40 @@ def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | 
     )
 
 
+STAGING_SCHEMA = "wharf_staging"
+
+
+def stage(conn: Any, spec: DatasetSpec, table: str, batches: Iterator[pa.RecordBatch]) -> int:
+    """Copy curated batches into a fresh UNLOGGED ``wharf_staging.<table>`` (the YAML's
+    columns and the run id), for checks that need every row in SQL. Returns the rows."""
+    target = qualified(STAGING_SCHEMA, table)
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type))
+        for c in schema_changes.wanted_columns(spec)
+        if c.name not in (LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN)
+    ]
+    with conn.cursor() as cur:
+        lock_ddl(cur)
+        cur.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(STAGING_SCHEMA))
+        )
+        conn.commit()
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        # UNLOGGED: rebuilt from the lake on any retry, so no WAL is written for it.
+        cur.execute(
+            sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(target, sql.SQL(", ").join(columns))
+        )
+        rows = _copy(cur, spec, target, batches)
+    conn.commit()
+    return rows
+
+
+def drop_staged(conn: Any, table: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(STAGING_SCHEMA, table)))
+    conn.commit()
+
+
 def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
     """``COMMENT ON`` the relation and each described column, from the YAML."""
     target = _target(spec)

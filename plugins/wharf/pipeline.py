@@ -174,10 +174,42 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
     elif report.violation_count:
         log.error("%s", report.summary())
         raise validation.ContractError(report)
+    if spec.checks:
+        _run_checks(spec, run, row)
     lake.copy_zone(key, "landing", "raw")
     row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
     log.info("%s: %d rows meet the contract, %d rejected", spec.dataset_id, rows, report.rejected)
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
+
+
+def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+    """The YAML's Great Expectations checks over the curated rows; fails on error level."""
+    from wharf import checks
+
+    key, schema = run.lake_key, validation.curated_schema(spec)
+
+    def stage(table: str) -> None:
+        with datasets_db.connect() as conn:
+            load.stage(conn, spec, table, lake.read_batches(key, "curated", schema))
+
+    def drop(table: str) -> None:
+        with datasets_db.connect() as conn:
+            load.drop_staged(conn, table)
+
+    results = checks.run(
+        spec,
+        lambda: lake.read_batches(key, "curated", schema),
+        stage,
+        datasets_db.sqlalchemy_url,
+        drop,
+    )
+    row.detail["checks"] = [r.as_json() for r in results]
+    report = checks.summary(spec, results)
+    failed = [r for r in results if not r.success]
+    if any(r.severity == "error" for r in failed):
+        log.error("%s", report)
+        raise checks.ChecksFailed(report)
+    (log.warning if failed else log.info)("%s", report)
 
 
 def _keep_rejected(

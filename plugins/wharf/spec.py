@@ -318,6 +318,51 @@ def _schedule(value: str | None) -> str | None:
     return value
 
 
+_EXPECTATION = re.compile(r"^expect_[a-z0-9_]+$")
+# Arguments of GX expectations that name columns, checked against the YAML's columns.
+_COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
+
+
+class Check(_Model):
+    """One Great Expectations expectation: ``- expect_...: {arguments, severity: warn}``."""
+
+    expectation: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["error", "warn"] = "error"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mapping(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "expectation" not in data:
+            if len(data) != 1:
+                raise _err(
+                    "a check is one expectation name with its arguments, e.g. "
+                    "'- expect_column_values_to_not_be_null: {column: id}'"
+                )
+            ((name, arguments),) = data.items()
+            arguments = dict(arguments or {})
+            return {
+                "expectation": name,
+                "arguments": arguments,
+                "severity": arguments.pop("severity", "error"),
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _named_like_gx(self) -> Check:
+        if not _EXPECTATION.match(self.expectation):
+            raise _err(
+                f"{self.expectation!r} is not a Great Expectations expectation name "
+                "(expect_... in snake_case)"
+            )
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        named = [self.arguments[a] for a in _COLUMN_ARGUMENTS if a in self.arguments]
+        return [*named, *self.arguments.get("column_list", [])]
+
+
 class LoadOptions(_Model):
     """How ``load`` may change the published table (Wharf's addition to rAPId's schema)."""
 
@@ -340,6 +385,8 @@ class DatasetSpec(_Model):
     retries: int = Field(default=2, ge=0, le=10)
     retry_delay: timedelta = timedelta(minutes=5)
     load: LoadOptions = LoadOptions()
+    # Great Expectations checks: a failed error-level one fails validate (nothing published).
+    checks: tuple[Check, ...] = ()
     # What a row that breaks the contract does: fail the run, or go to quarantine (the lake's
     # quarantine zone and wharf.quarantine, with its reasons) while the good rows load.
     on_invalid: Literal["fail", "quarantine"] = "fail"
@@ -379,6 +426,15 @@ class DatasetSpec(_Model):
                 "primary_key",
             )
         self._check_keys()
+        for index, check in enumerate(self.checks):
+            unknown = [c for c in check.columns if c not in names]
+            if unknown:
+                raise _err(
+                    f"{check.expectation} names column(s) {', '.join(map(repr, unknown))}, "
+                    "which are not in 'columns'",
+                    "checks",
+                    index,
+                )
         if self.sql is not None or self.depends_on:
             raise _err("'sql' and 'depends_on' are only for kind: data_cut")
         return self
@@ -443,7 +499,7 @@ class DatasetSpec(_Model):
         return (config.sql_dir() / self.sql).read_text(encoding="utf-8")
 
 
-def _err(message: str, *at: str) -> PydanticCustomError:
+def _err(message: str, *at: str | int) -> PydanticCustomError:
     """A model-level error; ``at`` is the key path it points at (its line is reported)."""
     return PydanticCustomError("wharf_spec", message, {"at": at} if at else None)
 

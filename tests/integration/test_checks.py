@@ -1,0 +1,138 @@
+"""Great Expectations checks: ``wharf check`` knows GX's expectations and arguments, an
+error-level failure blocks publishing, a warn-level one does not, ``mostly`` holds across
+chunks, and table-wide expectations run in PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wharf import checks
+from wharf.cli import main
+from wharf.dag_factory import build_dag
+from wharf.spec import get_spec
+
+YAML = """\
+metadata:
+  domain: shop
+  dataset: checked_orders
+  owners: [{name: Shop team, email: shop@example.org}]
+  update_behaviour: OVERWRITE
+schedule: null
+retries: 0
+load: {min_row_fraction: 0}
+source: {type: sql, conn_id: checked_db, query: "SELECT * FROM orders ORDER BY id"}
+columns:
+  - {name: id, data_type: integer, allow_null: false}
+  - {name: customer, data_type: string}
+  - {name: amount, data_type: integer}
+checks:
+%s
+"""
+ROWS = [(i, f"c{i % 4}", i * 10) for i in range(1, 9)] + [(9, "c1", -5), (10, None, -7)]
+
+
+@pytest.fixture
+def orders(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    db = tmp_path / "orders.sqlite"
+    monkeypatch.setenv("AIRFLOW_CONN_CHECKED_DB", f"sqlite:///{db}")
+    monkeypatch.setattr(checks, "CHUNK_ROWS", 3)  # 10 rows in 4 chunks: totals must add up
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER, customer TEXT, amount INTEGER)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?)", ROWS)
+    (schemas / "shop").mkdir()
+    return schemas / "shop" / "checked_orders.yaml"
+
+
+def run() -> str:
+    return str(build_dag(get_spec("shop.checked_orders")).test().state)
+
+
+def validate_audit(pg: Any) -> tuple[Any, ...]:
+    return pg.execute(
+        """SELECT status, error, detail->'checks' FROM wharf.audit
+           WHERE dataset_id = 'shop.checked_orders' AND step = 'validate'
+           ORDER BY id DESC LIMIT 1"""
+    ).fetchone()
+
+
+def test_wharf_check_knows_gx_expectations_and_arguments(orders: Path, capsys: Any) -> None:
+    orders.write_text(
+        YAML
+        % (
+            "  - expect_column_values_to_be_between: {column: amount, min_valu: 0}\n"
+            "  - expect_column_values_to_be_positive_and_cheap: {column: amount}\n"
+            "  - expect_column_values_to_not_be_null: {column: customer, severity: warn}"
+        )
+    )
+    assert main(["check", str(orders)]) == 1
+    err = capsys.readouterr().err
+    assert "checked_orders.yaml:15: checks[0]: expect_column_values_to_be_between: min_valu" in err
+    assert "extra fields not permitted" in err
+    assert (
+        "checked_orders.yaml:16: checks[1]: unknown expectation "
+        "'expect_column_values_to_be_positive_and_cheap': Great Expectations has no "
+        "ExpectColumnValuesToBePositiveAndCheap"
+    ) in err
+    orders.write_text(YAML % "  - expect_column_values_to_not_be_null: {column: price}")
+    assert main(["check", str(orders)]) == 1
+    assert (
+        "checked_orders.yaml:15: checks[0]: expect_column_values_to_not_be_null names "
+        "column(s) 'price', which are not in 'columns'"
+    ) in capsys.readouterr().err
+
+
+def test_an_error_level_failure_blocks_publishing(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        YAML % "  - expect_column_values_to_be_between: {column: amount, min_value: 0}"
+    )
+    pg.execute("DROP TABLE IF EXISTS shop.checked_orders")
+    assert run() == "failed"
+    status, error, results = validate_audit(pg)
+    assert status == "failed"
+    assert error.splitlines()[:2] == [
+        "shop.checked_orders: 0 of 1 checks passed",
+        "  expect_column_values_to_be_between on amount: FAILED (error), 2 of 10 values "
+        "unexpected, e.g. -5, -7",
+    ]
+    assert results[0]["unexpected_count"] == 2
+    assert pg.execute("SELECT to_regclass('shop.checked_orders')").fetchone() == (None,)
+
+
+def test_warn_level_failures_and_mostly_across_chunks_still_publish(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        YAML
+        % (
+            "  - expect_column_values_to_be_between: {column: amount, min_value: 0, mostly: 0.8}\n"
+            "  - expect_column_values_to_not_be_null: {column: customer, severity: warn}\n"
+            "  - expect_table_row_count_to_be_between: {min_value: 5, max_value: 10}\n"
+            "  - expect_compound_columns_to_be_unique: {column_list: [customer, amount]}"
+        )
+    )
+    assert run() == "success"
+    status, _, results = validate_audit(pg)
+    assert status == "success"
+    assert [(r["expectation"], r["success"], r["severity"]) for r in results] == [
+        ("expect_column_values_to_be_between", True, "error"),  # 2 of 10 bad, mostly 0.8
+        ("expect_column_values_to_not_be_null", False, "warn"),
+        ("expect_table_row_count_to_be_between", True, "error"),
+        ("expect_compound_columns_to_be_unique", True, "error"),
+    ]
+    assert results[2]["observed_value"] == "10"  # counted in PostgreSQL, over all chunks
+    assert pg.execute("SELECT count(*) FROM shop.checked_orders").fetchone() == (10,)
+    assert pg.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'wharf_staging' "
+        "AND tablename LIKE 'checks_checked_orders%'"
+    ).fetchone() == (0,)  # the staging table is dropped
+
+
+def test_mostly_is_judged_on_the_whole_dataset(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        YAML
+        % "  - expect_column_values_to_be_between: {column: amount, min_value: 0, mostly: 0.85}"
+    )
+    assert run() == "failed"  # 8 of 10 good is below 85%, though chunk 1-3 alone would pass
+    assert validate_audit(pg)[2][0]["unexpected_count"] == 2
