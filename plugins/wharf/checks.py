@@ -37,6 +37,12 @@ CHUNK_ROWS = 200_000
 MAX_SAMPLES = 10
 STAGING_SCHEMA = "wharf_staging"
 _ROW_LOCAL = ("ColumnMapExpectation", "ColumnPairMapExpectation", "MulticolumnMapExpectation")
+_ACROSS_ROWS = (
+    "ExpectColumnValuesToBeUnique",
+    "ExpectCompoundColumnsToBeUnique",
+    "ExpectColumnValuesToBeIncreasing",
+    "ExpectColumnValuesToBeDecreasing",
+)
 
 
 class ChecksFailed(RuntimeError):
@@ -114,6 +120,11 @@ def build(check: Check) -> Any:
 
 
 def is_row_local(expectation: Any) -> bool:
+    """Whether each row is judged on its own, so chunks can be checked one by one. GX models
+    uniqueness and ordering as map expectations too, but they compare rows with each other:
+    those run on the whole table."""
+    if type(expectation).__name__ in _ACROSS_ROWS:
+        return False
     return any(base.__name__ in _ROW_LOCAL for base in type(expectation).__mro__)
 
 
@@ -180,14 +191,17 @@ def _run_row_local(
 
 
 def _frames(batches: Iterator[pa.RecordBatch]) -> Iterator[Any]:
+    """pandas DataFrames of exactly ``CHUNK_ROWS`` rows (the last one shorter)."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= CHUNK_ROWS:
-            yield _pandas(pending)
-            pending, count = [], 0
+        while batch.num_rows:
+            take = min(batch.num_rows, CHUNK_ROWS - count)
+            pending.append(batch.slice(0, take))
+            batch, count = batch.slice(take), count + take
+            if count == CHUNK_ROWS:
+                yield _pandas(pending)
+                pending, count = [], 0
     if pending:
         yield _pandas(pending)
 

@@ -136,3 +136,19 @@ def test_mostly_is_judged_on_the_whole_dataset(orders: Path, pg: Any) -> None:
     )
     assert run() == "failed"  # 8 of 10 good is below 85%, though chunk 1-3 alone would pass
     assert validate_audit(pg)[2][0]["unexpected_count"] == 2
+
+
+def test_uniqueness_is_judged_across_chunks(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        YAML
+        % (
+            "  - expect_column_values_to_be_unique: {column: customer}\n"
+            "  - expect_compound_columns_to_be_unique: {column_list: [customer, id]}"
+        )
+    )
+    assert run() == "failed"  # c1 is at ids 1, 5 and 9: three different chunks of 3 rows
+    results = validate_audit(pg)[2]
+    assert [(r["expectation"], r["success"]) for r in results] == [
+        ("expect_column_values_to_be_unique", False),
+        ("expect_compound_columns_to_be_unique", True),
+    ]
