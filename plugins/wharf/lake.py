@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from wharf import config
 
-Zone = Literal["landing", "raw", "curated", "quarantine"]
+Zone = Literal["landing", "raw", "curated", "quarantine", "reports"]
 # A part file rolls over past this many rows, so one file never grows without bound.
 ROWS_PER_FILE = 2_000_000
 ROWS_PER_GROUP = 65_536
@@ -273,6 +273,16 @@ def _read_partitioned(
         batch_readahead=1,
         fragment_readahead=1,
     )
+
+
+def write_text(key: RunKey, zone: Zone, name: str, text: str) -> str:
+    """Write one text file (a report) into a run's folder of a zone; returns its URI."""
+    fs, base = _filesystem()
+    folder = f"{base}/{key.folder(zone)}"
+    fs.create_dir(folder, recursive=True)
+    with fs.open_output_stream(f"{folder}/{name}") as out:
+        out.write(text.encode("utf-8"))
+    return uri(f"{key.folder(zone)}/{name}")
 
 
 def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:

@@ -169,17 +169,32 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
             quarantine.close()
     row.rows_in, row.rows_rejected = report.rows, report.rejected or report.violation_count
     row.detail["violations"] = report.per_column
-    if quarantine:
-        _keep_rejected(spec, run, report, row)
-    elif report.violation_count:
-        log.error("%s", report.summary())
-        raise validation.ContractError(report)
-    if spec.checks:
-        _run_checks(spec, run, row)
+    try:
+        if quarantine:
+            _keep_rejected(spec, run, report, row)
+        elif report.violation_count:
+            log.error("%s", report.summary())
+            raise validation.ContractError(report)
+        if spec.checks:
+            _run_checks(spec, run, row)
+    finally:  # the report matters most when validation fails
+        _write_report(spec, run, report, row)
     lake.copy_zone(key, "landing", "raw")
     row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
     log.info("%s: %d rows meet the contract, %d rejected", spec.dataset_id, rows, report.rejected)
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
+
+
+def _write_report(
+    spec: DatasetSpec, run: Run, report: validation.Report, row: records.AuditRow
+) -> None:
+    from wharf import validation_report
+
+    page = validation_report.render(
+        spec, run.run_id, report, row.detail.get("checks", []), row.detail.get("quarantine")
+    )
+    row.detail["report"] = lake.write_text(run.lake_key, "reports", "validation.html", page)
+    log.info("%s: validation report %s", spec.dataset_id, row.detail["report"])
 
 
 def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:

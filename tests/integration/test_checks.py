@@ -100,6 +100,14 @@ def test_an_error_level_failure_blocks_publishing(orders: Path, pg: Any) -> None
     ]
     assert results[0]["unexpected_count"] == 2
     assert pg.execute("SELECT to_regclass('shop.checked_orders')").fetchone() == (None,)
+    (address,) = pg.execute(
+        """SELECT detail->>'report' FROM wharf.audit WHERE dataset_id = 'shop.checked_orders'
+           AND step = 'validate' ORDER BY id DESC LIMIT 1"""
+    ).fetchone()
+    page = Path(address.removeprefix("file://")).read_text()
+    assert "validation <span class='failed'>failed</span>" in page
+    assert "<td>expect_column_values_to_be_between</td><td>amount</td><td>error</td>" in page
+    assert "<td>FAILED</td><td>2</td><td>-5, -7</td>" in page
 
 
 def test_warn_level_failures_and_mostly_across_chunks_still_publish(orders: Path, pg: Any) -> None:
