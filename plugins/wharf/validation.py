@@ -142,7 +142,7 @@ def curate(
             check_column(batch.column(indexes[c.name]), c, first_row, report) for c in spec.columns
         ]
         arrays = [typed for typed, _ in checked]
-        arrays.append(pa.array([run_id] * batch.num_rows, pa.string()))
+        arrays.append(pa.repeat(pa.scalar(run_id, pa.string()), batch.num_rows))
         report.rows += batch.num_rows
         curated = pa.RecordBatch.from_arrays(arrays, schema=schema)
         reasons = [r for _, r in checked if r is not None]
