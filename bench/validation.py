@@ -5,7 +5,8 @@ size it prints, each in its own process (peak RSS is that process's):
 
 - ``load``           Wharf's load step (the yardstick);
 - ``contract typed`` the column contract over typed rows (Parquet landing), batch by batch
-                     (the rows are read into memory first: reading is not the contract's cost);
+                     (the rows are read into memory first: reading is not the contract's cost,
+                     and its peak RSS is not the streaming pipeline's);
 - ``contract text``  the same over the rows as CSV text (parsing to the types included);
 - ``checks``         seven GX expectations (GX's import excluded): four row-local ones on
                      pandas chunks, three table-wide ones in PostgreSQL (staging included).
