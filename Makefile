@@ -30,11 +30,12 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff format --check plugins dags tests bench
 	$(BIN)/mypy
 
-## Benchmarks (print numbers): DAG parsing, then load throughput against psql \copy, pandas, dlt.
+## Benchmarks (print numbers): DAG parsing, load throughput (psql \copy, pandas, dlt), validation.
 bench: $(VENV)/.synced
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/parse_dags.py
 	$(BIN)/python bench/load_throughput.py
+	$(BIN)/python bench/validation.py
 
 ## The Airflow UI and scheduler on http://localhost:8080 (stop with Ctrl-C).
 airflow: $(VENV)/.synced
