@@ -135,7 +135,7 @@ def run(
     sql_url: Callable[[], str],
     drop: Callable[[str], None],
 ) -> list[CheckResult]:
-    """Every check of ``spec`` over the whole dataset, in YAML order.
+    """Every check of ``spec`` (``all_checks``) over the whole dataset, in YAML order.
 
     ``chunks()`` streams the curated batches; ``stage(table)`` copies them into
     ``wharf_staging.<table>`` and ``drop(table)`` removes it; ``sql_url()`` is a SQLAlchemy
@@ -146,7 +146,7 @@ def run(
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    built = [(check, build(check)) for check in spec.checks]
+    built = [(check, build(check)) for check in spec.all_checks]
     results = {id(c): CheckResult(c.expectation, c.severity, c.arguments) for c, _ in built}
     local = [(c, e) for c, e in built if is_row_local(e)]
     table_wide = [(c, e) for c, e in built if not is_row_local(e)]
@@ -159,7 +159,7 @@ def run(
             _run_in_sql(context, table, table_wide, results, sql_url)
         finally:
             drop(table)
-    return [results[id(c)] for c in spec.checks]
+    return [results[id(c)] for c, _ in built]
 
 
 def _run_row_local(

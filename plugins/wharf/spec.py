@@ -217,6 +217,8 @@ class Column(_Model):
     description: str = ""
     # The source's own heading when it breaks the style guide (e.g. 'Order ID' -> order_id).
     source_name: str | None = Field(default=None, min_length=1)
+    # No two rows may share a value (checked over the whole dataset in validate).
+    unique: bool = False
 
     @model_validator(mode="after")
     def _format_fits_type(self) -> Column:
@@ -473,6 +475,16 @@ class DatasetSpec(_Model):
                 "(a partition folder needs a value)",
                 "columns",
             )
+
+    @property
+    def all_checks(self) -> list[Check]:
+        """The YAML's checks, then one uniqueness check per ``unique: true`` column."""
+        implied = [
+            Check(expectation="expect_column_values_to_be_unique", arguments={"column": c.name})
+            for c in self.columns
+            if c.unique
+        ]
+        return [*self.checks, *implied]
 
     @property
     def partition_columns(self) -> list[str]:

@@ -160,3 +160,18 @@ def test_uniqueness_is_judged_across_chunks(orders: Path, pg: Any) -> None:
         ("expect_column_values_to_be_unique", False),
         ("expect_compound_columns_to_be_unique", True),
     ]
+
+
+def test_a_unique_column_is_checked_over_every_row(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        (YAML % "  []").replace(
+            "{name: customer, data_type: string}",
+            "{name: customer, data_type: string, unique: true}",
+        )
+    )
+    assert run() == "failed"
+    assert (
+        validate_audit(pg)[1].splitlines()[1]
+        == ("  expect_column_values_to_be_unique on customer: FAILED (error), observed None")
+        or "expect_column_values_to_be_unique on customer: FAILED (error)" in validate_audit(pg)[1]
+    )
