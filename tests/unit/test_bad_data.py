@@ -1,0 +1,104 @@
+"""A corpus of bad data files: each breaks the contract in one way and gets its exact message
+(dataset, column, row, rule and value)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wharf import sources, validation
+from wharf.spec import DatasetSpec
+
+COLUMNS = [
+    {"name": "id", "data_type": "integer", "allow_null": False},
+    {"name": "qty", "data_type": "smallint"},
+    {"name": "price", "data_type": "decimal"},
+    {"name": "paid", "data_type": "boolean"},
+    {"name": "day", "data_type": "date", "format": "%d/%m/%Y"},
+    {"name": "at", "data_type": "timestamp"},
+]
+HEADER = "id,qty,price,paid,day,at\n"
+GOOD = "1,5,9.99,yes,31/01/2024,2024-01-31T10:00:00Z\n"
+
+BAD_DATA = {
+    "null in a non-null column": (
+        ",5,9.99,yes,31/01/2024,2024-01-31T10:00:00Z\n",
+        "column 'id', row 2: allow_null: false (value: null)",
+    ),
+    "integer too big for smallint": (
+        "2,40000,9.99,yes,31/01/2024,2024-01-31T10:00:00Z\n",
+        "column 'qty', row 2: data_type smallint (value: '40000')",
+    ),
+    "text in a number": (
+        "2,5,9.99 GBP,yes,31/01/2024,2024-01-31T10:00:00Z\n",
+        "column 'price', row 2: data_type decimal (value: '9.99 GBP')",
+    ),
+    "not a boolean": (
+        "2,5,9.99,maybe,31/01/2024,2024-01-31T10:00:00Z\n",
+        "column 'paid', row 2: data_type boolean (value: 'maybe')",
+    ),
+    "impossible date": (
+        "2,5,9.99,no,31/02/2024,2024-01-31T10:00:00Z\n",
+        "column 'day', row 2: data_type date with format '%d/%m/%Y' (value: '31/02/2024')",
+    ),
+    "month-first date": (
+        "2,5,9.99,no,01/31/2024,2024-01-31T10:00:00Z\n",
+        "column 'day', row 2: data_type date with format '%d/%m/%Y' (value: '01/31/2024')",
+    ),
+    "not a timestamp": (
+        "2,5,9.99,no,31/01/2024,yesterday\n",
+        "column 'at', row 2: data_type timestamp (value: 'yesterday')",
+    ),
+}
+
+
+def spec_for(path: Path) -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "metadata": {
+                "domain": "shop",
+                "dataset": "orders",
+                "owners": [{"name": "A", "email": "a@b.org"}],
+            },
+            "source": {"type": "file", "path": str(path)},
+            "columns": COLUMNS,
+        }
+    )
+
+
+def check(path: Path) -> validation.Report:
+    spec = spec_for(path)
+    opened = sources.extract(spec)
+    report = validation.Report(spec.dataset_id)
+    for _ in validation.curate(spec, opened.schema, opened.batches, "test", report):
+        pass
+    return report
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_corpus(tmp_path: Path, case: str) -> None:
+    row, expected = BAD_DATA[case]
+    (tmp_path / "orders.csv").write_text(HEADER + GOOD + row)
+    report = check(tmp_path / "orders.csv")
+    assert [str(v) for v in report.samples] == [expected]
+
+
+def test_the_good_row_alone_passes(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(HEADER + GOOD)
+    assert check(tmp_path / "orders.csv").violation_count == 0
+
+
+def test_a_missing_column_is_named_with_what_was_found(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text("id,qty,price,paid,day\n1,5,9.99,yes,31/01/2024\n")
+    with pytest.raises(validation.MissingColumnsError) as caught:
+        check(tmp_path / "orders.csv")
+    assert str(caught.value) == (
+        "shop.orders: the source has no column 'at' (found: id, qty, price, paid, day)"
+    )
+
+
+def test_a_truncated_csv_names_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "orders.csv").write_text(HEADER + GOOD + "2,5,9.99\n")
+    with pytest.raises(Exception, match="Expected 6 columns, got 3: 2,5,9.99"):
+        check(tmp_path / "orders.csv")
