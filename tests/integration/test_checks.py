@@ -174,3 +174,13 @@ def test_a_unique_column_is_checked_over_every_row(orders: Path, pg: Any) -> Non
         "  expect_column_values_to_be_unique on customer: FAILED (error), 9 of 10 values "
         "unexpected, e.g. 'c0', 'c0', 'c1', 'c1', 'c1', 'c2', 'c2', 'c3', 'c3'"
     )
+
+
+def test_an_expectation_gx_cannot_compute_is_a_failure(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        YAML
+        % "  - expect_column_pair_values_a_to_be_greater_than_b: {column_A: customer, column_B: amount}"
+    )
+    assert run() == "failed"  # GX returns success=False with the error in exception_info
+    result = validate_audit(pg)[2][0]
+    assert (result["success"], result["error"] is not None) == (False, True)
