@@ -104,9 +104,9 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
     global _AFTER_IMPORT_MB
     _AFTER_IMPORT_MB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def stage(name: str) -> None:
+    def stage(name: str, columns: list[str]) -> None:
         with psycopg.connect(conninfo) as conn:
-            load.stage(conn, dataset, name, curated())
+            load.stage(conn, dataset, name, curated(), columns)
 
     def drop(name: str) -> None:
         with psycopg.connect(conninfo) as conn:

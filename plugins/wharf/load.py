@@ -486,15 +486,20 @@ def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | 
 STAGING_SCHEMA = "wharf_staging"
 
 
-def stage(conn: Any, spec: DatasetSpec, table: str, batches: Iterator[pa.RecordBatch]) -> int:
-    """Copy curated batches into a fresh UNLOGGED ``wharf_staging.<table>`` (the YAML's
-    columns and the run id), for checks that need every row in SQL. Returns the rows."""
+def stage(
+    conn: Any,
+    spec: DatasetSpec,
+    table: str,
+    batches: Iterator[pa.RecordBatch],
+    columns: list[str],
+) -> int:
+    """Copy ``columns`` of the curated batches into a fresh UNLOGGED
+    ``wharf_staging.<table>``, for checks that need every row in SQL. Returns the rows."""
     target = qualified(STAGING_SCHEMA, table)
-    columns = [
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type))
-        for c in schema_changes.wanted_columns(spec)
-        if c.name not in (LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN)
-    ]
+    types = {c.name: c.type for c in schema_changes.wanted_columns(spec)}
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(types[name])) for name in columns
+    )
     with conn.cursor() as cur:
         lock_ddl(cur)
         cur.execute(
@@ -503,10 +508,8 @@ def stage(conn: Any, spec: DatasetSpec, table: str, batches: Iterator[pa.RecordB
         conn.commit()
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
         # UNLOGGED: rebuilt from the lake on any retry, so no WAL is written for it.
-        cur.execute(
-            sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(target, sql.SQL(", ").join(columns))
-        )
-        rows = _copy(cur, spec, target, batches)
+        cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(target, definition))
+        rows = _copy(cur, spec, target, (b.select(columns) for b in batches))
     conn.commit()
     return rows
 

@@ -203,9 +203,9 @@ def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
 
     key, schema = run.lake_key, validation.curated_schema(spec)
 
-    def stage(table: str) -> None:
+    def stage(table: str, columns: list[str]) -> None:
         with datasets_db.connect() as conn:
-            load.stage(conn, spec, table, lake.read_batches(key, "curated", schema))
+            load.stage(conn, spec, table, lake.read_batches(key, "curated", schema), columns)
 
     def drop(table: str) -> None:
         with datasets_db.connect() as conn:
