@@ -76,17 +76,7 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
         return source.iter_batches(batch_size=16_384, use_threads=False)
 
     if way == "load":
-        source = pq.ParquetFile(parquet)
-        started = time.perf_counter()
-        with psycopg.connect(conninfo) as conn:
-            load.load(
-                conn,
-                dataset,
-                "bench",
-                None,
-                load.Batches(source.schema_arrow, source.metadata.num_rows, curated()),
-            )
-        return time.perf_counter() - started
+        return lt.time_load(conninfo, dataset, parquet)
     if way.startswith("contract"):
         if way == "contract typed":
             schema, batches = pq.read_schema(parquet), curated()
@@ -136,11 +126,11 @@ def measure(way: str, rows: int, parquet: Path, csv: Path) -> dict[str, Any]:
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", way, str(parquet), str(csv), table, str(out)]
     )
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, _ = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"{way} failed (status {status})")
     found = json.loads(out.read_text())
-    peak = usage.ru_maxrss / 1024
+    peak = found["rss_mb"]
     return {
         "way": way,
         "rows": rows,
@@ -158,7 +148,8 @@ def main() -> None:
     if args.child:
         way, parquet, csv, table, out = args.child
         seconds = child(way, Path(parquet), Path(csv), table)
-        Path(out).write_text(json.dumps({"seconds": seconds, "import_mb": _AFTER_IMPORT_MB}))
+        found = {"seconds": seconds, "import_mb": _AFTER_IMPORT_MB, "rss_mb": lt.peak_rss_mb()}
+        Path(out).write_text(json.dumps(found))
         return
     lt.WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (lt.WORK / "lake").as_uri()
