@@ -98,7 +98,12 @@ def test_a_missing_column_is_named_with_what_was_found(tmp_path: Path) -> None:
     )
 
 
-def test_a_truncated_csv_names_the_problem(tmp_path: Path) -> None:
-    (tmp_path / "orders.csv").write_text(HEADER + GOOD + "2,5,9.99\n")
-    with pytest.raises(Exception, match="Expected 6 columns, got 3: 2,5,9.99"):
-        check(tmp_path / "orders.csv")
+def test_a_truncated_csv_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(HEADER + GOOD + '3,4,"multi\nline",no,31/01/2024,\n' + GOOD + "2,5,9.99")
+    with pytest.raises(ValueError) as caught:
+        check(path)
+    assert str(caught.value) == (
+        f"{path}, line 6: expected 6 fields, found 3 ('2,5,9.99'): the file is truncated or "
+        "the row is malformed"
+    )

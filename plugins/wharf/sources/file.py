@@ -37,29 +37,53 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
 
 def _csv(path: Path, source: FileSource) -> Extract:
-    with open(path, "rb") as handle:
-        header = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(block_size=1 << 16),
+    try:
+        with open(path, "rb") as handle:
+            header = pacsv.open_csv(
+                handle,
+                read_options=pacsv.ReadOptions(block_size=1 << 16),
+                parse_options=pacsv.ParseOptions(delimiter=source.delimiter),
+            ).schema.names
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(delimiter=source.delimiter),
-        ).schema.names
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES),
-        parse_options=pacsv.ParseOptions(delimiter=source.delimiter),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            null_values=list(source.null_values),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                null_values=list(source.null_values),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as err:
+        raise _malformed(path, source, err) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         with reader:
-            yield from reader
+            try:
+                yield from reader
+            except pa.ArrowInvalid as err:
+                raise _malformed(path, source, err) from None
 
     return Extract(reader.schema, batches(), f"CSV file {path}")
+
+
+def _malformed(path: Path, source: FileSource, err: pa.ArrowInvalid) -> Exception:
+    """pyarrow's parse error with the line it happened on: pyarrow does not know the line
+    when reading in blocks, so the file is scanned again (on this error path only)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = csv.reader(handle, delimiter=source.delimiter)
+        width = len(next(rows, []))
+        for row in rows:
+            if len(row) != width:
+                return ValueError(
+                    f"{path}, line {rows.line_num}: expected {width} fields, found {len(row)} "
+                    f"({source.delimiter.join(row)[:200]!r}): the file is truncated or the row "
+                    "is malformed"
+                )
+    return ValueError(f"{path}: {err}")
 
 
 def _parquet(path: Path, source: FileSource) -> Extract:
