@@ -91,3 +91,12 @@ COMMENT ON TABLE wharf.quarantine IS 'Rows that broke their dataset''s contract 
 COMMENT ON COLUMN wharf.quarantine.row_number IS 'Row of the source (1-based, in extract order).';
 COMMENT ON COLUMN wharf.quarantine.reason IS 'Each broken rule: column ''x'': rule; ...';
 COMMENT ON COLUMN wharf.quarantine.record IS 'The row as the source gave it, as text per column.';
+
+CREATE TABLE IF NOT EXISTS wharf.watermarks (
+    dataset_id  text PRIMARY KEY,
+    cursor      text        NOT NULL,
+    value       jsonb       NOT NULL,
+    run_id      text        NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE wharf.watermarks IS 'Incremental sql sources: the highest cursor value published per dataset; written in the load''s own transaction, so it advances only when a load publishes.';

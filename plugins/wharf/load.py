@@ -42,6 +42,7 @@ from psycopg import sql
 from wharf import schema_changes
 from wharf.datasets_db import lock_dataset, lock_ddl, qualified
 from wharf.spec import DatasetSpec
+from wharf.types import postgres_type
 from wharf.validation import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,15 @@ def load(
     logical_date: datetime | None,
     rows: Batches,
     on_phase: Callable[[str], None] | None = None,
+    backfill: bool = False,
 ) -> LoadResult:
     """Load ``rows`` into the dataset's table by its ``update_behaviour``, in one transaction.
 
     ``logical_date`` keys APPEND's rows: a re-run of that date replaces them (a run without a
     logical date replaces the rows of its own ``run_id``). ``on_phase`` is told ``migrate``,
-    ``copy``, ``publish`` and ``commit`` as each begins (logged too). Raises ``GuardError``,
+    ``copy``, ``publish`` and ``commit`` as each begins (logged too). An incremental source's
+    watermark advances in the same transaction (not in a ``backfill`` run, which re-reads
+    an older interval). Raises ``GuardError``,
     ``schema_changes.SchemaChangeError`` or ``LoadError`` (naming the row and column for a
     value PostgreSQL refuses); in each case nothing is published. The connection must not be
     in autocommit mode.
@@ -152,6 +156,8 @@ def load(
                 clock.begin("copy")
                 result.inserted = _copy(cur, spec, _target(spec), stream)
                 clock.begin("publish")
+            if not backfill:
+                _advance_watermark(cur, spec, run_id)
             schema_changes.forbid_nulls(cur, spec, not_null_later)
             schema_changes.ensure_indexes(cur, spec)
             comment(cur, spec)
@@ -197,6 +203,31 @@ class _Phases:
             spent = time.monotonic() - self.started
             self.result.seconds[self.name] = round(self.result.seconds.get(self.name, 0) + spent, 3)
             self.name = None
+
+
+def _advance_watermark(cur: Any, spec: DatasetSpec, run_id: str) -> None:
+    """Set ``wharf.watermarks`` to the highest cursor this run wrote, never lower."""
+    incremental = getattr(spec.source, "incremental", None)
+    if incremental is None:
+        return
+    data_type = {c.name: c.data_type for c in spec.columns}[incremental.cursor]
+    pg_type = sql.SQL(postgres_type(data_type))
+    cur.execute(
+        sql.SQL(
+            "WITH newest AS (SELECT max({cursor}) AS v FROM {target} WHERE {run} = %(run)s) "
+            "INSERT INTO wharf.watermarks AS w (dataset_id, cursor, value, run_id) "
+            "SELECT %(id)s, %(cursor)s, to_jsonb(v), %(run)s FROM newest WHERE v IS NOT NULL "
+            "ON CONFLICT (dataset_id) DO UPDATE SET value = EXCLUDED.value, "
+            "cursor = EXCLUDED.cursor, run_id = EXCLUDED.run_id, updated_at = now() "
+            "WHERE (w.value #>> '{{}}')::{type} < (EXCLUDED.value #>> '{{}}')::{type}"
+        ).format(
+            cursor=sql.Identifier(incremental.cursor),
+            target=_target(spec),
+            run=sql.Identifier(RUN_ID_COLUMN),
+            type=pg_type,
+        ),
+        {"run": run_id, "id": spec.dataset_id, "cursor": incremental.cursor},
+    )
 
 
 def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:

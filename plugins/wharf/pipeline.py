@@ -40,6 +40,10 @@ class Run:
     data_interval_end: datetime | None = None
 
     @property
+    def is_backfill(self) -> bool:
+        return "backfill" in (self.run_type or "").lower()
+
+    @property
     def lake_key(self) -> lake.RunKey:
         return lake.RunKey(self.dataset_id, self.ingestion_date, self.run_id)
 
@@ -120,9 +124,20 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
 
 
 def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
-    opened = sources.extract(
-        spec, sources.Window(run.logical_date, run.data_interval_start, run.data_interval_end)
+    watermark = None
+    if getattr(spec.source, "incremental", None) is not None:
+        with datasets_db.connect() as conn:
+            records.ensure_schema(conn)
+            watermark = records.read_watermark(conn, spec)
+        row.detail["watermark"] = None if watermark is None else str(watermark)
+    window = sources.Window(
+        run.logical_date,
+        run.data_interval_start,
+        run.data_interval_end,
+        watermark=watermark,
+        backfill=run.is_backfill,
     )
+    opened = sources.extract(spec, window)
     log.info("%s: extracting %s", spec.dataset_id, opened.description)
     rows = lake.write_batches(
         run.lake_key, "landing", opened.schema, _progress(spec, opened.batches)
@@ -262,7 +277,7 @@ def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     )
     with datasets_db.connect() as conn:
         records.ensure_schema(conn)
-        result = load.load(conn, spec, run.run_id, run.logical_date, rows)
+        result = load.load(conn, spec, run.run_id, run.logical_date, rows, backfill=run.is_backfill)
     row.rows_in, row.rows_out = result.rows_in, result.published_rows
     row.detail.update(
         inserted=result.inserted,

@@ -168,3 +168,24 @@ def write_quarantine(conn: Any, dataset_id: str, run_id: str, lake_path: str, ba
                     written += 1
     conn.commit()
     return written
+
+
+def read_watermark(conn: Any, spec: DatasetSpec) -> Any:
+    """The dataset's published watermark as a Python value of its cursor's type (int, date
+    or aware datetime), or None before the first load."""
+    from datetime import date, datetime
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT value FROM wharf.watermarks WHERE dataset_id = %s", (spec.dataset_id,))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    value = row[0]
+    source = spec.source
+    cursor = getattr(source, "incremental", None)
+    kind = {c.name: c.data_type for c in spec.columns}[cursor.cursor] if cursor else None
+    if kind == "timestamp":
+        return datetime.fromisoformat(value)
+    if kind == "date":
+        return date.fromisoformat(value)
+    return value

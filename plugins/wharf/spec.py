@@ -259,6 +259,13 @@ def _check_timestamp_format(fmt: str) -> None:
 
 
 # --- sources: one model per type; the module wharf.sources.<type> reads it ----------------
+class Incremental(_Model):
+    """Read only the rows whose ``cursor`` column is past the dataset's watermark (stored in
+    ``wharf.watermarks``, advanced in the load's own transaction, so only when it publishes)."""
+
+    cursor: ColumnName
+
+
 class SqlSource(_Model):
     """Rows of a table or a query in any SQLAlchemy-reachable database."""
 
@@ -267,6 +274,7 @@ class SqlSource(_Model):
     query: str | None = None
     table: SourceTable | None = None
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
+    incremental: Incremental | None = None
 
     @model_validator(mode="after")
     def _query_or_table(self) -> SqlSource:
@@ -428,6 +436,7 @@ class DatasetSpec(_Model):
                 "primary_key",
             )
         self._check_keys()
+        self._check_incremental()
         for index, check in enumerate(self.checks):
             unknown = [c for c in check.columns if c not in names]
             if unknown:
@@ -474,6 +483,26 @@ class DatasetSpec(_Model):
                 f"partition column(s) {', '.join(nullable)} must have allow_null: false "
                 "(a partition folder needs a value)",
                 "columns",
+            )
+
+    def _check_incremental(self) -> None:
+        incremental = getattr(self.source, "incremental", None)
+        if incremental is None:
+            return
+        column = {c.name: c for c in self.columns}.get(incremental.cursor)
+        if column is None:
+            raise _err(
+                f"incremental cursor {incremental.cursor!r} is not in 'columns'",
+                "source",
+                "incremental",
+            )
+        orderable = ("integer", "int", "bigint", "smallint", "tinyint", "date", "timestamp")
+        if column.data_type not in orderable or column.allow_null:
+            raise _err(
+                f"incremental cursor {column.name!r} must be an integer, date or timestamp "
+                "column with allow_null: false (a NULL cursor would never be read)",
+                "source",
+                "incremental",
             )
 
     @property

@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -22,12 +23,16 @@ class Window:
     """The run's place in time, which a source may use to read only its slice of data.
 
     ``data_interval_start``/``_end`` bound a scheduled or backfill run's interval (None for
-    a manual run without a logical date).
+    a manual run without a logical date). Times are timezone-aware.
     """
 
     logical_date: datetime | None = None
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    # Incremental sources: the published watermark (None before the first load), and whether
+    # this is a backfill run, which re-reads its data interval whatever the watermark.
+    watermark: Any = None
+    backfill: bool = False
 
     def params(self) -> dict[str, datetime | None]:
         return {
