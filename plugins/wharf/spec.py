@@ -286,19 +286,34 @@ class SqlSource(_Model):
 
 
 class FileSource(_Model):
-    """A CSV, Parquet or xlsx file: a path relative to ``include/reference/``, or absolute."""
+    """CSV, Parquet or xlsx files: a path relative to ``include/reference/``, or absolute; a
+    glob pattern (``*``, ``?``, ``[...]``) reads every match in name order as one dataset."""
 
     type: Literal["file"]
     path: str = Field(min_length=1)
     format: Literal["csv", "parquet", "xlsx"] = "csv"
     sheet: str | None = None  # xlsx: the sheet to read (default: the first)
+    # CSV dialect (Python's csv module names)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    escapechar: str | None = Field(default=None, min_length=1, max_length=1)
+    doublequote: bool = True
+    encoding: str = "utf-8"
+    skip_rows: int = Field(default=0, ge=0)  # lines before the header (titles, notes)
     null_values: tuple[str, ...] = ("",)
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
 
     def resolved_path(self) -> Path:
         path = Path(self.path)
         return path if path.is_absolute() else config.reference_dir() / path
+
+    def resolved_paths(self) -> list[Path]:
+        """The file, or the glob's matches in name order (empty if none)."""
+        path = self.resolved_path()
+        if not any(ch in self.path for ch in "*?["):
+            return [path]
+        anchor = Path(path.anchor)
+        return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
 
 
 Source = Annotated[SqlSource | FileSource, Field(discriminator="type")]

@@ -107,3 +107,49 @@ def test_a_truncated_csv_names_the_line(tmp_path: Path) -> None:
         f"{path}, line 6: expected 6 fields, found 3 ('2,5,9.99'): the file is truncated or "
         "the row is malformed"
     )
+
+
+def extract_rows(tmp_path: Path, **source: object) -> list[dict[str, object]]:
+    spec = DatasetSpec.model_validate(
+        {
+            "metadata": {
+                "domain": "shop",
+                "dataset": "notes",
+                "owners": [{"name": "A", "email": "a@b.org"}],
+            },
+            "source": {"type": "file", **source},
+            "columns": [
+                {"name": "id", "data_type": "integer"},
+                {"name": "note", "data_type": "string"},
+            ],
+        }
+    )
+    return [row for batch in sources.extract(spec).batches for row in batch.to_pylist()]
+
+
+def test_csv_dialect_options(tmp_path: Path) -> None:
+    text = "Exported 2026-01-31\nid;note\n1;'caf\xe9; \\'open\\''\n2;plain\n"
+    (tmp_path / "notes.csv").write_bytes(text.encode("latin-1"))
+    rows = extract_rows(
+        tmp_path,
+        path=str(tmp_path / "notes.csv"),
+        delimiter=";",
+        quotechar="'",
+        escapechar="\\",
+        doublequote=False,
+        encoding="latin-1",
+        skip_rows=1,
+    )
+    assert rows == [{"id": "1", "note": "caf\xe9; 'open'"}, {"id": "2", "note": "plain"}]
+
+
+def test_a_glob_reads_every_match_in_name_order(tmp_path: Path) -> None:
+    for day in ("02", "01"):
+        (tmp_path / f"notes_{day}.csv").write_text(f"id,note\n{day},day {day}\n")
+    rows = extract_rows(tmp_path, path=str(tmp_path / "notes_*.csv"))
+    assert rows == [{"id": "01", "note": "day 01"}, {"id": "02", "note": "day 02"}]
+    (tmp_path / "notes_03.csv").write_text("id,remark\n3,x\n")
+    with pytest.raises(ValueError, match="notes_03.csv has columns id, remark; .*has id, note"):
+        extract_rows(tmp_path, path=str(tmp_path / "notes_*.csv"))
+    with pytest.raises(FileNotFoundError, match="no source file matches .*nothing_\\*.csv"):
+        extract_rows(tmp_path, path=str(tmp_path / "nothing_*.csv"))

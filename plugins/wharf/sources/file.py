@@ -1,4 +1,4 @@
-"""``type: file``: a CSV, Parquet or xlsx file, streamed in record batches.
+"""``type: file``: CSV, Parquet or xlsx files (one, or a glob's matches), streamed in batches.
 
 CSV and xlsx values land as text exactly as written (``validate`` parses them to the
 contract), and only the YAML's ``null_values`` become NULL, so '' and NULL stay distinct when
@@ -22,13 +22,38 @@ _BLOCK_BYTES = 1 << 20
 
 
 def extract(spec: DatasetSpec, window: Window) -> Extract:
-    """Open the file (the whole file, whatever the window); raises ``FileNotFoundError``
-    naming the path."""
+    """Open the file, or every file a glob matches, in name order (whatever the window).
+
+    Raises ``FileNotFoundError`` naming the path or pattern; a later file whose columns
+    differ from the first's fails the extract naming both.
+    """
     source = spec.source
     assert isinstance(source, FileSource)
-    path = source.resolved_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{spec.dataset_id}: source file {path} does not exist")
+    paths = source.resolved_paths()
+    if not paths or not paths[0].is_file():
+        raise FileNotFoundError(
+            f"{spec.dataset_id}: no source file {'matches ' if len(paths) != 1 else ''}"
+            f"{source.resolved_path()}"
+        )
+    first = _open(paths[0], source)
+    if len(paths) == 1:
+        return first
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from first.batches
+        for path in paths[1:]:
+            opened = _open(path, source)
+            if opened.schema.names != first.schema.names:
+                raise ValueError(
+                    f"{spec.dataset_id}: {path} has columns {', '.join(opened.schema.names)}; "
+                    f"{paths[0]} has {', '.join(first.schema.names)}"
+                )
+            yield from (b.cast(first.schema) for b in opened.batches)
+
+    return Extract(first.schema, batches(), f"{len(paths)} files {source.resolved_path()}")
+
+
+def _open(path: Path, source: FileSource) -> Extract:
     if source.format == "parquet":
         return _parquet(path, source)
     if source.format == "xlsx":
@@ -37,19 +62,27 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
 
 def _csv(path: Path, source: FileSource) -> Extract:
+    parse = pacsv.ParseOptions(
+        delimiter=source.delimiter,
+        quote_char=source.quotechar,
+        escape_char=source.escapechar or False,
+        double_quote=source.doublequote,
+    )
+
+    def read(block_size: int) -> pacsv.ReadOptions:
+        return pacsv.ReadOptions(
+            block_size=block_size, encoding=source.encoding, skip_rows=source.skip_rows
+        )
+
     try:
         with open(path, "rb") as handle:
-            header = pacsv.open_csv(
-                handle,
-                read_options=pacsv.ReadOptions(block_size=1 << 16),
-                parse_options=pacsv.ParseOptions(delimiter=source.delimiter),
-            ).schema.names
+            header = pacsv.open_csv(handle, read_options=read(1 << 16), parse_options=parse)
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=source.delimiter),
+            read_options=read(_BLOCK_BYTES),
+            parse_options=parse,
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
+                column_types={name: pa.string() for name in header.schema.names},
                 null_values=list(source.null_values),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
@@ -73,13 +106,22 @@ def _malformed(path: Path, source: FileSource, err: pa.ArrowInvalid) -> Exceptio
     when reading in blocks, so the file is scanned again (on this error path only)."""
     import csv
 
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        rows = csv.reader(handle, delimiter=source.delimiter)
+    with open(path, newline="", encoding=source.encoding, errors="replace") as handle:
+        for _ in range(source.skip_rows):
+            handle.readline()
+        rows = csv.reader(
+            handle,
+            delimiter=source.delimiter,
+            quotechar=source.quotechar,
+            escapechar=source.escapechar,
+            doublequote=source.doublequote,
+        )
         width = len(next(rows, []))
         for row in rows:
             if len(row) != width:
+                line = rows.line_num + source.skip_rows
                 return ValueError(
-                    f"{path}, line {rows.line_num}: expected {width} fields, found {len(row)} "
+                    f"{path}, line {line}: expected {width} fields, found {len(row)} "
                     f"({source.delimiter.join(row)[:200]!r}): the file is truncated or the row "
                     "is malformed"
                 )
