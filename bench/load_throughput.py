@@ -145,7 +145,7 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
         import pandas as pd
         import sqlalchemy as sa
 
-        engine = sa.create_engine(_dsn(conninfo).replace("postgresql://", "postgresql+psycopg://"))
+        engine = sa.create_engine(sqlalchemy_url(conninfo))
         started = time.perf_counter()
         frame = pd.read_parquet(parquet)
         frame.to_sql(
@@ -192,6 +192,11 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sqlalchemy_url(conninfo: str) -> str:
+    """A SQLAlchemy URL (psycopg 3) for a conninfo; a Unix socket goes in ``host=``."""
+    return _dsn(conninfo).replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def _dsn(conninfo: str) -> str:
@@ -288,33 +293,40 @@ def measure(way: str, rows: int, parquet: Path, csv: Path, conninfo: str) -> dic
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
     elif way == "wharf run":
-        steps = [_child(f"wharf run {step}", parquet, csv, table) for step in RUN_STEPS]
-        seconds = sum(s for s, _, _ in steps)
-        status = max(code for _, code, _ in steps)
-        rss = max(r for _, _, r in steps)
+        steps = [
+            run_child(__file__, f"wharf run {step}", parquet, csv, table) for step in RUN_STEPS
+        ]
         detail = ", ".join(
-            f"{step} {s:.2f} s {r:.0f} MB" for step, (s, _, r) in zip(RUN_STEPS, steps, strict=True)
+            f"{step} {r['seconds']:.2f} s {r['rss_mb']:.0f} MB"
+            for step, r in zip(RUN_STEPS, steps, strict=True)
         )
-        return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": rss, "detail": detail}
+        return {
+            "way": way,
+            "rows": rows,
+            "seconds": sum(r["seconds"] for r in steps),
+            "rss_mb": max(r["rss_mb"] for r in steps),
+            "detail": detail,
+        }
     else:
-        seconds, status, rss = _child(way, parquet, csv, table)
-        return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": rss}
+        found = run_child(__file__, way, parquet, csv, table)
+        return {"way": way, "rows": rows, "seconds": found["seconds"], "rss_mb": found["rss_mb"]}
     if status != 0:
         raise SystemExit(f"{way} failed (status {status})")
     return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
 
 
-def _child(way: str, parquet: Path, csv: Path, table: str) -> tuple[float, int, float]:
-    """(seconds, exit status, peak RSS in MB) of one way run in its own process."""
+def run_child(script: str, way: str, parquet: Path, csv: Path, table: str) -> dict[str, Any]:
+    """Run ``script --child way ...`` in its own process; returns what the child wrote
+    (``seconds``, its own ``rss_mb``...). Exits if the child failed."""
     out = WORK / "child.json"
     process = subprocess.Popen(
-        [sys.executable, __file__, "--child", way, str(parquet), str(csv), table, str(out)]
+        [sys.executable, script, "--child", way, str(parquet), str(csv), table, str(out)]
     )
     _, status, _ = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"{way} failed (status {status})")
-    found = json.loads(out.read_text())
-    return found["seconds"], status, found["rss_mb"]
+    found: dict[str, Any] = json.loads(out.read_text())
+    return found
 
 
 def _psql() -> str:

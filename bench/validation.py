@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -107,29 +106,14 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
             load.drop_staged(conn, name)
 
     started = time.perf_counter()
-    results = checks.run(dataset, curated, stage, lambda: _sqlalchemy(conninfo), drop)
+    results = checks.run(dataset, curated, stage, lambda: lt.sqlalchemy_url(conninfo), drop)
     seconds = time.perf_counter() - started
     assert all(r.success for r in results), checks.summary(dataset, results)
     return seconds
 
 
-def _sqlalchemy(conninfo: str) -> str:
-    parts = dict(item.split("=", 1) for item in conninfo.split()) if "=" in conninfo else {}
-    if not parts:
-        return conninfo.replace("postgresql://", "postgresql+psycopg://")
-    return f"postgresql+psycopg://{parts['user']}@/{parts['dbname']}?host={parts['host']}"
-
-
 def measure(way: str, rows: int, parquet: Path, csv: Path) -> dict[str, Any]:
-    out = lt.WORK / "validation_child.json"
-    table = f"v_{way.replace(' ', '_')}_{rows}"
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", way, str(parquet), str(csv), table, str(out)]
-    )
-    _, status, _ = os.wait4(process.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{way} failed (status {status})")
-    found = json.loads(out.read_text())
+    found = lt.run_child(__file__, way, parquet, csv, f"v_{way.replace(' ', '_')}_{rows}")
     peak = found["rss_mb"]
     return {
         "way": way,

@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 200_000
 MAX_SAMPLES = 10
-STAGING_SCHEMA = "wharf_staging"
 _ROW_LOCAL = ("ColumnMapExpectation", "ColumnPairMapExpectation", "MulticolumnMapExpectation")
 _ACROSS_ROWS = (
     "ExpectColumnValuesToBeUnique",
@@ -259,6 +258,8 @@ def _run_in_sql(
     with warnings.catch_warnings():  # GX suggests add_postgres, whose URL type refuses a
         warnings.simplefilter("ignore")  # Unix-socket host in the query string
         source = context.data_sources.add_sql("wharf_staged", connection_string=sql_url())
+    from wharf.load import STAGING_SCHEMA
+
     asset = source.add_table_asset("staged", table_name=table, schema_name=STAGING_SCHEMA)
     batch = asset.add_batch_definition_whole_table("all").get_batch()
     for check, expectation in checks:
