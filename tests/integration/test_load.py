@@ -345,3 +345,18 @@ def test_two_loads_of_one_dataset_never_interleave(conn: Any) -> None:
     assert fetch(conn, f"SELECT count(*), min(_wharf_run_id) FROM {table_name(spec)}") == [
         (30, "r3")
     ]
+
+
+def test_identifiers_from_yaml_are_always_quoted(conn: Any) -> None:
+    """DESIGN invariant 6: SQL keywords as dataset and column names load and merge."""
+    keywords = [
+        {"name": "select", "data_type": "integer", "allow_null": False},
+        {"name": "order", "data_type": "string", "partition_index": 0, "allow_null": False},
+        {"name": "group", "data_type": "decimal"},
+    ]
+    spec = make_spec("MERGE", keywords, dataset="table", primary_key=["select"])
+    rows = [{"select": i, "order": f"o{i}", "group": Decimal(i)} for i in range(3)]
+    run(conn, spec, rows)
+    result = run(conn, spec, [{**rows[0], "order": "changed"}], "r2")
+    assert (result.updated, result.published_rows) == (1, 3)
+    assert fetch(conn, 'SELECT "order" FROM loadtest."table" WHERE "select" = 0') == [("changed",)]

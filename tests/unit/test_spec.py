@@ -90,6 +90,13 @@ BAD_YAML = {
         ("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2"),
         ["10: source.password: unknown key 'password'"],
     ),
+    "SQL in a source table name": (
+        ("  table: orders", "  table: orders; DROP TABLE users"),
+        [
+            "10: source.table: 'orders; DROP TABLE users' is not a table name: expected "
+            "'table' or 'schema.table' made of letters, digits, '_' and '$'"
+        ],
+    ),
     "query and table": (
         ("  table: orders", "  table: orders\n  query: SELECT 1"),
         ["7: source: give exactly one of 'query' or 'table'"],
