@@ -367,8 +367,7 @@ def _lineage(spec: DatasetSpec) -> list[tuple[str, str]]:
         return [(i, spec.dataset_id) for i in data_cuts.inputs(spec)]
     source = spec.source
     assert source is not None
-    origin = f"connection:{source.conn_id}" if source.type == "sql" else f"file:{source.path}"
-    return [(origin, spec.dataset_id)]
+    return [(source.origin, spec.dataset_id)]
 
 
 _BODIES: dict[str, Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]]] = {

@@ -276,6 +276,11 @@ class SqlSource(_Model):
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
     incremental: Incremental | None = None
 
+    @property
+    def origin(self) -> str:
+        """Where the data comes from, for lineage records."""
+        return f"connection:{self.conn_id}"
+
     @model_validator(mode="after")
     def _query_or_table(self) -> SqlSource:
         if (self.query is None) == (self.table is None):
@@ -303,6 +308,11 @@ class FileSource(_Model):
     null_values: tuple[str, ...] = ("",)
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
 
+    @property
+    def origin(self) -> str:
+        """Where the data comes from, for lineage records."""
+        return f"file:{self.path}"
+
     def resolved_path(self) -> Path:
         path = Path(self.path)
         return path if path.is_absolute() else config.reference_dir() / path
@@ -316,8 +326,138 @@ class FileSource(_Model):
         return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
 
 
-Source = Annotated[SqlSource | FileSource, Field(discriminator="type")]
-SOURCE_TYPES = ("sql", "file")
+class Retry(_Model):
+    """Retries of one HTTP request on 429 and 5xx (and connection errors): the n-th retry
+    waits ``backoff_seconds * 2**(n-1)`` (at most ``max_backoff_seconds``), or the server's
+    ``Retry-After`` when it sends one."""
+
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=600)
+    max_backoff_seconds: float = Field(default=120.0, ge=0, le=3600)
+
+
+class PagePagination(_Model):
+    """``?page=1&per_page=100``, ``?page=2...``: stops at a page shorter than ``size``."""
+
+    style: Literal["page"]
+    param: str = "page"
+    start: int = Field(default=1, ge=0)
+    size_param: str = "per_page"
+    size: int = Field(default=100, ge=1, le=100_000)
+
+
+class OffsetPagination(_Model):
+    """``?offset=0&limit=100``, ``?offset=100...``: stops at a page shorter than ``limit``."""
+
+    style: Literal["offset"]
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(default=100, ge=1, le=100_000)
+
+
+class CursorPagination(_Model):
+    """The response names the next page's token (``cursor_path``), sent back as ``param``;
+    stops when the token is missing, null or empty."""
+
+    style: Literal["cursor"]
+    cursor_path: str
+    param: str = "cursor"
+
+
+class NextUrlPagination(_Model):
+    """The response holds the next page's URL (``next_path``); stops when it is missing."""
+
+    style: Literal["next_url"]
+    next_path: str
+
+
+class LinkHeaderPagination(_Model):
+    """The next page's URL is the ``Link`` header's ``rel="next"`` (RFC 8288), as GitHub's."""
+
+    style: Literal["link_header"]
+
+
+Pagination = Annotated[
+    PagePagination | OffsetPagination | CursorPagination | NextUrlPagination | LinkHeaderPagination,
+    Field(discriminator="style"),
+]
+
+
+class HttpSource(_Model):
+    """A JSON API through an Airflow HTTP connection (base URL, auth and headers live in the
+    connection, never in YAML). ``records_path`` (JSONPath) finds the records in each page;
+    a column's value is at ``column_paths[name]``, else at its ``source_name`` or name."""
+
+    type: Literal["http"]
+    conn_id: ConnId
+    path: str = ""
+    # Query parameters; a value may use {data_interval_start}, {data_interval_end} or
+    # {logical_date} (ISO 8601, UTC), so backfills read their own interval.
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    records_path: str = "$"
+    column_paths: dict[ColumnName, str] = Field(default_factory=dict)
+    pagination: Pagination | None = None
+    retry: Retry = Retry()
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
+
+    @property
+    def origin(self) -> str:
+        """Where the data comes from, for lineage records."""
+        return f"http:{self.conn_id}/{self.path.lstrip('/')}"
+
+    @model_validator(mode="after")
+    def _paths_parse(self) -> HttpSource:
+        paths: dict[tuple[str, ...], str] = {("records_path",): self.records_path}
+        paths.update({("column_paths", k): v for k, v in self.column_paths.items()})
+        for field in ("cursor_path", "next_path"):
+            if hasattr(self.pagination, field):
+                paths[("pagination", field)] = getattr(self.pagination, field)
+        for where, path in paths.items():
+            problem = jsonpath_problem(path)
+            if problem:
+                raise _err(f"{path!r} is not a JSONPath ({problem})", *where)
+        return self
+
+
+def jsonpath_problem(path: str) -> str | None:
+    """Why ``path`` is not a JSONPath (jsonpath-ng's parser), or None if it is one."""
+    from jsonpath_ng import parse
+
+    try:
+        parse(path)
+    except Exception as err:  # jsonpath-ng raises bare Exception and JsonPathLexerError
+        return str(err)
+    return None
+
+
+class GoogleSheetsSource(_Model):
+    """A sheet of a Google spreadsheet through a service-account connection (its key in the
+    connection's ``keyfile_dict`` or ``key_path`` extra). Row ``header_row`` holds the
+    headers, which must be exactly the columns' ``source_name`` or name."""
+
+    type: Literal["google_sheets"]
+    conn_id: ConnId
+    spreadsheet_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,200}$")
+    sheet: str = Field(default="Sheet1", min_length=1, max_length=100)
+    # The columns to read in A1 notation, e.g. 'A:F' (default: every column with a header).
+    columns_range: str | None = Field(default=None, pattern=r"^[A-Z]{1,3}:[A-Z]{1,3}$")
+    header_row: int = Field(default=1, ge=1)
+    null_values: tuple[str, ...] = ("",)
+    # Rows per values.get request (the API's response is read whole, so this bounds memory).
+    batch_size: int = Field(default=10_000, ge=1, le=100_000)
+
+    @property
+    def origin(self) -> str:
+        """Where the data comes from, for lineage records."""
+        return f"google_sheets:{self.spreadsheet_id}/{self.sheet}"
+
+
+Source = Annotated[
+    SqlSource | FileSource | HttpSource | GoogleSheetsSource, Field(discriminator="type")
+]
+SOURCE_TYPES = ("sql", "file", "http", "google_sheets")
+PAGINATION_STYLES = ("page", "offset", "cursor", "next_url", "link_header")
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -452,6 +592,14 @@ class DatasetSpec(_Model):
             )
         self._check_keys()
         self._check_incremental()
+        unknown = [c for c in getattr(self.source, "column_paths", {}) if c not in names]
+        if unknown:
+            raise _err(
+                f"column_paths names column(s) {', '.join(map(repr, unknown))}, which are not "
+                "in 'columns'",
+                "source",
+                "column_paths",
+            )
         for index, check in enumerate(self.checks):
             unknown = [c for c in check.columns if c not in names]
             if unknown:
@@ -597,14 +745,23 @@ def _field(path: tuple[str | int, ...]) -> str:
     return out
 
 
+_TAGS = {"'type'": "source type", "'style'": "pagination style"}
+
+
+def _tag(error: Any) -> str:
+    return str(error["ctx"]["discriminator"]).strip("'")
+
+
 _MESSAGES = {
     "missing": lambda e, name: f"required key '{name}' is missing",
     "extra_forbidden": lambda e, name: f"unknown key '{name}'",
     "union_tag_invalid": lambda e, name: (
-        f"unknown source type {e['ctx']['tag']!r}; expected one of: {', '.join(SOURCE_TYPES)}"
+        f"unknown {_TAGS[e['ctx']['discriminator']]} {e['ctx']['tag']!r}; expected one of: "
+        f"{e['ctx']['expected_tags'].replace(chr(39), '')}"
     ),
     "union_tag_not_found": lambda e, name: (
-        f"a source needs 'type', one of: {', '.join(SOURCE_TYPES)}"
+        f"{name} needs {e['ctx']['discriminator']}, one of: "
+        f"{', '.join(SOURCE_TYPES if _tag(e) == 'type' else PAGINATION_STYLES)}"
     ),
     "literal_error": lambda e, name: (
         f"{e['input']!r} is not allowed; expected one of: {e['ctx']['expected']}"
@@ -619,9 +776,11 @@ def _issues(file: Path, err: ValidationError, data: Any, lines: dict) -> list[Sp
         if e["type"] in ("wharf_spec", "rapid_rule"):
             loc = (*loc, *e.get("ctx", {}).get("at", ()))
         if e["type"] == "union_tag_invalid":
-            loc = (*loc, "type")
+            loc = (*loc, _tag(e))
         line, found = line_of(lines, data, loc)
-        named = [p for p in loc if isinstance(p, str) and p not in SOURCE_TYPES]
+        named = [
+            p for p in loc if isinstance(p, str) and p not in (*SOURCE_TYPES, *PAGINATION_STYLES)
+        ]
         name = str(named[-1]) if named else ""
         render = _MESSAGES.get(e["type"])
         message = render(e, name) if render else e["msg"]

@@ -84,7 +84,7 @@ BAD_YAML = {
     ),
     "unknown source type": (
         ("type: sql", "type: ftp"),
-        ["8: source.type: unknown source type 'ftp'; expected one of: sql, file"],
+        ["8: source.type: unknown source type 'ftp'; expected one of: sql, file, http, google_sheets"],
     ),
     "secret in YAML": (
         ("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2"),
