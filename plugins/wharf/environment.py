@@ -91,6 +91,33 @@ def demo_source_path() -> Path:
     return config.state_dir() / "sources" / "nycflights13.sqlite"
 
 
+def demo_key_path() -> Path:
+    """The service-account key of the demo's local Sheets server (a fresh RSA key, written
+    by ``wharf demo`` or ``wharf serve-demo``)."""
+    return config.state_dir() / "demo" / "sheets-service-account.json"
+
+
+def demo_connections() -> dict[str, str]:
+    """Airflow connections (as ``AIRFLOW_CONN_*`` values) of the demo's sources: the
+    nycflights13 SQLite file, and the local API and Sheets servers of ``wharf.demo_servers``."""
+    import json
+
+    from wharf.demo_servers import DEMO_API_PORT, DEMO_SHEETS_PORT
+
+    sheets = {
+        "conn_type": "google_cloud_platform",
+        "extra": {
+            "key_path": str(demo_key_path()),
+            "api_endpoint": f"http://127.0.0.1:{DEMO_SHEETS_PORT}",
+        },
+    }
+    return {
+        "AIRFLOW_CONN_FLIGHTS_SOURCE": f"sqlite:///{demo_source_path()}",
+        "AIRFLOW_CONN_DEMO_API": f"http://127.0.0.1:{DEMO_API_PORT}",
+        "AIRFLOW_CONN_DEMO_SHEETS": json.dumps(sheets),
+    }
+
+
 def apply(start_database: bool = True) -> None:
     """Set every missing setting in ``os.environ`` (never overrides what the user set)."""
     for key, value in airflow_defaults().items():
@@ -101,4 +128,5 @@ def apply(start_database: bool = True) -> None:
     conn_var = f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}"
     if start_database and conn_var not in os.environ:
         os.environ[conn_var] = datasets_database_url()
-    os.environ.setdefault("AIRFLOW_CONN_FLIGHTS_SOURCE", f"sqlite:///{demo_source_path()}")
+    for key, value in demo_connections().items():
+        os.environ.setdefault(key, value)

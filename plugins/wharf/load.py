@@ -234,10 +234,12 @@ def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:
     """Refuse an empty extract, or one that would replace ``replaced`` published rows with
     fewer than ``load.min_row_fraction`` of them (default 0.9, DBT Data Workspace's rule).
 
-    Raises ``GuardError``. MERGE replaces nothing, so only the empty check applies to it.
+    Raises ``GuardError``. MERGE replaces nothing, so only the empty check applies to it,
+    and not to an incremental source, for which nothing new since the watermark is normal.
     """
     options = spec.load
-    if incoming == 0 and not options.allow_empty:
+    incremental = getattr(spec.source, "incremental", None) is not None
+    if incoming == 0 and not options.allow_empty and not incremental:
         raise GuardError(
             f"{spec.dataset_id}: the extract is empty; refusing to publish (set "
             "load.allow_empty: true if an empty extract is expected)"

