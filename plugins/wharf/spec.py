@@ -40,6 +40,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _COLUMN = re.compile(r"^[a-z0-9_]{1,63}$")
 _ONLY_DIGITS_UNDERSCORES = re.compile(r"^[0-9_]+$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+# S3 bucket names: 3-63 lowercase letters, digits, '.' and '-' (no glob in the bucket).
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SOURCE_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 RESERVED_PREFIX = "_wharf_"
 
@@ -291,39 +293,95 @@ class SqlSource(_Model):
 
 
 class FileSource(_Model):
-    """CSV, Parquet or xlsx files: a path relative to ``include/reference/``, or absolute; a
-    glob pattern (``*``, ``?``, ``[...]``) reads every match in name order as one dataset."""
+    """CSV, Parquet, xlsx or JSON-lines files: a path relative to ``include/reference/``, an
+    absolute path, or an ``s3://bucket/key`` URL (read through the Amazon provider's connection
+    ``conn_id``, ``aws_default`` by default). A glob pattern (``*``, ``?``, ``[...]``; ``*``
+    does not cross '/') reads every match in name order as one dataset."""
 
     type: Literal["file"]
     path: str = Field(min_length=1)
-    format: Literal["csv", "parquet", "xlsx"] = "csv"
+    format: Literal["csv", "parquet", "xlsx", "jsonl"] = "csv"
     sheet: str | None = None  # xlsx: the sheet to read (default: the first)
     # CSV dialect (Python's csv module names)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     quotechar: str = Field(default='"', min_length=1, max_length=1)
     escapechar: str | None = Field(default=None, min_length=1, max_length=1)
     doublequote: bool = True
-    encoding: str = "utf-8"
+    encoding: str = "utf-8"  # CSV and JSON lines
     skip_rows: int = Field(default=0, ge=0)  # lines before the header (titles, notes)
     null_values: tuple[str, ...] = ("",)
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
+    # s3:// paths only: the Airflow AWS connection (default aws_default)
+    conn_id: ConnId | None = None
+    # jsonl only: a column's value is at this JSONPath, else at its source_name or name
+    column_paths: dict[ColumnName, str] = Field(default_factory=dict)
 
     @property
     def origin(self) -> str:
         """Where the data comes from, for lineage records."""
         return f"file:{self.path}"
 
+    @property
+    def is_s3(self) -> bool:
+        """Whether the path is an ``s3://`` URL."""
+        return self.path.startswith("s3://")
+
+    @property
+    def is_glob(self) -> bool:
+        """Whether the path is a glob pattern."""
+        return any(ch in self.path for ch in "*?[")
+
+    @property
+    def aws_conn_id(self) -> str:
+        """The Airflow connection an ``s3://`` path is read through."""
+        return self.conn_id or "aws_default"
+
+    def s3_bucket_key(self) -> tuple[str, str]:
+        """The bucket and the key (or key pattern) of an ``s3://`` path."""
+        bucket, _, key = self.path.removeprefix("s3://").partition("/")
+        return bucket, key
+
     def resolved_path(self) -> Path:
+        """The local path (relative paths are under ``include/reference/``); not for s3://."""
+        if self.is_s3:
+            raise ValueError(f"{self.path} is an S3 URL, not a local path")
         path = Path(self.path)
         return path if path.is_absolute() else config.reference_dir() / path
 
     def resolved_paths(self) -> list[Path]:
-        """The file, or the glob's matches in name order (empty if none)."""
+        """The local file, or the glob's matches in name order (empty if none)."""
         path = self.resolved_path()
-        if not any(ch in self.path for ch in "*?["):
+        if not self.is_glob:
             return [path]
         anchor = Path(path.anchor)
         return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FileSource:
+        if self.is_s3:
+            bucket, key = self.s3_bucket_key()
+            if not _S3_BUCKET.match(bucket) or not key or key.endswith("/"):
+                raise _err(
+                    f"{self.path!r} is not an S3 object URL: expected s3://bucket/key "
+                    "(a glob may be in the key, e.g. s3://bucket/raw/2026-*/*.csv)",
+                    "path",
+                )
+        elif self.conn_id is not None:
+            raise _err(
+                "'conn_id' is only for s3:// paths (a local file needs no connection)", "conn_id"
+            )
+        elif "://" in self.path:
+            raise _err(f"{self.path!r}: only local paths and s3:// URLs are supported", "path")
+        if self.column_paths and self.format != "jsonl":
+            raise _err(
+                f"'column_paths' applies to format jsonl only, not {self.format}",
+                "column_paths",
+            )
+        for name, path in self.column_paths.items():
+            problem = jsonpath_problem(path)
+            if problem:
+                raise _err(f"{path!r} is not a JSONPath ({problem})", "column_paths", name)
+        return self
 
 
 class Retry(_Model):
@@ -433,8 +491,9 @@ def jsonpath_problem(path: str) -> str | None:
 
 class GoogleSheetsSource(_Model):
     """A sheet of a Google spreadsheet through a service-account connection (its key in the
-    connection's ``keyfile_dict`` or ``key_path`` extra). Row ``header_row`` holds the
-    headers, which must be exactly the columns' ``source_name`` or name."""
+    connection's ``keyfile_dict`` or ``key_path`` extra; ``api_endpoint`` overrides
+    https://sheets.googleapis.com). Row ``header_row`` holds the headers, which must be
+    exactly the columns' ``source_name`` or name, in any order."""
 
     type: Literal["google_sheets"]
     conn_id: ConnId
@@ -443,14 +502,44 @@ class GoogleSheetsSource(_Model):
     # The columns to read in A1 notation, e.g. 'A:F' (default: every column with a header).
     columns_range: str | None = Field(default=None, pattern=r"^[A-Z]{1,3}:[A-Z]{1,3}$")
     header_row: int = Field(default=1, ge=1)
+    # Cell values read as NULL; an empty cell always is (the API does not tell it from '').
     null_values: tuple[str, ...] = ("",)
     # Rows per values.get request (the API's response is read whole, so this bounds memory).
     batch_size: int = Field(default=10_000, ge=1, le=100_000)
+    retry: Retry = Retry()
+    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
 
     @property
     def origin(self) -> str:
         """Where the data comes from, for lineage records."""
         return f"google_sheets:{self.spreadsheet_id}/{self.sheet}"
+
+    @property
+    def column_span(self) -> tuple[int, int] | None:
+        """``columns_range`` as 1-based (first, last) column numbers, or None."""
+        if self.columns_range is None:
+            return None
+        first, last = self.columns_range.split(":")
+        return _column_number(first), _column_number(last)
+
+    @model_validator(mode="after")
+    def _columns_in_order(self) -> GoogleSheetsSource:
+        span = self.column_span
+        if span is not None and span[0] > span[1]:
+            raise _err(
+                f"columns_range {self.columns_range!r} ends before it starts: give the "
+                "leftmost column first, e.g. 'A:F'",
+                "columns_range",
+            )
+        return self
+
+
+def _column_number(letters: str) -> int:
+    """A1 column letters as a 1-based number: 'A' -> 1, 'Z' -> 26, 'AA' -> 27."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
 
 
 Source = Annotated[
@@ -652,6 +741,14 @@ class DatasetSpec(_Model):
         incremental = getattr(self.source, "incremental", None)
         if incremental is None:
             return
+        if self.metadata.update_behaviour != "MERGE":
+            raise _err(
+                "an incremental source needs update_behaviour: MERGE (and a primary_key): it "
+                "reads only rows past the watermark, so OVERWRITE would drop the rest of the "
+                "table and a re-run of an APPEND run would delete its rows and read none back",
+                "source",
+                "incremental",
+            )
         column = {c.name: c for c in self.columns}.get(incremental.cursor)
         if column is None:
             raise _err(

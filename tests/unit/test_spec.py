@@ -84,7 +84,46 @@ BAD_YAML = {
     ),
     "unknown source type": (
         ("type: sql", "type: ftp"),
-        ["8: source.type: unknown source type 'ftp'; expected one of: sql, file, http, google_sheets"],
+        [
+            "8: source.type: unknown source type 'ftp'; expected one of: sql, file, http, google_sheets"
+        ],
+    ),
+    "incremental without MERGE": (
+        ("  table: orders", "  table: orders\n  incremental: {cursor: order_id}"),
+        [
+            "11: source.incremental: an incremental source needs update_behaviour: MERGE (and a "
+            "primary_key): it reads only rows past the watermark, so OVERWRITE would drop the "
+            "rest of the table and a re-run of an APPEND run would delete its rows and read "
+            "none back"
+        ],
+    ),
+    "bad pagination style": (
+        (
+            "  type: sql\n  conn_id: shop_db\n  table: orders",
+            "  type: http\n  conn_id: api\n  pagination: {style: pages}",
+        ),
+        [
+            "10: source.pagination.style: unknown pagination style 'pages'; expected one of: "
+            "page, offset, cursor, next_url, link_header"
+        ],
+    ),
+    "bad JSONPath": (
+        (
+            "  type: sql\n  conn_id: shop_db\n  table: orders",
+            "  type: http\n  conn_id: api\n  records_path: $.data[",
+        ),
+        [
+            "10: source.records_path: '$.data[' is not a JSONPath (Parse error near the end of string!)"
+        ],
+    ),
+    "column path for an unknown column": (
+        (
+            "  type: sql\n  conn_id: shop_db\n  table: orders",
+            "  type: http\n  conn_id: api\n  column_paths: {total: $.a.b}",
+        ),
+        [
+            "10: source.column_paths: column_paths names column(s) 'total', which are not in 'columns'"
+        ],
     ),
     "secret in YAML": (
         ("  conn_id: shop_db", "  conn_id: shop_db\n  password: hunter2"),

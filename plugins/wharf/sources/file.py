@@ -1,14 +1,28 @@
-"""``type: file``: CSV, Parquet or xlsx files (one, or a glob's matches), streamed in batches.
+"""``type: file``: CSV, Parquet, xlsx or JSON-lines files (one, or a glob's matches), local or
+on S3, streamed in batches.
 
 CSV and xlsx values land as text exactly as written (``validate`` parses them to the
 contract), and only the YAML's ``null_values`` become NULL, so '' and NULL stay distinct when
-asked. Parquet lands with its own types.
+asked. Parquet lands with its own types. JSON lines land as text per contract column, as an
+HTTP source's records do (``wharf.sources.json_records``).
+
+An ``s3://`` object is read through the Amazon provider's ``S3Hook`` (the connection holds
+the credentials, region and endpoint): each object is downloaded, streamed, to a temporary
+file, read by the same readers as a local file, and deleted once its batches are read.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import os
+import re
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -24,44 +38,218 @@ _BLOCK_BYTES = 1 << 20
 def extract(spec: DatasetSpec, window: Window) -> Extract:
     """Open the file, or every file a glob matches, in name order (whatever the window).
 
-    Raises ``FileNotFoundError`` naming the path or pattern; a later file whose columns
-    differ from the first's fails the extract naming both.
+    Raises ``FileNotFoundError`` naming the path, pattern or S3 URL; a later file whose
+    columns differ from the first's fails the extract naming both.
     """
     source = spec.source
     assert isinstance(source, FileSource)
-    paths = source.resolved_paths()
-    if not paths or not paths[0].is_file():
-        raise FileNotFoundError(
-            f"{spec.dataset_id}: no source file {'matches ' if len(paths) != 1 else ''}"
-            f"{source.resolved_path()}"
-        )
-    first = _open(paths[0], source)
-    if len(paths) == 1:
+    files: _Files = _S3Files(spec, source) if source.is_s3 else _LocalFiles(spec, source)
+    names = files.names
+    if not names:
+        raise FileNotFoundError(f"{spec.dataset_id}: no source file matches {files.where}")
+    first = files.open(0)
+    if len(names) == 1:
         return first
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from first.batches
-        for path in paths[1:]:
-            opened = _open(path, source)
+        for index in range(1, len(names)):
+            opened = files.open(index)
             if opened.schema.names != first.schema.names:
                 raise ValueError(
-                    f"{spec.dataset_id}: {path} has columns {', '.join(opened.schema.names)}; "
-                    f"{paths[0]} has {', '.join(first.schema.names)}"
+                    f"{spec.dataset_id}: {names[index]} has columns "
+                    f"{', '.join(opened.schema.names)}; {names[0]} has "
+                    f"{', '.join(first.schema.names)}"
                 )
             yield from (b.cast(first.schema) for b in opened.batches)
 
-    return Extract(first.schema, batches(), f"{len(paths)} files {source.resolved_path()}")
+    return Extract(first.schema, batches(), f"{len(names)} files {files.where}")
 
 
-def _open(path: Path, source: FileSource) -> Extract:
+class _Files(Protocol):
+    """The files a source reads: the path or pattern (``where``), each file's name as
+    messages show it, and a reader of each."""
+
+    where: str
+    names: list[str]
+
+    def open(self, index: int) -> Extract: ...
+
+
+class _LocalFiles:
+    def __init__(self, spec: DatasetSpec, source: FileSource):
+        self.spec, self.source = spec, source
+        self.where = str(source.resolved_path())
+        self.paths = source.resolved_paths()
+        if len(self.paths) == 1 and not self.paths[0].is_file():
+            raise FileNotFoundError(f"{spec.dataset_id}: no source file {self.where}")
+        self.names = [str(p) for p in self.paths]
+
+    def open(self, index: int) -> Extract:
+        return _open(self.paths[index], self.source, self.spec, self.names[index])
+
+
+class _S3Files:
+    """Objects of an ``s3://bucket/key`` URL, or of a glob in its key: the keys under the
+    pattern's literal prefix that match it whole, ``*`` and ``?`` not crossing '/'."""
+
+    def __init__(self, spec: DatasetSpec, source: FileSource):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        self.spec, self.source = spec, source
+        self.where = source.path
+        self.hook = S3Hook(aws_conn_id=source.aws_conn_id)
+        self.bucket, pattern = source.s3_bucket_key()
+        if source.is_glob:
+            self.keys = self._matching(pattern)
+        else:
+            self.keys = [pattern]
+        self.names = [f"s3://{self.bucket}/{key}" for key in self.keys]
+
+    def _matching(self, pattern: str) -> list[str]:
+        prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+        try:
+            listed = self.hook.list_keys(bucket_name=self.bucket, prefix=prefix)
+        except Exception as err:
+            if _not_found(err):
+                raise FileNotFoundError(
+                    f"{self.spec.dataset_id}: no source file matches {self.source.path} "
+                    f"(no bucket {self.bucket!r})"
+                ) from None
+            raise
+        matches = glob_matcher(pattern)
+        return sorted(key for key in listed if matches(key))
+
+    def open(self, index: int) -> Extract:
+        key, name = self.keys[index], self.names[index]
+        folder = Path(tempfile.mkdtemp(prefix="wharf-s3-"))
+        try:
+            path = self._download(key, name, folder)
+            opened = _open(path, self.source, self.spec, name)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        batches = _deleting(opened.batches, folder)
+        # Also when the batches are never read: delete the file once they are dropped.
+        weakref.finalize(batches, shutil.rmtree, folder, True)
+        return Extract(opened.schema, batches, opened.description)
+
+    def _download(self, key: str, name: str, folder: Path) -> Path:
+        """The object streamed to a file in ``folder`` (never whole in memory), named with
+        the key's suffixes so the readers know it (``.xlsx``, ``.gz``)."""
+        try:
+            downloaded = self.hook.download_file(
+                key=key, bucket_name=self.bucket, local_path=str(folder)
+            )
+        except Exception as err:
+            if _not_found(err):
+                raise FileNotFoundError(f"{self.spec.dataset_id}: no source file {name}") from None
+            raise
+        suffix = re.sub(r"[^A-Za-z0-9.]", "", "".join(PurePosixPath(key).suffixes[-2:]))
+        path = folder / f"object{suffix}"
+        os.replace(downloaded, path)
+        return path
+
+
+def _not_found(err: Exception) -> bool:
+    """Whether an S3 error says the object or bucket does not exist."""
+    from airflow.exceptions import AirflowNotFoundException
+    from botocore.exceptions import ClientError
+
+    if isinstance(err, AirflowNotFoundException):
+        return True
+    if isinstance(err, ClientError):
+        code = str(err.response.get("Error", {}).get("Code"))
+        return code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
+    return False
+
+
+def _deleting(batches: Iterator[pa.RecordBatch], folder: Path) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a '/'-separated key matches ``pattern`` whole, segment by segment (fnmatch's
+    ``*``, ``?`` and ``[...]`` within a segment, so ``*`` never crosses '/', as a local glob)."""
+    parts = [re.compile(fnmatch.translate(part)) for part in pattern.split("/")]
+
+    def matches(key: str) -> bool:
+        segments = key.split("/")
+        return len(segments) == len(parts) and all(
+            part.match(segment) for part, segment in zip(parts, segments, strict=True)
+        )
+
+    return matches
+
+
+def _open(path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
     if source.format == "parquet":
-        return _parquet(path, source)
+        return _parquet(path, source, name)
     if source.format == "xlsx":
-        return read_xlsx(path, source.sheet, source.null_values, source.batch_size)
-    return _csv(path, source)
+        return read_xlsx(path, source.sheet, source.null_values, source.batch_size, name=name)
+    if source.format == "jsonl":
+        return _jsonl(path, source, spec, name)
+    return _csv(path, source, name)
 
 
-def _csv(path: Path, source: FileSource) -> Extract:
+def _jsonl(path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
+    """One JSON object per line (blank lines skipped; gzip when the name ends in ``.gz``),
+    read line by line into batches of ``batch_size`` records. Lines are split on ``\n``
+    before decoding, so an error names its exact line (``encoding`` must keep ``\n`` one
+    byte, as UTF-8, which JSON lines use, and Latin-1 do)."""
+    import gzip
+
+    from wharf.sources.json_records import RecordBatcher
+
+    batcher = RecordBatcher(spec, source.column_paths, source.batch_size)
+
+    def records() -> Iterator[Any]:
+        opener: Any = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    line = raw.decode(source.encoding)
+                except UnicodeDecodeError as err:
+                    raise ValueError(
+                        f"{name}, line {number}: not {source.encoding} text ({err.reason} at "
+                        f"byte {err.start + 1}): {raw[:200]!r}"
+                    ) from None
+                if line.strip():
+                    yield _json_object(line, name, number)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        chunk: list[Any] = []
+        for record in records():
+            chunk.append(record)
+            if len(chunk) >= source.batch_size:
+                yield from batcher.add(chunk)
+                chunk = []
+        yield from batcher.add(chunk)
+        yield from batcher.flush()
+
+    return Extract(batcher.schema, batches(), f"JSON-lines file {name}")
+
+
+def _json_object(line: str, name: str, number: int) -> Any:
+    excerpt = line.strip()[:200]
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{name}, line {number}: not valid JSON ({err.msg} at column {err.colno}): {excerpt!r}"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{name}, line {number}: expected a JSON object, found {type(record).__name__}: "
+            f"{excerpt!r}"
+        )
+    return record
+
+
+def _csv(path: Path, source: FileSource, name: str) -> Extract:
     parse = pacsv.ParseOptions(
         delimiter=source.delimiter,
         quote_char=source.quotechar,
@@ -89,19 +277,19 @@ def _csv(path: Path, source: FileSource) -> Extract:
             ),
         )
     except pa.ArrowInvalid as err:
-        raise _malformed(path, source, err) from None
+        raise _malformed(path, source, err, name) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         with reader:
             try:
                 yield from reader
             except pa.ArrowInvalid as err:
-                raise _malformed(path, source, err) from None
+                raise _malformed(path, source, err, name) from None
 
-    return Extract(reader.schema, batches(), f"CSV file {path}")
+    return Extract(reader.schema, batches(), f"CSV file {name}")
 
 
-def _malformed(path: Path, source: FileSource, err: pa.ArrowInvalid) -> Exception:
+def _malformed(path: Path, source: FileSource, err: pa.ArrowInvalid, name: str) -> Exception:
     """pyarrow's parse error with the line it happened on: pyarrow does not know the line
     when reading in blocks, so the file is scanned again (on this error path only)."""
     import csv
@@ -121,14 +309,14 @@ def _malformed(path: Path, source: FileSource, err: pa.ArrowInvalid) -> Exceptio
             if len(row) != width:
                 line = rows.line_num + source.skip_rows
                 return ValueError(
-                    f"{path}, line {line}: expected {width} fields, found {len(row)} "
+                    f"{name}, line {line}: expected {width} fields, found {len(row)} "
                     f"({source.delimiter.join(row)[:200]!r}): the file is truncated or the row "
                     "is malformed"
                 )
-    return ValueError(f"{path}: {err}")
+    return ValueError(f"{name}: {err}")
 
 
-def _parquet(path: Path, source: FileSource) -> Extract:
+def _parquet(path: Path, source: FileSource, name: str) -> Extract:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path, pre_buffer=False)
@@ -137,21 +325,26 @@ def _parquet(path: Path, source: FileSource) -> Extract:
         with parquet:
             yield from parquet.iter_batches(batch_size=source.batch_size, use_threads=False)
 
-    return Extract(parquet.schema_arrow, batches(), f"Parquet file {path}")
+    return Extract(parquet.schema_arrow, batches(), f"Parquet file {name}")
 
 
 def read_xlsx(
-    path: Path, sheet_name: str | None, null_values: tuple[str, ...], batch_size: int
+    path: Path,
+    sheet_name: str | None,
+    null_values: tuple[str, ...],
+    batch_size: int,
+    name: str | None = None,
 ) -> Extract:
     """A sheet (the first by default) streamed by openpyxl in read-only mode: its first row
     is the header; cells land as text (dates as ISO 8601). Raises ``KeyError`` naming a
-    missing sheet."""
+    missing sheet. ``name`` is what messages call the file (default: ``path``)."""
     import openpyxl
 
+    name = name or str(path)
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     if sheet_name is not None and sheet_name not in book.sheetnames:
         book.close()
-        raise KeyError(f"{path} has no sheet {sheet_name!r} (sheets: {', '.join(book.sheetnames)})")
+        raise KeyError(f"{name} has no sheet {sheet_name!r} (sheets: {', '.join(book.sheetnames)})")
     sheet = book[sheet_name] if sheet_name else book.worksheets[0]
     rows = sheet.iter_rows(values_only=True)
     header = [str(h) if h is not None else "" for h in next(rows, ())]
@@ -177,7 +370,7 @@ def read_xlsx(
         finally:
             book.close()
 
-    return Extract(schema, batches(), f"xlsx file {path}, sheet {sheet.title!r}")
+    return Extract(schema, batches(), f"xlsx file {name}, sheet {sheet.title!r}")
 
 
 def _text_batch(
