@@ -11,7 +11,7 @@ import pytest
 from conftest import mariadb_url
 from wharf.dag_factory import build_dag
 from wharf.demo import FLIGHTS_ROWS, read_table, seed
-from wharf.demo_servers import demo_api, start, vega_records
+from wharf.demo_servers import demo_api, demo_sheets, start, vega_file, vega_records, write_key
 from wharf.spec import get_spec
 
 
@@ -185,4 +185,34 @@ def test_cars_example_reads_the_paginated_api(pg, monkeypatch) -> None:  # type:
         sum(c["Weight_in_lbs"] for c in cars),
         sum(c["Origin"] == "Japan" for c in cars),
         "1970-01-01",
+    )
+
+
+def test_seattle_weather_example_reads_the_sheet(pg, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import json
+    from decimal import Decimal
+
+    sheets = start(demo_sheets(port=0))
+    write_key(sheets, tmp_path / "key.json")
+    extra = {"key_path": str(tmp_path / "key.json"), "api_endpoint": sheets.url}
+    connection = {"conn_type": "google_cloud_platform", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHEETS", json.dumps(connection))
+    try:
+        assert run_dag("weather.seattle_weather") == "success"
+    finally:
+        sheets.shutdown()
+    with open(vega_file("seattle-weather.csv"), newline="") as handle:
+        days = list(csv.DictReader(handle))
+    loaded = pg.execute(
+        """SELECT count(*), min(date)::text, max(date)::text, round(sum(precipitation)::numeric, 1),
+                  count(*) FILTER (WHERE weather = 'snow')
+           FROM weather.seattle_weather"""
+    ).fetchone()
+    assert loaded == (
+        len(days),
+        "2012-01-01",
+        "2015-12-31",
+        round(sum(Decimal(d["precipitation"]) for d in days), 1),
+        sum(d["weather"] == "snow" for d in days),
     )
