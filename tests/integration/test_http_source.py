@@ -24,9 +24,9 @@ CARS = vega_records("cars.json")
 
 YAML = """\
 metadata:
-  domain: motoring
+  domain: autos
   dataset: cars
-  owners: [{{name: Motoring team, email: motoring@example.org}}]
+  owners: [{{name: Autos team, email: autos@example.org}}]
   update_behaviour: OVERWRITE
 schedule: null
 retries: 0
@@ -73,12 +73,12 @@ def write_yaml(schemas: Path, pagination: str = STYLES["page"], **replace: str) 
     text = YAML.format(pagination=pagination)
     for old, new in replace.items():
         text = text.replace(old, new)
-    (schemas / "motoring").mkdir(exist_ok=True)
-    (schemas / "motoring" / "cars.yaml").write_text(text)
+    (schemas / "autos").mkdir(exist_ok=True)
+    (schemas / "autos" / "cars.yaml").write_text(text)
 
 
 def extracted_rows() -> list[dict[str, Any]]:
-    result = sources.extract(get_spec("motoring.cars"))
+    result = sources.extract(get_spec("autos.cars"))
     return [row for batch in result.batches for row in batch.to_pylist()]
 
 
@@ -103,10 +103,10 @@ def test_every_pagination_style_reads_each_record_once(
 
 def test_dag_run_publishes_typed_rows(api: RecordsAPI, schemas: Path, pg: Any) -> None:
     write_yaml(schemas, STYLES["cursor"])
-    assert str(build_dag(get_spec("motoring.cars")).test().state) == "success"
+    assert str(build_dag(get_spec("autos.cars")).test().state) == "success"
     rows = pg.execute(
         "SELECT id, name, miles_per_gallon, cylinders, year::text, origin "
-        "FROM motoring.cars ORDER BY id"
+        "FROM autos.cars ORDER BY id"
     ).fetchall()
     expected = [
         (
@@ -148,19 +148,19 @@ def test_permanent_500_on_page_3_fails_and_publishes_nothing(
     api: RecordsAPI, schemas: Path, pg: Any
 ) -> None:
     write_yaml(schemas, STYLES["page"])
-    assert str(build_dag(get_spec("motoring.cars")).test().state) == "success"
-    before = pg.execute("SELECT md5(string_agg(name, ',' ORDER BY id)) FROM motoring.cars")
+    assert str(build_dag(get_spec("autos.cars")).test().state) == "success"
+    before = pg.execute("SELECT md5(string_agg(name, ',' ORDER BY id)) FROM autos.cars")
     checksum = before.fetchone()[0]
 
     api.fault = lambda collection, page: (500, {}, "upstream exploded") if page == 3 else None
     api.requests.clear()
-    assert str(build_dag(get_spec("motoring.cars")).test().state) == "failed"
+    assert str(build_dag(get_spec("autos.cars")).test().state) == "failed"
     assert pages_requested(api)["/v1/cars?page=3&per_page=50"] == 3  # max_attempts
     assert "/v1/cars?page=4&per_page=50" not in api.requests  # no page skipped past
-    after = pg.execute("SELECT count(*), md5(string_agg(name, ',' ORDER BY id)) FROM motoring.cars")
+    after = pg.execute("SELECT count(*), md5(string_agg(name, ',' ORDER BY id)) FROM autos.cars")
     assert after.fetchone() == (len(CARS), checksum)
     error = pg.execute(
-        "SELECT error FROM wharf.audit WHERE dataset_id = 'motoring.cars' AND step = 'extract' "
+        "SELECT error FROM wharf.audit WHERE dataset_id = 'autos.cars' AND step = 'extract' "
         "ORDER BY id DESC LIMIT 1"
     ).fetchone()[0]
     assert "page 3" in error and "500" in error and "upstream exploded" in error
@@ -216,8 +216,8 @@ def test_params_take_the_run_interval(api: RecordsAPI, schemas: Path) -> None:
     )
     start_at = datetime(2026, 3, 1, tzinfo=UTC)
     window = sources.Window(start_at, start_at, datetime(2026, 3, 2, tzinfo=UTC))
-    result = sources.extract(get_spec("motoring.cars"), window)
+    result = sources.extract(get_spec("autos.cars"), window)
     assert sum(b.num_rows for b in result.batches) == len(CARS)
     assert "since=2026-03-01T00%3A00%3A00%2B00%3A00" in api.requests[0]
     with pytest.raises(ValueError, match="has none"):
-        sources.extract(get_spec("motoring.cars"))  # a manual run has no interval
+        sources.extract(get_spec("autos.cars"))  # a manual run has no interval

@@ -33,6 +33,9 @@ from wharf.spec import DatasetSpec, FileSource
 # pyarrow reads CSV in blocks of this many bytes; rows per batch follow from it. 1 MiB blocks
 # read 1M rows x 12 columns in 0.48 s at 164 MB peak RSS; 8 MiB blocks in 0.86 s at 284 MB.
 _BLOCK_BYTES = 1 << 20
+# boto3's managed download buffers up to max_concurrency x multipart_chunksize in flight
+# (10 x 8 MiB by default): 2,000,000 CSV rows from S3 peaked at 315 MB with the defaults.
+_S3_TRANSFER = {"max_concurrency": 2, "multipart_chunksize": 8 << 20, "max_io_queue": 16}
 
 
 def extract(spec: DatasetSpec, window: Window) -> Extract:
@@ -98,7 +101,7 @@ class _S3Files:
 
         self.spec, self.source = spec, source
         self.where = source.path
-        self.hook = S3Hook(aws_conn_id=source.aws_conn_id)
+        self.hook = S3Hook(aws_conn_id=source.aws_conn_id, transfer_config_args=_S3_TRANSFER)
         self.bucket, pattern = source.s3_bucket_key()
         if source.is_glob:
             self.keys = self._matching(pattern)
