@@ -30,12 +30,14 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff format --check plugins dags tests bench
 	$(BIN)/mypy
 
-## Benchmarks (print numbers): DAG parsing, load throughput (psql \copy, pandas, dlt), validation.
+## Benchmarks (print numbers): DAG parsing, load throughput (psql \copy, pandas, dlt), validation,
+## extraction memory per source type.
 bench: $(VENV)/.synced
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/parse_dags.py
 	$(BIN)/python bench/load_throughput.py
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/extract_memory.py
 
 ## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
 ## Sheets servers (stop with Ctrl-C).
