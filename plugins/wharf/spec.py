@@ -469,6 +469,17 @@ class HttpSource(_Model):
         return f"http:{self.conn_id}/{self.path.lstrip('/')}"
 
     @model_validator(mode="after")
+    def _path_not_url(self) -> HttpSource:
+        if "://" in self.path or self.path.startswith("//"):
+            raise _err(
+                "path is a full URL (not repeated here: it may hold credentials): give the path "
+                "under the connection's base URL, which belongs in the Airflow connection with "
+                "any credentials",
+                "path",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _paths_parse(self) -> HttpSource:
         paths: dict[tuple[str, ...], str] = {("records_path",): self.records_path}
         paths.update({("column_paths", k): v for k, v in self.column_paths.items()})

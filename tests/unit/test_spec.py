@@ -116,6 +116,17 @@ BAD_YAML = {
             "10: source.records_path: '$.data[' is not a JSONPath (Parse error near the end of string!)"
         ],
     ),
+    "URL as an http path": (
+        (
+            "  type: sql\n  conn_id: shop_db\n  table: orders",
+            "  type: http\n  conn_id: api\n  path: https://user:pw@api.example.org/v1",
+        ),
+        [
+            "10: source.path: path is a full URL (not repeated here: it may hold credentials): "
+            "give the path under the connection's base URL, which belongs in the Airflow "
+            "connection with any credentials"
+        ],
+    ),
     "column path for an unknown column": (
         (
             "  type: sql\n  conn_id: shop_db\n  table: orders",
