@@ -135,7 +135,6 @@ class RecordBatcher:
             self._getters.append(compile_path(path) if path else _key_getter(key))
         self._batch_size = batch_size
         self._pending: list[Any] = []
-        self.rows = 0
 
     def add(self, records: Iterable[Any]) -> Iterator[pa.RecordBatch]:
         """Take ``records``; yield every full batch now ready."""
@@ -152,7 +151,6 @@ class RecordBatcher:
             yield self._batch(chunk)
 
     def _batch(self, records: list[Any]) -> pa.RecordBatch:
-        self.rows += len(records)
         arrays = [
             pa.array([as_text(get(r)) for r in records], pa.string()) for get in self._getters
         ]
