@@ -161,6 +161,24 @@ def test_a_csv_on_s3_loads_end_to_end_and_a_missing_key_fails_naming_it(
     assert left_behind() == []
 
 
+def test_a_truncated_csv_fails_the_run_naming_the_line_and_keeps_the_table(
+    s3: Any, schemas: Path, pg: Any
+) -> None:
+    good = "id,customer,amount,placed_on\n1,ada,12.50,31/01/2026\n2,bob,3,01/02/2026\n"
+    put(s3, "exports/orders/orders.csv", good)
+    write_yaml(schemas, "shop", "s3_orders", ORDERS)
+    assert run("shop.s3_orders") == "success"
+
+    put(s3, "exports/orders/orders.csv", good + "3,cy,4,02/02/2026\n4,d")  # cut off mid-row
+    assert run("shop.s3_orders") == "failed"
+    assert (
+        f"s3://{BUCKET}/exports/orders/orders.csv, line 5: expected 4 fields, found 2 ('4,d'): "
+        "the file is truncated or the row is malformed" in extract_error(pg, "shop.s3_orders")
+    )
+    assert pg.execute("SELECT count(*), sum(id) FROM shop.s3_orders").fetchone() == (2, 3)
+    assert left_behind() == []
+
+
 def test_an_s3_glob_reads_the_matching_keys_in_name_order(s3: Any) -> None:
     for key, day in [
         ("raw/2026-02/b.csv", "b"),
