@@ -197,13 +197,6 @@ class SheetsAPI(ThreadingHTTPServer):
 _CELLS = re.compile(r"^([A-Z]*)(\d*)(?::([A-Z]*)(\d*))?$")
 
 
-def _column_number(letters: str) -> int:
-    number = 0
-    for letter in letters:
-        number = number * 26 + ord(letter) - ord("A") + 1
-    return number
-
-
 def a1_slice(a1: str, default_sheet: str) -> tuple[str, slice, slice]:
     """(sheet title, row slice, column slice) of an A1 range such as ``'My data'!A2:F100``,
     ``Sheet1!1:1``, ``A1:C3`` (first sheet) or ``Sheet1``; raises ``ValueError``."""
@@ -214,11 +207,13 @@ def a1_slice(a1: str, default_sheet: str) -> tuple[str, slice, slice]:
     match = _CELLS.match(cells)
     if not match:
         raise ValueError(f"not an A1 range: {a1!r}")
+    from wharf.spec import column_number
+
     c1, r1, c2, r2 = match.groups()
     if ":" not in cells:
         c2, r2 = c1, r1
     rows = slice(int(r1) - 1 if r1 else 0, int(r2) if r2 else None)
-    columns = slice(_column_number(c1) - 1 if c1 else 0, _column_number(c2) if c2 else None)
+    columns = slice(column_number(c1) - 1 if c1 else 0, column_number(c2) if c2 else None)
     return sheet, rows, columns
 
 

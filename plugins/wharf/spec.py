@@ -535,7 +535,7 @@ class GoogleSheetsSource(_Model):
         if self.columns_range is None:
             return None
         first, last = self.columns_range.split(":")
-        return _column_number(first), _column_number(last)
+        return column_number(first), column_number(last)
 
     @model_validator(mode="after")
     def _columns_in_order(self) -> GoogleSheetsSource:
@@ -549,7 +549,7 @@ class GoogleSheetsSource(_Model):
         return self
 
 
-def _column_number(letters: str) -> int:
+def column_number(letters: str) -> int:
     """A1 column letters as a 1-based number: 'A' -> 1, 'Z' -> 26, 'AA' -> 27."""
     number = 0
     for letter in letters:

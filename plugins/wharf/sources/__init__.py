@@ -8,7 +8,7 @@ says which schema they share. Adding a source type means one module here and one
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,29 @@ class Window:
             "data_interval_start": self.data_interval_start,
             "data_interval_end": self.data_interval_end,
         }
+
+    def values_for(
+        self, names: Iterable[str], dataset_id: str, spell: Callable[[str], str]
+    ) -> dict[str, datetime]:
+        """This run's values of the parameters a source uses (``spell`` writes a name as the
+        source's syntax does, e.g. ``:logical_date``). Raises ``ValueError`` for a name Wharf
+        does not provide, or one this run has no value for (a manual run without a logical
+        date)."""
+        provided, used = self.params(), sorted(set(names))
+        unknown = [n for n in used if n not in provided]
+        if unknown:
+            raise ValueError(
+                f"{dataset_id}: unknown parameter(s) {', '.join(map(spell, unknown))}; Wharf "
+                f"provides {', '.join(map(spell, provided))}"
+            )
+        values = {n: provided[n] for n in used}
+        missing = [n for n, value in values.items() if value is None]
+        if missing:
+            raise ValueError(
+                f"{dataset_id}: the source uses {spell(missing[0])}, but this run has none (a "
+                "manual run without a logical date); trigger it with a logical date, or backfill"
+            )
+        return {n: v for n, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)

@@ -224,13 +224,7 @@ def _jsonl(path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extr
                     yield _json_object(line, name, number)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        chunk: list[Any] = []
-        for record in records():
-            chunk.append(record)
-            if len(chunk) >= source.batch_size:
-                yield from batcher.add(chunk)
-                chunk = []
-        yield from batcher.add(chunk)
+        yield from batcher.add(records())
         yield from batcher.flush()
 
     return Extract(batcher.schema, batches(), f"JSON-lines file {name}")

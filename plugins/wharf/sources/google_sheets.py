@@ -38,7 +38,7 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
 from wharf.sources import Extract, Window
-from wharf.sources.http import RETRY_STATUSES, retrying_adapter
+from wharf.sources.http import body_excerpt, failure, retrying_adapter
 from wharf.sources.json_records import as_text
 from wharf.spec import DatasetSpec, GoogleSheetsSource
 
@@ -54,7 +54,6 @@ _VALUE_PARAMS: dict[str, Any] = {
 }
 _GRID_FIELDS = "sheets.properties(title,sheetType,gridProperties(rowCount,columnCount))"
 _PROGRESS_SECONDS = 10.0
-_BODY_EXCERPT = 300
 # Google stores numbers as doubles; below 2**53 a whole one is an exact integer.
 _EXACT_INTEGERS = 2**53
 
@@ -336,12 +335,10 @@ class _SheetReader:
         except APIError as err:
             response = err.response
             error = err.error if err.code != -1 else {}  # -1: gspread found no JSON error
-            reason = error.get("status") or response.reason
-            message = error.get("message") or response.text[:_BODY_EXCERPT].replace("\n", " ")
-            retried = " (after the last retry)" if response.status_code in RETRY_STATUSES else ""
+            message = error.get("message") or body_excerpt(response)
+            detail = message + self._hint(response.status_code)
             raise SheetsSourceError(
-                f"{where}: GET {response.url} returned {response.status_code} {reason}"
-                f"{retried}: {message}{self._hint(response.status_code)}"
+                f"{where}: {failure(response, detail, error.get('status'))}"
             ) from None
         except GoogleAuthError as err:
             raise SheetsSourceError(

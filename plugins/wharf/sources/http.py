@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from string import Formatter
 from typing import Any
 from urllib.parse import urljoin
 
@@ -80,13 +81,22 @@ def retrying_adapter(max_attempts: int, backoff: float, max_backoff: float) -> A
 
 def check(response: Any, what: str) -> None:
     """Raise ``HttpSourceError`` for a non-2xx ``response``, quoting status and body."""
-    if response.ok:
-        return
-    body = response.text[:_BODY_EXCERPT].replace("\n", " ")
+    if not response.ok:
+        raise HttpSourceError(f"{what}: {failure(response, repr(body_excerpt(response)))}")
+
+
+def body_excerpt(response: Any) -> str:
+    """The start of a response's body, on one line."""
+    text: str = response.text[:_BODY_EXCERPT]
+    return text.replace("\n", " ")
+
+
+def failure(response: Any, detail: str, reason: str | None = None) -> str:
+    """``GET <url> returned <status> <reason>[ (after the last retry)]: <detail>``."""
     retried = " (after the last retry)" if response.status_code in RETRY_STATUSES else ""
-    raise HttpSourceError(
-        f"{what}: GET {response.url} returned {response.status_code} {response.reason}"
-        f"{retried}: {body!r}"
+    return (
+        f"GET {response.url} returned {response.status_code} {reason or response.reason}"
+        f"{retried}: {detail}"
     )
 
 
@@ -134,37 +144,14 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
 def _params(spec: DatasetSpec, source: HttpSource, window: Window) -> dict[str, Any]:
     """The YAML's query parameters, with ``{logical_date}`` and the interval filled in."""
-    values = {k: v.isoformat() if v is not None else None for k, v in window.params().items()}
     params: dict[str, Any] = {}
     for name, value in source.params.items():
-        if not isinstance(value, str) or "{" not in value:
-            params[name] = value
-            continue
-        try:
-            params[name] = value.format_map(_Strict(values))
-        except KeyError as err:
-            raise ValueError(
-                f"{spec.dataset_id}: params.{name} uses {{{err.args[0]}}}; Wharf provides "
-                f"{', '.join('{' + k + '}' for k in values)}"
-            ) from None
-        except _NoValue as err:
-            raise ValueError(
-                f"{spec.dataset_id}: params.{name} uses {{{err}}}, but this run has none (a "
-                "manual run without a logical date); trigger it with a logical date"
-            ) from None
+        if isinstance(value, str):
+            used = [field for _, field, _, _ in Formatter().parse(value) if field]
+            values = window.values_for(used, spec.dataset_id, lambda n: "{" + n + "}")
+            value = value.format_map({k: v.isoformat() for k, v in values.items()})
+        params[name] = value
     return params
-
-
-class _NoValue(Exception):
-    pass
-
-
-class _Strict(dict[str, Any]):
-    def __getitem__(self, key: str) -> Any:
-        value = super().__getitem__(key)
-        if value is None:
-            raise _NoValue(key)
-        return value
 
 
 def _pages(
@@ -193,7 +180,7 @@ def _pages(
             body = response.json()
         except ValueError:
             raise ValueError(
-                f"{what}: {response.url} did not return JSON: {response.text[:_BODY_EXCERPT]!r}"
+                f"{what}: {response.url} did not return JSON: {body_excerpt(response)!r}"
             ) from None
         try:
             records = records_of(body)

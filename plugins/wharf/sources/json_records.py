@@ -137,12 +137,13 @@ class RecordBatcher:
         self._pending: list[Any] = []
 
     def add(self, records: Iterable[Any]) -> Iterator[pa.RecordBatch]:
-        """Take ``records``; yield every full batch now ready."""
-        self._pending.extend(records)
-        while len(self._pending) >= self._batch_size:
-            chunk = self._pending[: self._batch_size]
-            del self._pending[: self._batch_size]
-            yield self._batch(chunk)
+        """Take ``records`` (a page, or a lazy stream: read one at a time); yield each batch
+        as it fills."""
+        for record in records:
+            self._pending.append(record)
+            if len(self._pending) >= self._batch_size:
+                chunk, self._pending = self._pending, []
+                yield self._batch(chunk)
 
     def flush(self) -> Iterator[pa.RecordBatch]:
         """Yield what is left as a last, shorter batch."""

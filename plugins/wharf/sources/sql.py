@@ -151,25 +151,9 @@ def _naive_utc(value: Any) -> Any:
 def _bind_params(spec: DatasetSpec, statement: Any, window: Window) -> dict[str, Any]:
     """The window's values for the bind parameters the query uses, as naive UTC datetimes
     (what SQLite and MySQL drivers compare reliably)."""
-    used = set(getattr(statement, "_bindparams", {}))
-    params = {}
-    for name, value in window.params().items():
-        if name not in used:
-            continue
-        if value is None:
-            raise ValueError(
-                f"{spec.dataset_id}: the query uses :{name}, but this run has none (a manual "
-                "run without a logical date); trigger it with a logical date, or backfill"
-            )
-        params[name] = _naive_utc(value)
-    unknown = used - set(window.params())
-    if unknown:
-        raise ValueError(
-            f"{spec.dataset_id}: the query uses unknown bind parameter(s) "
-            f"{', '.join(':' + n for n in sorted(unknown))}; Wharf provides "
-            f"{', '.join(':' + n for n in window.params())}"
-        )
-    return params
+    used = getattr(statement, "_bindparams", {})
+    values = window.values_for(used, spec.dataset_id, lambda name: f":{name}")
+    return {name: _naive_utc(value) for name, value in values.items()}
 
 
 def infer_schema(names: list[str], rows: Sequence[Any], hints: dict[str, pa.DataType]) -> pa.Schema:
