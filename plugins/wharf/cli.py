@@ -54,7 +54,7 @@ def cmd_schema_generate(args: argparse.Namespace) -> int:
         environment.apply(start_database=False)
         sample = generate.sample_table(args.conn_id, args.table, args.rows)
     columns = generate.infer(sample.table)
-    text = generate.draft_yaml(args.domain, args.dataset, columns, sample, sample.table.num_rows)
+    text = generate.draft_yaml(args.domain, args.dataset, columns, sample)
     if not args.write:
         print(text, end="")
         return 0

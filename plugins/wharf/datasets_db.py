@@ -23,22 +23,11 @@ def connect() -> Any:
 
 def sqlalchemy_url() -> str:
     """A SQLAlchemy URL (psycopg 3) of the datasets database, from the same Airflow
-    connection; a Unix-socket folder goes in the ``host`` query parameter."""
-    from airflow.sdk import BaseHook
-    from sqlalchemy.engine import URL
+    connection (see ``wharf.sources.sql.sqlalchemy_url``)."""
+    from wharf.sources.sql import sqlalchemy_url as connection_url
 
-    conn = BaseHook.get_connection(config.datasets_conn_id())
-    socket = (conn.host or "").startswith("/")
-    url = URL.create(
-        "postgresql+psycopg",
-        username=conn.login or None,
-        password=conn.password or None,
-        host=None if socket else conn.host or None,
-        port=None if socket else conn.port or None,
-        database=conn.schema or None,
-        query={"host": conn.host or ""} if socket else {},
-    )
-    return url.render_as_string(hide_password=False)
+    url: str = connection_url(config.datasets_conn_id()).render_as_string(hide_password=False)
+    return url
 
 
 def qualified(schema: str, name: str) -> sql.Identifier:

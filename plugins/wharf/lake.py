@@ -89,7 +89,7 @@ def write_batches(
         if counted.rows == 0:
             _writer(f"{folder}/part-0.parquet", schema, fs).close()
         return counted.rows
-    rows, part, in_file = 0, 0, 0
+    part, in_file = 0, 0
     writer = _writer(f"{folder}/part-0.parquet", schema, fs)
     try:
         for group in _row_groups(counted):
@@ -98,11 +98,10 @@ def write_batches(
                 part, in_file = part + 1, 0
                 writer = _writer(f"{folder}/part-{part}.parquet", schema, fs)
             writer.write_table(group, row_group_size=group.num_rows)
-            rows += group.num_rows
             in_file += group.num_rows
     finally:
         writer.close()
-    return rows
+    return counted.rows
 
 
 class _Counter:
@@ -126,7 +125,9 @@ def _write_partitioned(
 ) -> None:
     import pyarrow.dataset as ds
 
-    batches = (batch for group in groups for batch in group.to_batches())
+    # One batch per gathered group: ``to_batches`` alone would hand back the small input
+    # batches, and write_dataset writes a row group per batch and partition.
+    batches = (batch for group in groups for batch in group.combine_chunks().to_batches())
     ds.write_dataset(
         pa.RecordBatchReader.from_batches(schema, batches),
         folder,
@@ -151,14 +152,13 @@ class ZoneWriter:
 
     def __init__(self, key: RunKey, zone: Zone, schema: pa.Schema) -> None:
         self.fs, base = _filesystem()
-        self.folder, self.schema, self.rows = f"{base}/{key.folder(zone)}", schema, 0
+        self.folder = f"{base}/{key.folder(zone)}"
         self.fs.delete_dir_contents(self.folder, missing_dir_ok=True)
         self.fs.create_dir(self.folder, recursive=True)
         self._writer = _writer(f"{self.folder}/part-0.parquet", schema, self.fs)
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
-        self.rows += batch.num_rows
 
     def close(self) -> None:
         self._writer.close()

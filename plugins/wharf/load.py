@@ -156,12 +156,12 @@ def load(
                 clock.begin("copy")
                 result.inserted = _copy(cur, spec, _target(spec), stream)
                 clock.begin("publish")
+                result.published_rows = _count(cur, _target(spec))
             if not backfill:
                 _advance_watermark(cur, spec, run_id)
             schema_changes.forbid_nulls(cur, spec, not_null_later)
             schema_changes.ensure_indexes(cur, spec)
             comment(cur, spec)
-            result.published_rows = _count(cur, _target(spec))
         clock.begin("commit")
         conn.commit()
         clock.end()
@@ -206,15 +206,16 @@ class _Phases:
 
 
 def _advance_watermark(cur: Any, spec: DatasetSpec, run_id: str) -> None:
-    """Set ``wharf.watermarks`` to the highest cursor this run wrote, never lower."""
-    incremental = getattr(spec.source, "incremental", None)
-    if incremental is None:
+    """Set ``wharf.watermarks`` to the highest cursor this run read, never lower. An
+    incremental source loads by MERGE (``wharf.spec``), so the run's rows are still in the
+    MERGE's temporary table: no scan of the published table."""
+    incremental, data_type = spec.incremental, spec.cursor_type
+    if incremental is None or data_type is None:
         return
-    data_type = {c.name: c.data_type for c in spec.columns}[incremental.cursor]
     pg_type = sql.SQL(postgres_type(data_type))
     cur.execute(
         sql.SQL(
-            "WITH newest AS (SELECT max({cursor}) AS v FROM {target} WHERE {run} = %(run)s) "
+            "WITH newest AS (SELECT max({cursor}) AS v FROM {rows}) "
             "INSERT INTO wharf.watermarks AS w (dataset_id, cursor, value, run_id) "
             "SELECT %(id)s, %(cursor)s, to_jsonb(v), %(run)s FROM newest WHERE v IS NOT NULL "
             "ON CONFLICT (dataset_id) DO UPDATE SET value = EXCLUDED.value, "
@@ -222,8 +223,7 @@ def _advance_watermark(cur: Any, spec: DatasetSpec, run_id: str) -> None:
             "WHERE (w.value #>> '{{}}')::{type} < (EXCLUDED.value #>> '{{}}')::{type}"
         ).format(
             cursor=sql.Identifier(incremental.cursor),
-            target=_target(spec),
-            run=sql.Identifier(RUN_ID_COLUMN),
+            rows=sql.Identifier(_MERGE_TABLE),
             type=pg_type,
         ),
         {"run": run_id, "id": spec.dataset_id, "cursor": incremental.cursor},
@@ -238,7 +238,7 @@ def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:
     and not to an incremental source, for which nothing new since the watermark is normal.
     """
     options = spec.load
-    incremental = getattr(spec.source, "incremental", None) is not None
+    incremental = spec.incremental is not None
     if incoming == 0 and not options.allow_empty and not incremental:
         raise GuardError(
             f"{spec.dataset_id}: the extract is empty; refusing to publish (set "
@@ -454,11 +454,12 @@ def _merge(
         cur.execute(sql.SQL("ANALYZE {}").format(rows))
         before = _count(cur, target)
         cur.execute(_merge_statement(spec, target, rows))
+        written = int(cur.rowcount)
     except psycopg.errors.UniqueViolation as err:
         cur.execute("ROLLBACK TO SAVEPOINT wharf_merge")
         raise LoadError(_duplicate_keys(cur, spec, rows) or copy_error(spec, err)) from None
-    written = int(cur.rowcount)
-    result.inserted = _count(cur, target) - before
+    result.published_rows = _count(cur, target)
+    result.inserted = result.published_rows - before
     result.updated = written - result.inserted
 
 

@@ -125,7 +125,7 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
 
 def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     watermark = None
-    if getattr(spec.source, "incremental", None) is not None:
+    if spec.incremental is not None:
         with datasets_db.connect() as conn:
             records.ensure_schema(conn)
             watermark = records.read_watermark(conn, spec)

@@ -181,9 +181,7 @@ def read_watermark(conn: Any, spec: DatasetSpec) -> Any:
     if row is None:
         return None
     value = row[0]
-    source = spec.source
-    cursor = getattr(source, "incremental", None)
-    kind = {c.name: c.data_type for c in spec.columns}[cursor.cursor] if cursor else None
+    kind = spec.cursor_type
     if kind == "timestamp":
         return datetime.fromisoformat(value)
     if kind == "date":

@@ -59,7 +59,6 @@ class Sample:
 
     table: pa.Table
     source: dict[str, Any]
-    nulls_seen: tuple[str, ...] = ()
 
 
 # --- reading samples -----------------------------------------------------------------------
@@ -117,7 +116,7 @@ def _sample_csv(path: Path, rows: int, delimiter: str) -> Sample:
         source["delimiter"] = delimiter
     if seen and seen != ("",):
         source["null_values"] = ["", *(m for m in seen if m)]
-    return Sample(table, source, seen)
+    return Sample(table, source)
 
 
 def _sample_xlsx(path: Path, rows: int) -> Sample:
@@ -131,7 +130,7 @@ def _sample_xlsx(path: Path, rows: int) -> Sample:
     source: dict[str, Any] = {"type": "file", "path": str(path), "format": "xlsx"}
     if seen:
         source["null_values"] = list(seen)
-    return Sample(table, source, seen)
+    return Sample(table, source)
 
 
 def _nulls_from_markers(table: pa.Table) -> tuple[pa.Table, tuple[str, ...]]:
@@ -285,13 +284,11 @@ def _first_format(values: pa.Array, formats: Sequence[str]) -> tuple[str, str | 
 
 
 # --- the draft -----------------------------------------------------------------------------
-def draft_yaml(
-    domain: str, dataset: str, columns: list[InferredColumn], sample: Sample, rows: int
-) -> str:
+def draft_yaml(domain: str, dataset: str, columns: list[InferredColumn], sample: Sample) -> str:
     """The YAML text of the draft, with comments for what a person must decide."""
     candidates = [c.name for c in columns if c.unique]
     lines = [
-        f"# Drafted by `wharf schema generate` from {rows:,} sample rows: check every line.",
+        f"# Drafted by `wharf schema generate` from {sample.table.num_rows:,} sample rows: check every line.",
         "metadata:",
         f"  domain: {domain}",
         f"  dataset: {dataset}",

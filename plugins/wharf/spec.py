@@ -753,7 +753,7 @@ class DatasetSpec(_Model):
             )
 
     def _check_incremental(self) -> None:
-        incremental = getattr(self.source, "incremental", None)
+        incremental = self.incremental
         if incremental is None:
             return
         if self.metadata.update_behaviour != "MERGE":
@@ -789,6 +789,19 @@ class DatasetSpec(_Model):
             if c.unique
         ]
         return [*self.checks, *implied]
+
+    @property
+    def incremental(self) -> Incremental | None:
+        """The source's ``incremental`` settings (sql sources), or None."""
+        found: Incremental | None = getattr(self.source, "incremental", None)
+        return found
+
+    @property
+    def cursor_type(self) -> str | None:
+        """The data_type of the incremental cursor column, or None."""
+        if self.incremental is None:
+            return None
+        return next(c.data_type for c in self.columns if c.name == self.incremental.cursor)
 
     @property
     def partition_columns(self) -> list[str]:

@@ -50,13 +50,16 @@ def sqlalchemy_url(conn_id: str) -> Any:
         )
     if scheme == "sqlite":
         return URL.create("sqlite", database=conn.schema or conn.host)
+    # A Unix-socket folder (the embedded PostgreSQL) goes in the ``host`` query parameter.
+    socket = (conn.host or "").startswith("/")
     return URL.create(
         scheme,
         username=conn.login or None,
         password=conn.password or None,
-        host=conn.host or None,
-        port=conn.port or None,
+        host=None if socket else conn.host or None,
+        port=None if socket else conn.port or None,
         database=conn.schema or None,
+        query={"host": conn.host or ""} if socket else {},
     )
 
 
