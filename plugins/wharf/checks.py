@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from wharf.errors import TerminalError
 from wharf.spec import Check, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ _ACROSS_ROWS = (
 )
 
 
-class ChecksFailed(RuntimeError):
+class ChecksFailed(TerminalError, RuntimeError):
     """An error-level check failed; the run publishes nothing."""
 
 

@@ -7,7 +7,7 @@ argument of an operator as a Jinja template, so a YAML value such as
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -66,6 +66,10 @@ def build_dag(spec: DatasetSpec) -> DAG:
             "owner": meta.owners[0].name if meta.owners else "wharf",
             "retries": spec.retries,
             "retry_delay": spec.retry_delay,
+            # Only transient errors reach a retry (terminal ones raise AirflowFailException).
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(hours=1),
+            "execution_timeout": spec.task_timeout,
         },
     )
     dataset_id = spec.dataset_id

@@ -41,6 +41,7 @@ from psycopg import sql
 
 from wharf import schema_changes
 from wharf.datasets_db import lock_dataset, lock_ddl, qualified
+from wharf.errors import TerminalError
 from wharf.spec import DatasetSpec
 from wharf.types import postgres_type
 from wharf.validation import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
@@ -59,7 +60,7 @@ MERGE_WORK_MEM = "256MB"
 _PROGRESS_SECONDS = 5.0
 
 
-class LoadError(RuntimeError):
+class LoadError(TerminalError, RuntimeError):
     """The load failed; the published table is unchanged."""
 
 

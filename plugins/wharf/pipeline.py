@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from wharf import data_cuts, datasets_db, lake, load, records, sources, validation
+from wharf import data_cuts, datasets_db, errors, lake, load, records, sources, validation
 from wharf.spec import DatasetSpec, get_spec, load_specs
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
         yield row
         row.status = "success"
     except BaseException as err:
-        row.status, row.error = "failed", str(err) or type(err).__name__
+        row.status, row.error = "failed", errors.capped(str(err) or type(err).__name__)
+        row.detail["terminal"] = errors.is_terminal(err)
         raise
     finally:
         row.detail["seconds"] = round(time.monotonic() - started, 3)
@@ -106,10 +107,19 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
     """Run one step of the current Airflow run; returns what goes to XCom."""
     run = current_run(dataset_id)
-    spec = get_spec(dataset_id)
     body: Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]] = _BODIES[step]
-    with audited(run, step) as row:
-        result = body(spec, run, row)
+    try:
+        with audited(run, step) as row:
+            spec = get_spec(dataset_id)  # checked again: the YAML may have changed since parsing
+            result = body(spec, run, row)
+    except Exception as err:
+        if not errors.is_terminal(err):
+            raise  # transient: Airflow retries the task with backoff
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # A retry cannot help: fail now, the cause on the first line (invariant 8).
+        log.error("%s %s failed (terminal, not retried): %s", dataset_id, step, err)
+        raise AirflowFailException(f"{dataset_id} {step}: {errors.one_line(err)}") from err
     log.info("%s %s: %s", dataset_id, step, result)
     if step == "record" and result["status"] != "success":
         from airflow.sdk.exceptions import AirflowFailException
@@ -306,7 +316,7 @@ def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: records.AuditRow) -> di
         for cut in cuts:
             outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
     if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
-        raise RuntimeError(
+        raise errors.TransientError(
             f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
             "loaded yet; run their DAGs first"
         )

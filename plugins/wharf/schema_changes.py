@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from wharf.datasets_db import qualified
+from wharf.errors import TerminalError
 from wharf.spec import DatasetSpec
 from wharf.types import postgres_type
 from wharf.validation import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
@@ -61,7 +62,7 @@ class Change:
         }[self.kind]
 
 
-class SchemaChangeError(RuntimeError):
+class SchemaChangeError(TerminalError, RuntimeError):
     """The YAML changes the published table in a way that needs explicit permission."""
 
 

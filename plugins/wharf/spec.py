@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from wharf import config
+from wharf.errors import TerminalError
 from wharf.types import DataType
 from wharf.yaml_lines import YamlSyntaxError, line_of, load_with_lines
 
@@ -652,7 +653,16 @@ class DatasetSpec(_Model):
     source: Source | None = None
     schedule: Annotated[str | None, AfterValidator(_schedule)] = "@daily"
     retries: int = Field(default=2, ge=0, le=10)
-    retry_delay: timedelta = timedelta(minutes=5)
+    # Between 1 s and 1 day: Airflow's retry arithmetic overflows on huge delays and leaves
+    # the run "running" forever. Retries back off exponentially from this delay.
+    retry_delay: timedelta = Field(
+        default=timedelta(minutes=5), ge=timedelta(seconds=1), le=timedelta(days=1)
+    )
+    # Each task's execution_timeout: a hostile regex or a stalled source cannot hold a
+    # worker slot for ever.
+    task_timeout: timedelta = Field(
+        default=timedelta(hours=2), ge=timedelta(minutes=1), le=timedelta(hours=24)
+    )
     load: LoadOptions = LoadOptions()
     # Great Expectations checks: a failed error-level one fails validate (nothing published).
     checks: tuple[Check, ...] = ()
@@ -848,7 +858,7 @@ class SpecIssue:
         return f"{_display(self.file)}:{self.line}: {where}{self.message}"
 
 
-class SpecError(ValueError):
+class SpecError(TerminalError, ValueError):
     """A dataset YAML that breaks the contract. ``issues`` lists each problem."""
 
     def __init__(self, issues: list[SpecIssue]) -> None:

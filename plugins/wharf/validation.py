@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from wharf.errors import TerminalError
 from wharf.spec import Column, DatasetSpec
 from wharf.types import arrow_type
 
@@ -73,7 +74,7 @@ class Report:
         return "\n".join(lines)
 
 
-class ContractError(ValueError):
+class ContractError(TerminalError, ValueError):
     """The landed data breaks the contract; ``report`` says where. Nothing is published."""
 
     def __init__(self, report: Report, message: str | None = None) -> None:
@@ -81,7 +82,7 @@ class ContractError(ValueError):
         self.report = report
 
 
-class MissingColumnsError(ValueError):
+class MissingColumnsError(TerminalError, ValueError):
     """The source lacks columns that the contract declares."""
 
 

@@ -37,8 +37,9 @@ import pyarrow as pa
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
+from wharf.errors import TerminalError, TransientError, WharfError
 from wharf.sources import Extract, Window
-from wharf.sources.http import body_excerpt, failure, retrying_adapter
+from wharf.sources.http import RETRY_STATUSES, body_excerpt, failure, retrying_adapter
 from wharf.sources.json_records import as_text
 from wharf.spec import DatasetSpec, GoogleSheetsSource
 
@@ -58,13 +59,21 @@ _PROGRESS_SECONDS = 10.0
 _EXACT_INTEGERS = 2**53
 
 
-class SheetHeaderError(ValueError):
+class SheetHeaderError(TerminalError, ValueError):
     """The header row does not hold exactly the contract's headers."""
 
 
-class SheetsSourceError(RuntimeError):
+class SheetsSourceError(WharfError, RuntimeError):
     """A request that failed for good: a 4xx, a 429/5xx after the last retry, no answer, or
     a token request the connection's key could not make."""
+
+
+class SheetsClientError(SheetsSourceError, TerminalError):
+    """A 4xx other than 429, or a key the token endpoint refuses: a retry cannot help."""
+
+
+class SheetsServerError(SheetsSourceError, TransientError):
+    """A 429 or 5xx after the last retry, or no answer: the task is retried later."""
 
 
 class EndpointSession(AuthorizedSession):
@@ -337,16 +346,17 @@ class _SheetReader:
             error = err.error if err.code != -1 else {}  # -1: gspread found no JSON error
             message = error.get("message") or body_excerpt(response)
             detail = message + self._hint(response.status_code)
-            raise SheetsSourceError(
-                f"{where}: {failure(response, detail, error.get('status'))}"
-            ) from None
+            kind = (
+                SheetsServerError if response.status_code in RETRY_STATUSES else SheetsClientError
+            )
+            raise kind(f"{where}: {failure(response, detail, error.get('status'))}") from None
         except GoogleAuthError as err:
-            raise SheetsSourceError(
+            raise SheetsClientError(
                 f"{where}: the token request for {self.account} failed (connection "
                 f"{source.conn_id!r}): {err}"
             ) from None
         except RequestException as err:
-            raise SheetsSourceError(f"{where}: no answer: {err}") from None
+            raise SheetsServerError(f"{where}: no answer: {err}") from None
 
     def _hint(self, status: int) -> str:
         if status == 403:

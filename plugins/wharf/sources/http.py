@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 import pyarrow as pa
 from urllib3.util.retry import Retry
 
+from wharf.errors import TerminalError, TransientError, WharfError
 from wharf.sources import Extract, Window
 from wharf.sources.json_records import RecordBatcher, compile_path, records_getter
 from wharf.spec import (
@@ -43,8 +44,16 @@ _BODY_EXCERPT = 300
 _PROGRESS_SECONDS = 10.0
 
 
-class HttpSourceError(RuntimeError):
+class HttpSourceError(WharfError, RuntimeError):
     """A request that failed for good: a 4xx, or a 429/5xx after the last retry."""
+
+
+class HttpClientError(HttpSourceError, TerminalError):
+    """A 4xx other than 429: the request itself is wrong (path, auth); a retry cannot help."""
+
+
+class HttpServerError(HttpSourceError, TransientError):
+    """A 429 or 5xx after the last in-request retry: the task is retried later."""
 
 
 class _LoggedRetry(Retry):
@@ -82,7 +91,8 @@ def retrying_adapter(max_attempts: int, backoff: float, max_backoff: float) -> A
 def check(response: Any, what: str) -> None:
     """Raise ``HttpSourceError`` for a non-2xx ``response``, quoting status and body."""
     if not response.ok:
-        raise HttpSourceError(f"{what}: {failure(response, repr(body_excerpt(response)))}")
+        error = HttpServerError if response.status_code in RETRY_STATUSES else HttpClientError
+        raise error(f"{what}: {failure(response, repr(body_excerpt(response)))}")
 
 
 def body_excerpt(response: Any) -> str:

@@ -1,0 +1,86 @@
+"""Invariant 8: an error a retry cannot fix fails its task at once; a transient one retries.
+
+A dataset with ``retries: 2`` runs through ``dag.test()``. A contract violation is attempted
+once (not three times, 10 minutes apart); a source database that does not answer is retried
+with backoff. The audit keeps one row per attempt.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wharf.dag_factory import build_dag
+from wharf.spec import get_spec
+
+YAML = """\
+metadata:
+  domain: shop
+  dataset: errors_{name}
+  owners: [{{name: Shop team, email: shop@example.org}}]
+  update_behaviour: OVERWRITE
+schedule: null
+retries: 2
+retry_delay: 1
+source: {{type: sql, conn_id: {conn}, table: orders}}
+columns:
+  - {{name: id, data_type: integer, allow_null: false}}
+"""
+
+
+def _dataset(schemas: Path, name: str, conn: str) -> str:
+    (schemas / "shop").mkdir(exist_ok=True)
+    (schemas / "shop" / f"errors_{name}.yaml").write_text(YAML.format(name=name, conn=conn))
+    return f"shop.errors_{name}"
+
+
+def _attempts(pg, dataset_id: str, step: str) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    return pg.execute(
+        "SELECT status, error FROM wharf.audit WHERE dataset_id = %s AND step = %s ORDER BY id",
+        (dataset_id, step),
+    ).fetchall()
+
+
+def test_contract_violation_fails_once_without_retry(schemas, tmp_path, monkeypatch, pg) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "shop.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+        conn.execute("INSERT INTO orders VALUES (1), (NULL)")
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", f"sqlite:///{db}")
+    dataset_id = _dataset(schemas, "contract", "shop_db")
+
+    run = build_dag(get_spec(dataset_id)).test()
+
+    assert str(run.state) == "failed"
+    attempts = _attempts(pg, dataset_id, "validate")
+    assert len(attempts) == 1, attempts
+    assert attempts[0][0] == "failed"
+    assert "column 'id', row 2: allow_null: false" in (attempts[0][1] or "")
+
+
+def test_unreachable_source_is_retried(schemas, monkeypatch, pg) -> None:  # type: ignore[no-untyped-def]
+    # Port 9 (discard) refuses connections on loopback: a transient failure.
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DOWN", "mysql://nobody@127.0.0.1:9/shop")
+    dataset_id = _dataset(schemas, "down", "shop_down")
+
+    run = build_dag(get_spec(dataset_id)).test()
+
+    assert str(run.state) == "failed"
+    assert [a[0] for a in _attempts(pg, dataset_id, "extract")] == ["failed"] * 3
+
+
+@pytest.mark.parametrize(
+    ("error", "terminal"),
+    [
+        (ValueError("x"), True),
+        (KeyError("x"), True),
+        (ConnectionError("x"), False),
+        (TimeoutError("x"), False),
+    ],
+)
+def test_builtin_errors_are_classified(error: Exception, terminal: bool) -> None:
+    from wharf import errors
+
+    assert errors.is_terminal(error) is terminal
