@@ -7,16 +7,16 @@ argument of an operator as a Jinja template, so a YAML value such as
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
 
-from wharf.spec import CRON_PRESETS, DatasetSpec
+from wharf.spec import CRON_PRESETS, START_OF_SCHEDULES, DatasetSpec
 
 # A fixed start date: the schedule, not the wall clock, decides the runs (catchup is off).
-START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+START_DATE = START_OF_SCHEDULES
 
 
 def asset(dataset_id: str) -> Asset:

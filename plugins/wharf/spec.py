@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,26 +36,43 @@ from wharf.yaml_lines import YamlSyntaxError, line_of, load_with_lines
 
 # --- identifiers -------------------------------------------------------------------------
 # PostgreSQL truncates identifiers past 63 bytes (NAMEDATALEN - 1): refuse them instead.
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # rAPId's column heading style guide: lowercase letters, digits and underscores, and not only
 # digits or underscores.
-_COLUMN = re.compile(r"^[a-z0-9_]{1,63}$")
-_ONLY_DIGITS_UNDERSCORES = re.compile(r"^[0-9_]+$")
-_CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+_COLUMN = re.compile(r"[a-z0-9_]{1,63}")
+_ONLY_DIGITS_UNDERSCORES = re.compile(r"[0-9_]+")
+_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 # S3 bucket names: 3-63 lowercase letters, digits, '.' and '-' (no glob in the bucket).
-_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_SOURCE_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_SOURCE_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?")
 RESERVED_PREFIX = "_wharf_"
+
+
+# Schemas a domain may not become: Wharf's own (its audit, catalogue and staging tables) and
+# PostgreSQL's (a table there would shadow or sit beside the system's own).
+_RESERVED_DOMAINS = re.compile(r"wharf|wharf_.*|public|information_schema|pg_.*")
+# PostgreSQL's system columns exist on every table: a column of that name cannot be created.
+PG_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "oid"})
+# PostgreSQL allows 1,600 columns a table; Wharf adds _wharf_run_id, _wharf_logical_date and
+# _wharf_loaded_at.
+MAX_COLUMNS = 1_600 - 3
 
 
 def _name(kind: str, becomes: str) -> AfterValidator:
     def check(value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise PydanticCustomError(
                 "wharf_name",
                 "{value} is not a valid {kind} name: use lowercase letters, digits and "
                 "underscores, starting with a letter, at most 63 characters ({becomes})",
                 {"value": repr(value), "kind": kind, "becomes": becomes},
+            )
+        if kind == "domain" and _RESERVED_DOMAINS.fullmatch(value):
+            raise PydanticCustomError(
+                "wharf_reserved",
+                "domain {value} is reserved: 'wharf', 'wharf_*', 'public', "
+                "'information_schema' and 'pg_*' are Wharf's or PostgreSQL's own schemas",
+                {"value": repr(value)},
             )
         return value
 
@@ -62,7 +80,7 @@ def _name(kind: str, becomes: str) -> AfterValidator:
 
 
 def _column_name(value: str) -> str:
-    if not _COLUMN.match(value) or _ONLY_DIGITS_UNDERSCORES.match(value):
+    if not _COLUMN.fullmatch(value) or _ONLY_DIGITS_UNDERSCORES.fullmatch(value):
         suggestion = re.sub(r"[^a-z0-9]+", "_", value.strip().lower()).strip("_") or "column"
         raise PydanticCustomError(
             "rapid_column_style",
@@ -70,6 +88,13 @@ def _column_name(value: str) -> str:
             "letters, digits and underscores only, not only digits or underscores, at most 63 "
             "characters (e.g. {suggestion})",
             {"value": repr(value), "suggestion": repr(suggestion)},
+        )
+    if value in PG_SYSTEM_COLUMNS:
+        raise PydanticCustomError(
+            "wharf_reserved",
+            "column name {value} is a PostgreSQL system column (tableoid, xmin, cmin, xmax, "
+            "cmax, ctid, oid): every table has it already; use another name with source_name",
+            {"value": repr(value)},
         )
     if value.startswith(RESERVED_PREFIX):
         raise PydanticCustomError(
@@ -81,7 +106,7 @@ def _column_name(value: str) -> str:
 
 
 def _conn_id(value: str) -> str:
-    if not _CONN_ID.match(value):
+    if not _CONN_ID.fullmatch(value):
         raise PydanticCustomError(
             "wharf_conn_id",
             "{value} is not an Airflow connection id: letters, digits, '_', '.', '-' "
@@ -92,7 +117,7 @@ def _conn_id(value: str) -> str:
 
 
 def _source_table(value: str) -> str:
-    if not _SOURCE_TABLE.match(value):
+    if not _SOURCE_TABLE.fullmatch(value):
         raise PydanticCustomError(
             "wharf_source_table",
             "{value} is not a table name: expected 'table' or 'schema.table' made of "
@@ -117,10 +142,10 @@ class _Model(BaseModel):
 # rAPId's rules (api/application/services/schema_validation.py and config/constants.py).
 RAPID_PLACEHOLDER_OWNER = "change_me@email.com"
 RAPID_MAX_TAGS = 30
-_TAG_KEY = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
-_TAG_VALUE = re.compile(r"^[a-zA-Z0-9_-]{0,256}$")
+_TAG_KEY = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+_TAG_VALUE = re.compile(r"[a-zA-Z0-9_-]{0,256}")
 # rAPId accepts date formats made of %Y, %m and %d (each once) joined by '/' or '-'.
-_RAPID_DATE_FORMAT = re.compile(r"^(%[Ymd][/-]%[Ymd][/-]%[Ymd]|%[Ym][/-]%[Ym])$")
+_RAPID_DATE_FORMAT = re.compile(r"%[Ymd][/-]%[Ymd][/-]%[Ymd]|%[Ym][/-]%[Ym]")
 
 
 def _rapid(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
@@ -139,14 +164,14 @@ def _owner_email(value: str) -> str:
 
 
 class Owner(_Model):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     email: Annotated[
         str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), AfterValidator(_owner_email)
     ]
 
 
 def _tag_key(value: str) -> str:
-    if not _TAG_KEY.match(value):
+    if not _TAG_KEY.fullmatch(value):
         raise _rapid(
             "Tag keys can only include alphanumeric characters, underscores and hyphens "
             "between 1 and 128 characters",
@@ -163,7 +188,7 @@ def _tag_key(value: str) -> str:
 
 
 def _tag_value(value: str) -> str:
-    if not _TAG_VALUE.match(value):
+    if not _TAG_VALUE.fullmatch(value):
         raise _rapid(
             "Tag values can only include alphanumeric characters, underscores and hyphens up "
             "to 256 characters",
@@ -181,7 +206,8 @@ class Metadata(_Model):
     domain: DomainName
     dataset: DatasetName
     kind: Literal["source", "reference", "data_cut"] = "source"
-    description: str = ""
+    # Shown as the DAG's doc_md and the table's COMMENT.
+    description: str = Field(default="", max_length=10_000)
     sensitivity: Literal["PUBLIC", "PRIVATE", "PROTECTED"] = "PUBLIC"
     version: int | None = Field(default=None, ge=1)
     # rAPId's storage layer; kept so a rAPId schema pastes in unchanged (Wharf has one).
@@ -216,10 +242,10 @@ class Column(_Model):
     data_type: DataType
     allow_null: bool = True
     partition_index: int | None = Field(default=None, ge=0)
-    format: str | None = None
-    description: str = ""
+    format: str | None = Field(default=None, max_length=100)
+    description: str = Field(default="", max_length=2_000)
     # The source's own heading when it breaks the style guide (e.g. 'Order ID' -> order_id).
-    source_name: str | None = Field(default=None, min_length=1)
+    source_name: str | None = Field(default=None, min_length=1, max_length=1_000)
     # No two rows may share a value (checked over the whole dataset in validate).
     unique: bool = False
 
@@ -229,7 +255,7 @@ class Column(_Model):
             return self
         if self.data_type == "date":
             codes_once = all(self.format.count(code) <= 1 for code in ("Y", "m", "d"))
-            if not (_RAPID_DATE_FORMAT.match(self.format) and codes_once):
+            if not (_RAPID_DATE_FORMAT.fullmatch(self.format) and codes_once):
                 raise _rapid(
                     "You must specify a valid data format",
                     "date format {value} is not accepted: use %Y, %m and %d (each once) joined "
@@ -245,8 +271,6 @@ class Column(_Model):
 
 def _check_timestamp_format(fmt: str) -> None:
     """A strptime format must read back what it writes, and name a year, month and day."""
-    from datetime import datetime
-
     moment = datetime(2001, 2, 3, 4, 5, 6)
     try:
         ok = datetime.strptime(moment.strftime(fmt), fmt).date() == moment.date()
@@ -363,7 +387,7 @@ class FileSource(_Model):
     def _consistent(self) -> FileSource:
         if self.is_s3:
             bucket, key = self.s3_bucket_key()
-            if not _S3_BUCKET.match(bucket) or not key or key.endswith("/"):
+            if not _S3_BUCKET.fullmatch(bucket) or not key or key.endswith("/"):
                 raise _err(
                     f"{self.path!r} is not an S3 object URL: expected s3://bucket/key "
                     "(a glob may be in the key, e.g. s3://bucket/raw/2026-*/*.csv)",
@@ -574,21 +598,38 @@ CRON_PRESETS = {
 
 
 def _schedule(value: str | None) -> str | None:
+    """A schedule Airflow can run: a preset, or a standard 5-field cron expression (at most
+    once a minute; croniter's 6th field is seconds) that fires at least once in 8 years, so
+    29 February is allowed and 30 February is not."""
     if value is None:
         return None
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
-    if not croniter.is_valid(CRON_PRESETS.get(value, value)):
+    expression = CRON_PRESETS.get(value, value)
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
         raise PydanticCustomError(
             "wharf_schedule",
-            "{value} is not a schedule: expected a cron expression such as '0 2 * * *', "
-            "one of {presets}, or null for manual runs only",
-            {"value": repr(value), "presets": ", ".join(CRON_PRESETS)},
+            "{value} is not a schedule: expected a 5-field cron expression (minute hour "
+            "day-of-month month day-of-week) such as '0 2 * * *', one of {presets}, or null "
+            "for manual runs only",
+            {"value": repr(value[:100]), "presets": ", ".join(CRON_PRESETS)},
         )
+    try:
+        croniter(expression, START_OF_SCHEDULES, max_years_between_matches=8).get_next()
+    except CroniterBadDateError:
+        raise PydanticCustomError(
+            "wharf_schedule",
+            "{value} never fires (no such date, e.g. 30 February): the DAG would never run",
+            {"value": repr(value)},
+        ) from None
     return value
 
 
-_EXPECTATION = re.compile(r"^expect_[a-z0-9_]+$")
+# Schedules are checked to fire from this date on (the DAGs' start_date).
+START_OF_SCHEDULES = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+_EXPECTATION = re.compile(r"expect_[a-z0-9_]{1,120}")
 # Arguments of GX expectations that name columns, checked against the YAML's columns.
 _COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 
@@ -620,7 +661,7 @@ class Check(_Model):
 
     @model_validator(mode="after")
     def _named_like_gx(self) -> Check:
-        if not _EXPECTATION.match(self.expectation):
+        if not _EXPECTATION.fullmatch(self.expectation):
             raise _err(
                 f"{self.expectation!r} is not a Great Expectations expectation name "
                 "(expect_... in snake_case)"
@@ -649,7 +690,7 @@ class DatasetSpec(_Model):
     """One dataset YAML. ``dataset_id`` (``<domain>.<dataset>``) is also its DAG id."""
 
     metadata: Metadata
-    columns: tuple[Column, ...] = ()
+    columns: tuple[Column, ...] = Field(default=(), max_length=MAX_COLUMNS)
     source: Source | None = None
     schedule: Annotated[str | None, AfterValidator(_schedule)] = "@daily"
     retries: int = Field(default=2, ge=0, le=10)
@@ -694,10 +735,11 @@ class DatasetSpec(_Model):
         if not self.columns:
             raise _err("a dataset needs at least one entry under 'columns'", "columns")
         names = [c.name for c in self.columns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
         if duplicates:
             raise _err(f"duplicate column names: {', '.join(duplicates)}", "columns")
-        missing = [k for k in self.metadata.primary_key if k not in names]
+        known = set(names)
+        missing = [k for k in self.metadata.primary_key if k not in known]
         if missing:
             raise _err(
                 f"primary_key names columns that do not exist: {', '.join(missing)}",
@@ -706,7 +748,7 @@ class DatasetSpec(_Model):
             )
         self._check_keys()
         self._check_incremental()
-        unknown = [c for c in getattr(self.source, "column_paths", {}) if c not in names]
+        unknown = [c for c in getattr(self.source, "column_paths", {}) if c not in known]
         if unknown:
             raise _err(
                 f"column_paths names column(s) {', '.join(map(repr, unknown))}, which are not "
@@ -715,7 +757,7 @@ class DatasetSpec(_Model):
                 "column_paths",
             )
         for index, check in enumerate(self.checks):
-            unknown = [c for c in check.columns if c not in names]
+            unknown = [c for c in check.columns if c not in known]
             if unknown:
                 raise _err(
                     f"{check.expectation} names column(s) {', '.join(map(repr, unknown))}, "
@@ -927,10 +969,22 @@ def _issues(file: Path, err: ValidationError, data: Any, lines: dict) -> list[Sp
 def load_spec(file: Path) -> DatasetSpec:
     """Load and check one dataset YAML.
 
-    Raises ``SpecError`` listing every problem with file, line and field: YAML syntax,
-    unknown or missing keys, bad values, a file whose path does not match its
-    ``<domain>/<dataset>.yaml``, or a data cut whose SQL file is missing.
+    Raises ``SpecError`` listing every problem with file, line and field: YAML syntax or a
+    limit of ``wharf.yaml_lines``, unknown or missing keys, bad values, a file whose path does
+    not match its ``<domain>/<dataset>.yaml``, or a data cut whose SQL file is missing. Any
+    other failure to read the file is a ``SpecError`` too: a YAML never hides other DAGs.
     """
+    try:
+        return _load_spec(file)
+    except SpecError:
+        raise
+    except Exception as err:  # the last line of defence of invariant 5
+        raise SpecError(
+            [SpecIssue(file, 1, "", f"the file could not be read: {type(err).__name__}")]
+        ) from None
+
+
+def _load_spec(file: Path) -> DatasetSpec:
     try:
         data, lines = load_with_lines(file)
     except YamlSyntaxError as err:
@@ -1005,7 +1059,10 @@ def load_spec_cached(file: Path) -> DatasetSpec:
     if entry and entry.get("stamp") == stamp:
         if entry["issues"]:
             raise SpecError([SpecIssue(Path(i[0]), i[1], i[2], i[3]) for i in entry["issues"]])
-        return DatasetSpec.model_validate(entry["spec"])
+        try:
+            return DatasetSpec.model_validate(entry["spec"])
+        except (ValidationError, TypeError, KeyError):  # a damaged entry: read the YAML again
+            pass
     try:
         spec = load_spec(file)
     except SpecError as err:

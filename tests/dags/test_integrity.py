@@ -96,3 +96,21 @@ def test_no_yaml_string_reaches_an_operator_argument(dagbag: DagBag) -> None:
         for task in dag.tasks:
             assert list(task.op_args) == [task.task_id, dag.dag_id]
             assert task.op_kwargs == {}
+
+
+def test_hostile_yaml_hides_no_other_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hostile.corpus import CASES
+
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "include" / "schemas", schemas)
+    (schemas / "shop").mkdir()
+    for case, (data, _) in CASES.items():
+        (schemas / "shop" / f"{case}.yaml").write_bytes(data)
+    monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(schemas))
+    bag = _parse()
+    examples, _ = load_specs(ROOT / "include" / "schemas")
+    assert sorted(bag.dag_ids) == sorted(s.dag_id for s in examples)
+    [(file, message)] = bag.import_errors.items()
+    assert file.endswith("wharf_yaml_errors.py")
+    for case, (_, expected) in CASES.items():
+        assert f"{schemas}/shop/{case}.yaml:{expected.split(':', 1)[0]}: " in message, case

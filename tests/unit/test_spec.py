@@ -263,9 +263,9 @@ def test_bad_yaml_corpus(schemas: Path, case: str) -> None:
 def test_bad_schedule(schemas: Path) -> None:
     file = write(schemas, GOOD + 'schedule: "every night"\n')
     assert errors_of(file) == [
-        "14: schedule: 'every night' is not a schedule: expected a cron expression such as "
-        "'0 2 * * *', one of @hourly, @daily, @weekly, @monthly, @yearly, or null for manual "
-        "runs only"
+        "14: schedule: 'every night' is not a schedule: expected a 5-field cron expression "
+        "(minute hour day-of-month month day-of-week) such as '0 2 * * *', one of @hourly, "
+        "@daily, @weekly, @monthly, @yearly, or null for manual runs only"
     ]
 
 

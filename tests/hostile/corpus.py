@@ -1,0 +1,222 @@
+"""A corpus of hostile dataset YAML (issue #10): each case is a file a YAML author could
+commit, and the exact ``line: field: message`` that ``wharf check`` must answer.
+
+Every case is checked three ways (tests/unit/test_hostile_yaml.py, tests/dags/test_integrity.py): ``load_spec``
+refuses it with that message, ``wharf check`` exits 1 naming it without a traceback, and the
+dags folder with every case in it still loads every other DAG.
+"""
+
+from __future__ import annotations
+
+GOOD = """\
+metadata:
+  domain: shop
+  dataset: orders
+  description: Orders.
+  owners: [{name: Shop team, email: shop@example.org}]
+  update_behaviour: OVERWRITE
+source:
+  type: sql
+  conn_id: shop_db
+  table: orders
+columns:
+  - {name: order_id, data_type: integer, allow_null: false}
+  - {name: placed_at, data_type: timestamp}
+"""
+
+
+def edit(old: str, new: str) -> bytes:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1).encode()
+
+
+_MANY_COLUMNS = "\n".join(
+    f"  - {{name: c{i}, data_type: integer}}" for i in range(1_600)
+)
+
+# name -> (file bytes, "line: field: message"); the file is shop/orders.yaml unless the name
+# says otherwise (domain/dataset in CASE_PATHS).
+CASES: dict[str, tuple[bytes, str]] = {
+    # --- the reader: encoding, control characters, tags, keys, limits -------------------
+    "utf16": (
+        GOOD.encode("utf-16"),
+        "1: : the file is UTF-16 text; save it as UTF-8",
+    ),
+    "invalid_utf8": (
+        GOOD.replace("Orders.", "Orders \xff.").encode("latin-1"),
+        "4: : the file is not UTF-8 text (byte 0xff on this line)",
+    ),
+    "control_character": (
+        edit("Orders.", "Orders\x01."),
+        "4: : control character #x0001 is not allowed in YAML",
+    ),
+    "nul_escape_in_owner": (
+        edit("name: Shop team", 'name: "Shop\\0team"'),
+        "5: : control character #x0000 in a value: only tab and newline are allowed",
+    ),
+    "complex_key": (
+        GOOD.encode() + b"? [a, b]\n: 1\n",
+        "14: : a key must be text (quote a number or yes/no: '1'); a list or mapping cannot "
+        "be a key",
+    ),
+    "integer_key": (
+        GOOD.encode() + b"1: one\n",
+        "14: : a key must be text (quote a number or yes/no: '1'); a list or mapping cannot "
+        "be a key",
+    ),
+    "python_tag": (
+        GOOD.encode() + b"retries: !!python/object/apply:os.system [id]\n",
+        "14: : the tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed: "
+        "write a plain value, list or mapping",
+    ),
+    "binary_tag": (
+        edit("Orders.", "!!binary aGVsbG8="),
+        "4: : the tag 'tag:yaml.org,2002:binary' is not allowed: write a plain value, list or "
+        "mapping",
+    ),
+    "bad_int_tag": (
+        GOOD.encode() + b"retries: !!int two\n",
+        "14: : 'two' is not a valid int",
+    ),
+    "bad_float_tag": (
+        GOOD.encode() + b"max_rejected_fraction: !!float half\n",
+        "14: : 'half' is not a valid float",
+    ),
+    "timestamp_tag_is_text": (
+        edit("Orders.", "!!timestamp not-a-date\n  version: !!timestamp 2024-01-01"),
+        "5: metadata.version: Input should be a valid integer, unable to parse string as an "
+        "integer",
+    ),
+    "deep_nesting": (
+        GOOD.encode() + b"load: " + b"[" * 1_000 + b"]" * 1_000 + b"\n",
+        "14: : nested more than 32 levels deep",
+    ),
+    "deeper_nesting": (
+        GOOD.encode() + b"load: " + b"[" * 30_000 + b"]" * 30_000 + b"\n",
+        "14: : nested more than 32 levels deep",
+    ),
+    "huge_integer": (
+        GOOD.encode() + b"retries: " + b"9" * 4_301 + b"\n",
+        "14: : an integer longer than 30 digits",
+    ),
+    "alias_bomb": (
+        GOOD.encode()
+        + b"x-bomb:\n"
+        + b"".join(
+            (f"  a{n}: &a{n} [" + ", ".join([f"*a{n - 1}" if n else "x"] * 9) + "]\n").encode()
+            for n in range(9)
+        ),
+        "15: : more than 200,000 values once aliases are expanded",
+    ),
+    "too_many_aliases": (
+        GOOD.encode()
+        + b"x-anchor: &x 1\nx-list: ["
+        + b", ".join([b"*x"] * 101)
+        + b"]\n",
+        "15: : more than 100 aliases (*)",
+    ),
+    "too_big": (
+        GOOD.encode() + b"# " + b"x" * 1_000_001 + b"\n",
+        "1: : the file is larger than 1,000,000 bytes, the limit for a YAML",
+    ),
+    "huge_value": (
+        edit("Orders.", "x" * 100_001),
+        "4: : a value longer than 100,000 characters",
+    ),
+    # --- names: reserved schemas and columns, trailing newlines ----------------------------
+    "domain_wharf": (
+        edit("domain: shop", "domain: wharf"),
+        "2: metadata.domain: domain 'wharf' is reserved: 'wharf', 'wharf_*', 'public', "
+        "'information_schema' and 'pg_*' are Wharf's or PostgreSQL's own schemas",
+    ),
+    "domain_wharf_staging": (
+        edit("domain: shop", "domain: wharf_staging"),
+        "2: metadata.domain: domain 'wharf_staging' is reserved: 'wharf', 'wharf_*', "
+        "'public', 'information_schema' and 'pg_*' are Wharf's or PostgreSQL's own schemas",
+    ),
+    "domain_public": (
+        edit("domain: shop", "domain: public"),
+        "2: metadata.domain: domain 'public' is reserved: 'wharf', 'wharf_*', 'public', "
+        "'information_schema' and 'pg_*' are Wharf's or PostgreSQL's own schemas",
+    ),
+    "domain_information_schema": (
+        edit("domain: shop", "domain: information_schema"),
+        "2: metadata.domain: domain 'information_schema' is reserved: 'wharf', 'wharf_*', "
+        "'public', 'information_schema' and 'pg_*' are Wharf's or PostgreSQL's own schemas",
+    ),
+    "domain_pg_catalog": (
+        edit("domain: shop", "domain: pg_catalog"),
+        "2: metadata.domain: domain 'pg_catalog' is reserved: 'wharf', 'wharf_*', 'public', "
+        "'information_schema' and 'pg_*' are Wharf's or PostgreSQL's own schemas",
+    ),
+    "dataset_trailing_newline": (
+        edit("dataset: orders", 'dataset: "orders\\n"'),
+        "3: metadata.dataset: 'orders\\n' is not a valid dataset name: use lowercase letters, "
+        "digits and underscores, starting with a letter, at most 63 characters (it becomes a "
+        "PostgreSQL table)",
+    ),
+    "column_trailing_newline": (
+        edit("name: order_id,", 'name: "order_id\\n",'),
+        "12: columns[0].name: column name 'order_id\\n' breaks rAPId's column heading style "
+        "guide: lowercase letters, digits and underscores only, not only digits or "
+        "underscores, at most 63 characters (e.g. 'order_id')",
+    ),
+    "column_xmin": (
+        edit("name: placed_at,", "name: xmin,"),
+        "13: columns[1].name: column name 'xmin' is a PostgreSQL system column (tableoid, "
+        "xmin, cmin, xmax, cmax, ctid, oid): every table has it already; use another name "
+        "with source_name",
+    ),
+    "column_ctid": (
+        edit("name: placed_at,", "name: ctid,"),
+        "13: columns[1].name: column name 'ctid' is a PostgreSQL system column (tableoid, "
+        "xmin, cmin, xmax, cmax, ctid, oid): every table has it already; use another name "
+        "with source_name",
+    ),
+    "column_wharf_prefix": (
+        edit("name: placed_at,", "name: _wharf_run_id,"),
+        "13: columns[1].name: column name '_wharf_run_id' starts with '_wharf_', which Wharf "
+        "reserves for its own columns",
+    ),
+    "conn_id_trailing_newline": (
+        edit("conn_id: shop_db", 'conn_id: "shop_db\\n"'),
+        "9: source.conn_id: 'shop_db\\n' is not an Airflow connection id: letters, "
+        "digits, '_', '.', '-' (credentials belong in the Airflow connection, never in YAML)",
+    ),
+    "too_many_columns": (
+        edit(
+            "  - {name: order_id, data_type: integer, allow_null: false}\n"
+            "  - {name: placed_at, data_type: timestamp}\n",
+            _MANY_COLUMNS + "\n",
+        ),
+        "11: columns: Tuple should have at most 1597 items after validation, not 1600",
+    ),
+    "long_description": (
+        edit("Orders.", "x" * 10_001),
+        "4: metadata.description: String should have at most 10000 characters",
+    ),
+    # --- scheduling: what Airflow can run --------------------------------------------------
+    "schedule_every_second": (
+        GOOD.encode() + b'schedule: "* * * * * *"\n',
+        "14: schedule: '* * * * * *' is not a schedule: expected a 5-field cron expression "
+        "(minute hour day-of-month month day-of-week) such as '0 2 * * *', one of @hourly, "
+        "@daily, @weekly, @monthly, @yearly, or null for manual runs only",
+    ),
+    "schedule_30_february": (
+        GOOD.encode() + b'schedule: "0 0 30 2 *"\n',
+        "14: schedule: '0 0 30 2 *' never fires (no such date, e.g. 30 February): the DAG "
+        "would never run",
+    ),
+    "retry_delay_overflow": (
+        GOOD.encode() + b"retry_delay: P999999999D\n",
+        "14: retry_delay: Input should be less than or equal to 1 day",
+    ),
+    "retry_delay_negative": (
+        GOOD.encode() + b"retry_delay: -5\n",
+        "14: retry_delay: Input should be greater than or equal to 1 second",
+    ),
+    "task_timeout_too_long": (
+        GOOD.encode() + b"task_timeout: P2D\n",
+        "14: task_timeout: Input should be less than or equal to 1 day",
+    ),
+}

@@ -1,0 +1,58 @@
+"""A YAML can change between ``wharf check`` (and DAG parsing) and the run: every task reads
+and checks its YAML again, so a file made hostile after parsing fails its task at once and
+touches nothing (issue #10: every rule is enforced at run time too)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hostile.corpus import GOOD
+
+from wharf.dag_factory import build_dag
+from wharf.spec import get_spec
+
+
+def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(
+    schemas: Path, tmp_path: Path, monkeypatch, pg  # type: ignore[no-untyped-def]
+) -> None:
+    db = tmp_path / "shop.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (order_id INTEGER, placed_at TEXT)")
+        conn.execute("INSERT INTO orders VALUES (1, '2024-01-01T00:00:00Z')")
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", f"sqlite:///{db}")
+    (schemas / "shop").mkdir()
+    file = schemas / "shop" / "orders.yaml"
+    file.write_text(GOOD + "schedule: null\nretries: 2\nretry_delay: 1\n")
+    dag = build_dag(get_spec("shop.orders"))  # parsed while the YAML was good
+    assert str(dag.test().state) == "success"
+    audit_columns = pg.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_schema = 'wharf' AND table_name = 'audit'"
+    ).fetchone()
+
+    file.write_text(
+        file.read_text()
+        .replace("domain: shop", "domain: wharf")
+        .replace("dataset: orders", "dataset: audit")
+        + "load: {allow_destructive_changes: true}\n"
+    )
+    run = dag.test()
+
+    assert str(run.state) == "failed"
+    extract = pg.execute(
+        "SELECT status, error FROM wharf.audit WHERE dataset_id = 'shop.orders' "
+        "AND step = 'extract' AND run_id = %s",
+        (run.run_id,),
+    ).fetchall()
+    assert len(extract) == 1  # terminal: not retried
+    assert extract[0][0] == "failed"
+    assert "metadata.domain: domain 'wharf' is reserved" in extract[0][1]
+    assert (
+        pg.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_schema = 'wharf' AND table_name = 'audit'"
+        ).fetchone()
+        == audit_columns
+    )
+    assert pg.execute("SELECT count(*) FROM shop.orders").fetchone() == (1,)
