@@ -30,9 +30,7 @@ def edit(old: str, new: str) -> bytes:
     return GOOD.replace(old, new, 1).encode()
 
 
-_MANY_COLUMNS = "\n".join(
-    f"  - {{name: c{i}, data_type: integer}}" for i in range(1_600)
-)
+_MANY_COLUMNS = "\n".join(f"  - {{name: c{i}, data_type: integer}}" for i in range(1_600))
 
 # name -> (file bytes, "line: field: message"); the file is shop/orders.yaml unless the name
 # says otherwise (domain/dataset in CASE_PATHS).
@@ -109,10 +107,7 @@ CASES: dict[str, tuple[bytes, str]] = {
         "15: : more than 200,000 values once aliases are expanded",
     ),
     "too_many_aliases": (
-        GOOD.encode()
-        + b"x-anchor: &x 1\nx-list: ["
-        + b", ".join([b"*x"] * 101)
-        + b"]\n",
+        GOOD.encode() + b"x-anchor: &x 1\nx-list: [" + b", ".join([b"*x"] * 101) + b"]\n",
         "15: : more than 100 aliases (*)",
     ),
     "too_big": (

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hostile.corpus import GOOD
-
 from wharf.dag_factory import build_dag
 from wharf.spec import get_spec
 
 
 def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(
-    schemas: Path, tmp_path: Path, monkeypatch, pg  # type: ignore[no-untyped-def]
+    schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg: Any
 ) -> None:
     db = tmp_path / "shop.sqlite"
     with sqlite3.connect(db) as conn:
