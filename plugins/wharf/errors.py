@@ -44,13 +44,15 @@ _TERMINAL_BUILTINS: tuple[type[BaseException], ...] = (
     PermissionError,
     IsADirectoryError,
     NotADirectoryError,
+    FileNotFoundError,  # a missing source file or lake zone: a retry does not create it
 )
 
 
 def is_terminal(err: BaseException) -> bool:
     """Whether a retry of the failed task cannot help.
 
-    Wharf's own errors say so by their class. psycopg's data and integrity errors (a value
+    Wharf's own errors say so by their class; an unknown Airflow connection is terminal.
+    psycopg's data and integrity errors (a value
     PostgreSQL refuses) and SQL errors are terminal; its operational errors (connection lost,
     lock timeout) are not.
     """
@@ -58,10 +60,11 @@ def is_terminal(err: BaseException) -> bool:
         return False
     if isinstance(err, (TerminalError, *_TERMINAL_BUILTINS)):
         return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
+    import psycopg
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    if isinstance(err, AirflowNotFoundException):  # an unknown conn_id
+        return True
     return isinstance(
         err, psycopg.DataError | psycopg.IntegrityError | psycopg.ProgrammingError
     ) and not isinstance(err, psycopg.OperationalError)

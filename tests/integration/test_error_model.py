@@ -71,11 +71,23 @@ def test_unreachable_source_is_retried(schemas, monkeypatch, pg) -> None:  # typ
     assert [a[0] for a in _attempts(pg, dataset_id, "extract")] == ["failed"] * 3
 
 
+def test_unknown_connection_fails_once(schemas, pg) -> None:  # type: ignore[no-untyped-def]
+    dataset_id = _dataset(schemas, "noconn", "no_such_connection")
+
+    run = build_dag(get_spec(dataset_id)).test()
+
+    assert str(run.state) == "failed"
+    attempts = _attempts(pg, dataset_id, "extract")
+    assert [a[0] for a in attempts] == ["failed"]
+    assert "no_such_connection" in (attempts[0][1] or "")
+
+
 @pytest.mark.parametrize(
     ("error", "terminal"),
     [
         (ValueError("x"), True),
         (KeyError("x"), True),
+        (FileNotFoundError("x"), True),
         (ConnectionError("x"), False),
         (TimeoutError("x"), False),
     ],
