@@ -23,10 +23,13 @@ def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(
         conn.execute("CREATE TABLE orders (order_id INTEGER, placed_at TEXT)")
         conn.execute("INSERT INTO orders VALUES (1, '2024-01-01T00:00:00Z')")
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", f"sqlite:///{db}")
-    (schemas / "shop").mkdir()
-    file = schemas / "shop" / "orders.yaml"
-    file.write_text(GOOD + "schedule: null\nretries: 2\nretry_delay: 1\n")
-    dag = build_dag(get_spec("shop.orders"))  # parsed while the YAML was good
+    (schemas / "trust").mkdir()
+    file = schemas / "trust" / "changed.yaml"
+    good = GOOD.replace("domain: shop", "domain: trust").replace(
+        "dataset: orders", "dataset: changed"
+    )
+    file.write_text(good + "schedule: null\nretries: 2\nretry_delay: 1\n")
+    dag = build_dag(get_spec("trust.changed"))  # parsed while the YAML was good
     assert str(dag.test().state) == "success"
     audit_columns = pg.execute(
         "SELECT count(*) FROM information_schema.columns "
@@ -35,15 +38,15 @@ def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(
 
     file.write_text(
         file.read_text()
-        .replace("domain: shop", "domain: wharf")
-        .replace("dataset: orders", "dataset: audit")
+        .replace("domain: trust", "domain: wharf")
+        .replace("dataset: changed", "dataset: audit")
         + "load: {allow_destructive_changes: true}\n"
     )
     run = dag.test()
 
     assert str(run.state) == "failed"
     extract = pg.execute(
-        "SELECT status, error FROM wharf.audit WHERE dataset_id = 'shop.orders' "
+        "SELECT status, error FROM wharf.audit WHERE dataset_id = 'trust.changed' "
         "AND step = 'extract' AND run_id = %s",
         (run.run_id,),
     ).fetchall()
@@ -57,4 +60,4 @@ def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(
         ).fetchone()
         == audit_columns
     )
-    assert pg.execute("SELECT count(*) FROM shop.orders").fetchone() == (1,)
+    assert pg.execute("SELECT count(*) FROM trust.changed").fetchone() == (1,)
