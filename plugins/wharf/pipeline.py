@@ -111,6 +111,7 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
     try:
         with audited(run, step) as row:
             spec = get_spec(dataset_id)  # checked again: the YAML may have changed since parsing
+            _check_start_date(spec, run)
             result = body(spec, run, row)
     except Exception as err:
         if not errors.is_terminal(err):
@@ -131,6 +132,16 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
             f"{dataset_id}: run recorded as failed; steps not successful: {', '.join(failed)}"
         )
     return result
+
+
+def _check_start_date(spec: DatasetSpec, run: Run) -> None:
+    day = run.logical_date.astimezone(UTC).date() if run.logical_date else None
+    if spec.start_date and day and day < spec.start_date:
+        raise errors.TerminalError(
+            f"{spec.dataset_id}: logical date {day} is before the dataset's start_date "
+            f"{spec.start_date}: nothing is read before it (change start_date in the YAML to "
+            "load earlier data)"
+        )
 
 
 def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:

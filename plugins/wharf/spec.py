@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -699,6 +699,10 @@ class DatasetSpec(_Model):
     retry_delay: timedelta = Field(
         default=timedelta(minutes=5), ge=timedelta(seconds=1), le=timedelta(days=1)
     )
+    # The first date the dataset's data exists: a run or backfill of an earlier logical date
+    # fails at once, naming it. (The DAGs themselves start in 1970, so Airflow never skips a
+    # backfill's tasks silently.)
+    start_date: date | None = None
     # Each task's execution_timeout: a hostile regex or a stalled source cannot hold a
     # worker slot for ever.
     task_timeout: timedelta = Field(
