@@ -8,7 +8,9 @@ YAML): the run fails at once, publishes nothing and never quotes the file."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from wharf import config, sources
 from wharf.cli import main
 from wharf.dag_factory import build_dag
 from wharf.errors import TerminalError, UnsafeSpecError
+from wharf.sources.file import open_below
 from wharf.spec import DatasetSpec, FileSource, get_spec
 
 DAGS = str(Path(__file__).resolve().parents[2] / "dags")
@@ -170,7 +173,7 @@ def test_a_dot_dot_component(place: Place, capsys: Any, path: str) -> None:
     reader_refuses(place, path, f"{path!r} is outside the allowed file roots ({place.roots_text})")
 
 
-def test_proc_self_environ(place: Place, capsys: Any, monkeypatch: Any) -> None:
+def test_proc_self_environ(place: Place, capsys: Any, monkeypatch: Any, caplog: Any) -> None:
     message = "'/proc/self/environ' is below /proc: Wharf never reads /proc, /sys or /dev"
     file = place.yaml("environ", "/proc/self/environ", "jsonl")
     check_refuses(file, message, capsys)
@@ -179,9 +182,16 @@ def test_proc_self_environ(place: Place, capsys: Any, monkeypatch: Any) -> None:
     reader_refuses(
         place, "/proc/self/environ", resolves_out(place, "'/proc/self/environ'", environ)
     )
-    # An operator's root of '/' (which holds /proc) is ignored, not honoured.
-    monkeypatch.setenv("WHARF_FILE_ROOTS", f"/{os.pathsep}{place.root}")
-    assert config.file_roots() == (config.reference_dir(), place.root)
+    # An operator's root of '/' (which holds /proc), or one not absolute, is ignored.
+    monkeypatch.setenv("WHARF_FILE_ROOTS", os.pathsep.join(["/", str(place.root), "data", "/dev"]))
+    with caplog.at_level(logging.WARNING, logger="wharf.config"):
+        assert config.file_roots() == (config.reference_dir(), place.root)
+    assert [r.getMessage() for r in caplog.records if r.name == "wharf.config"] == [
+        "WHARF_FILE_ROOTS: '/' is or holds /proc, /sys or /dev, which Wharf never reads; ignored",
+        "WHARF_FILE_ROOTS: 'data' is not an absolute path; ignored",
+        "WHARF_FILE_ROOTS: '/dev' is or holds /proc, /sys or /dev, which Wharf never reads; "
+        "ignored",
+    ]
     check_refuses(place.yaml("environ", "/proc/self/environ", "jsonl"), message, capsys)
     check_refuses(place.yaml("environ", "/etc/passwd"), outside_roots(place, "/etc/passwd"), capsys)
     for forbidden in ("/dev/zero", "/sys/kernel/notes"):
@@ -366,3 +376,41 @@ def test_the_s3_reader_refuses_a_bucket_no_longer_allowed(monkeypatch: Any) -> N
         "file sources may read in WHARF_S3_BUCKETS (allowed: none)"
     )
     assert isinstance(refused.value, TerminalError)
+
+
+def test_a_folder_swapped_for_a_symlink_while_opening_is_never_read(place: Place) -> None:
+    """A real folder of the root swapped for a symlink out, again and again, while the reader
+    opens a file in it: the check of the opened descriptor refuses whatever slips between
+    the resolve and the open, so the secret is never read (each open either reads the file
+    inside or is refused)."""
+    sub, away = place.root / "sub", place.root / "sub_away"
+    sub.mkdir()
+    (sub / "secret.csv").write_text("id,note\n1,inside\n")
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            os.rename(sub, away)
+            sub.symlink_to(place.outside, target_is_directory=True)
+            sub.unlink()
+            os.rename(away, sub)
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    outcomes: dict[str, int] = {}
+    try:
+        for _ in range(3000):
+            try:
+                with open_below(sub / "secret.csv", "'sub/secret.csv'") as handle:
+                    text = handle.read().decode()
+                outcome = "outside" if CANARY in text else "inside"
+            except UnsafeSpecError:
+                outcome = "refused"
+            except FileNotFoundError:  # opened while the folder was renamed away
+                outcome = "missing"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    finally:
+        stop.set()
+        flipper.join()
+    assert "outside" not in outcomes, outcomes
+    assert outcomes.get("inside") and outcomes.get("refused"), outcomes
