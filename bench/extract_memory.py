@@ -37,6 +37,9 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from wharf import environment  # noqa: E402
 
 WORK = ROOT / ".wharf" / "bench"
+# The bench files are an allowed file root (an operator's setting: README, `file`).
+os.environ.setdefault("WHARF_FILE_ROOTS", str(WORK))
+os.environ.setdefault("WHARF_S3_BUCKETS", "bench")
 XLSX_MAX_ROWS = 1_048_575
 COLUMNS = [
     {"name": "id", "data_type": "bigint", "allow_null": False},

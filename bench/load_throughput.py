@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from wharf import environment  # noqa: E402
 
 WORK = ROOT / ".wharf" / "bench"
+# The bench files are an allowed file root (an operator's setting: README, `file`).
+os.environ.setdefault("WHARF_FILE_ROOTS", str(WORK))
 COLUMNS = [
     ("id", "bigint"),
     ("account", "integer"),

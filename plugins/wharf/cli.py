@@ -20,7 +20,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from wharf import config, environment
-from wharf.spec import DatasetSpec, SpecError, load_spec, load_specs, spec_files
+from wharf.spec import DatasetSpec, SpecError, check_files, load_spec, load_specs, spec_files
 
 
 def cmd_check(paths: list[str]) -> int:
@@ -31,7 +31,9 @@ def cmd_check(paths: list[str]) -> int:
     broken = 0
     for file in files:
         try:
-            _check_expectations(file, load_spec(file))
+            spec = load_spec(file)
+            check_files(file, spec)
+            _check_expectations(file, spec)
         except SpecError as err:
             broken += 1
             print(err, file=sys.stderr)

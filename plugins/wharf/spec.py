@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from wharf import config
-from wharf.errors import TerminalError
+from wharf.errors import TerminalError, UnsafeSpecError
 from wharf.types import DataType
 from wharf.yaml_lines import YamlSyntaxError, line_of, load_with_lines
 
@@ -321,9 +321,14 @@ class SqlSource(_Model):
 
 class FileSource(_Model):
     """CSV, Parquet, xlsx or JSON-lines files: a path relative to ``include/reference/``, an
-    absolute path, or an ``s3://bucket/key`` URL (read through the Amazon provider's connection
-    ``conn_id``, ``aws_default`` by default). A glob pattern (``*``, ``?``, ``[...]``; ``*``
-    does not cross '/') reads every match in name order as one dataset."""
+    absolute path below an allowed root (``WHARF_FILE_ROOTS``), or an ``s3://bucket/key`` URL
+    of an allowed bucket (``WHARF_S3_BUCKETS``), read through the Amazon provider's connection
+    ``conn_id``, ``aws_default`` by default. A glob pattern (``*``, ``?``, ``[...]``; ``*``
+    does not cross '/', ``**`` is refused) reads every match in name order as one dataset.
+
+    The model holds the lexical rule (no NUL, no '..', no absolute path outside the roots,
+    never /proc, /sys or /dev); ``checked_paths`` adds the resolved one (symlinks followed),
+    which ``wharf check`` runs, and the reader again right before it opens each file."""
 
     type: Literal["file"]
     path: str = Field(min_length=1)
@@ -383,6 +388,52 @@ class FileSource(_Model):
         anchor = Path(path.anchor)
         return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
 
+    def described(self, match: Path | None = None) -> str:
+        """The path as the YAML writes it, for messages; for a glob's ``match``, both."""
+        if match is None or not self.is_glob:
+            return repr(self.path)
+        return f"{self.path!r} matches {str(match)!r}, which"
+
+    def checked_paths(self, prefix: str = "") -> list[Path]:
+        """``resolved_paths``, each resolved (symlinks followed) and checked below the
+        allowed roots, and not something other than a file. Raises ``UnsafeSpecError`` naming
+        the path as written (after ``prefix``) and the roots, never the file's contents."""
+        checked = []
+        for path in self.resolved_paths():
+            real = config.resolve_under(path, self.described(path), prefix)
+            if real.exists() and not real.is_file():
+                raise UnsafeSpecError(f"{prefix}{self.described(path)} is not a regular file")
+            checked.append(path)
+        return checked
+
+    def _path_problem(self) -> str | None:
+        """The lexical rule: why the path may not be read, or None."""
+        path = self.path
+        if "\0" in path:
+            return f"{path!r} holds a NUL character"
+        if ".." in path.split("/"):
+            return f"{path!r} has a '..' component: a file source stays below its root"
+        if "**" in path:
+            return (
+                f"{path!r} uses '**': a glob's '*' matches within one folder; write one '*' "
+                "per level"
+            )
+        if self.is_s3:
+            return config.s3_bucket_problem(self.s3_bucket_key()[0])
+        written = PurePosixPath(os.path.normpath(path))
+        if not written.is_absolute():
+            return None  # below include/reference/: no '..' and not absolute
+        forbidden = config.forbidden_root(written)
+        if forbidden is not None:
+            return f"{path!r} is below {forbidden}: Wharf never reads /proc, /sys or /dev"
+        if not any(written.is_relative_to(root) for root in config.file_roots()):
+            return (
+                f"{path!r} is outside the allowed file roots ({config.roots_text()}): use a path "
+                "relative to include/reference/, or an operator adds its folder to "
+                "WHARF_FILE_ROOTS"
+            )
+        return None
+
     @model_validator(mode="after")
     def _consistent(self) -> FileSource:
         if self.is_s3:
@@ -399,6 +450,9 @@ class FileSource(_Model):
             )
         elif "://" in self.path:
             raise _err(f"{self.path!r}: only local paths and s3:// URLs are supported", "path")
+        problem = self._path_problem()
+        if problem is not None:
+            raise _err(problem, "path")
         if self.column_paths and self.format != "jsonl":
             raise _err(
                 f"'column_paths' applies to format jsonl only, not {self.format}",
@@ -1017,6 +1071,22 @@ def _placement_issues(file: Path, spec: DatasetSpec, lines: dict) -> Iterator[Sp
         yield SpecIssue(file, lines.get(("sql",), 1), "sql", f"no file include/sql/{spec.sql}")
 
 
+def check_files(file: Path, spec: DatasetSpec) -> None:
+    """``wharf check``'s file stage: the resolved rule of a local file source (symlinks
+    followed, each match of a glob) on this machine's files. Raises ``SpecError`` with the
+    path's line. Not run when the DAG processor parses (a file may change after it anyway):
+    the reader runs the same rule right before it opens each file."""
+    source = spec.source
+    if not isinstance(source, FileSource) or source.is_s3:
+        return
+    try:
+        source.checked_paths()
+    except UnsafeSpecError as err:
+        _, lines = load_with_lines(file)
+        line = lines.get(("source", "path"), lines.get(("source",), 1))
+        raise SpecError([SpecIssue(file, line, "source.path", str(err))]) from None
+
+
 def spec_files(root: Path | None = None) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` under the schemas folder, sorted."""
     root = root or config.schemas_dir()
@@ -1055,7 +1125,7 @@ def load_spec_cached(file: Path) -> DatasetSpec:
     cache = _cache_file(file)
     if cache is None:
         return load_spec(file)
-    stamp = [*_stat(file), *_code_stamp()]
+    stamp: list[Any] = [*_stat(file), *_code_stamp(), *config.file_settings()]
     try:
         entry = json.loads(cache.read_text())
     except (OSError, ValueError):

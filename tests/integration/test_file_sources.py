@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,6 +27,15 @@ from wharf.spec import DatasetSpec, FileSource, SpecError, get_spec, load_spec
 
 BUCKET = "wharf-test"
 OWNERS = "owners: [{name: Shop team, email: shop@example.org}]"
+CANARY = "canary-8c2e71-do-not-publish"
+
+
+@pytest.fixture(autouse=True)
+def allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's own folder is an allowed file root, and the test bucket an allowed bucket
+    (an operator's settings: without them both are refused, see test_file_roots.py)."""
+    monkeypatch.setenv("WHARF_FILE_ROOTS", str(tmp_path))
+    monkeypatch.setenv("WHARF_S3_BUCKETS", BUCKET)
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +182,8 @@ def test_a_truncated_csv_fails_the_run_naming_the_line_and_keeps_the_table(
     put(s3, "exports/orders/orders.csv", good + "3,cy,4,02/02/2026\n4,d")  # cut off mid-row
     assert run("shop.s3_orders") == "failed"
     assert (
-        f"s3://{BUCKET}/exports/orders/orders.csv, line 5: expected 4 fields, found 2 ('4,d'): "
-        "the file is truncated or the row is malformed" in extract_error(pg, "shop.s3_orders")
+        f"s3://{BUCKET}/exports/orders/orders.csv, line 5: expected 4 fields, found 2: the file "
+        "is truncated or the row is malformed" in extract_error(pg, "shop.s3_orders")
     )
     assert pg.execute("SELECT count(*), sum(id) FROM shop.s3_orders").fetchone() == (2, 3)
     assert left_behind() == []
@@ -203,6 +213,7 @@ def test_an_s3_glob_reads_the_matching_keys_in_name_order(s3: Any) -> None:
     missing = spec_of({"path": f"s3://{BUCKET}/raw/1999-*/*.csv", "conn_id": "s3_test"})
     with pytest.raises(FileNotFoundError, match=rf"no source file matches s3://{BUCKET}/raw/1999"):
         sources.extract(missing)
+    os.environ["WHARF_S3_BUCKETS"] = f"{BUCKET},no-such-bucket"  # restored by `allowed`
     no_bucket = spec_of({"path": "s3://no-such-bucket/*.csv", "conn_id": "s3_test"})
     with pytest.raises(FileNotFoundError, match="no bucket 'no-such-bucket'"):
         sources.extract(no_bucket)
@@ -395,3 +406,76 @@ def test_column_paths_are_checked_in_the_yaml(schemas: Path) -> None:
     file.write_text(text.replace("    first_tag:", "    nope:"))
     with pytest.raises(SpecError, match="column_paths names column.*'nope'"):
         load_spec(file)
+
+
+# --- errors name the file and line, never a line's contents --------------------------------
+def test_a_bad_line_holding_a_secret_fails_the_run_without_quoting_it(
+    schemas: Path, tmp_path: Path, pg: Any
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(EVENT_LINES[0]) + f'\n{{"id": 2, "token": "{CANARY}"\n')
+    write_yaml(schemas, "shop", "events", EVENTS.format(owners=OWNERS, path=path))
+    assert run("shop.events") == "failed"
+    error, detail = pg.execute(
+        """SELECT error, detail FROM wharf.audit WHERE dataset_id = 'shop.events'
+           AND step = 'extract' ORDER BY id DESC LIMIT 1"""
+    ).fetchone()
+    assert error == (
+        f"{path}, line 2: not valid JSON (Expecting ',' delimiter at column "
+        f"{len(CANARY) + 23})"  # the newline after the value
+    )
+    assert CANARY not in error + json.dumps(detail)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body", "message"),
+    [
+        (
+            "jsonl",
+            f'{{"id": 1}}\n{{"id": 2, "x": "{CANARY}"\n',
+            "line 2: not valid JSON (Expecting",
+        ),
+        ("jsonl", f'{{"id": 1}}\n["{CANARY}"]\n', "line 2: expected a JSON object, found list"),
+        ("jsonl", f'{{"id": 1}}\n"{CANARY}"\n', "line 2: expected a JSON object, found str"),
+        ("jsonl", b'{"id": 1}\n{"x": "\xff' + CANARY.encode() + b'"}\n', "line 2: not utf-8 text"),
+        ("jsonl", "[" * 100_000 + CANARY + "\n", "line 1: JSON nested too deep"),
+        ("csv", f"id,note\n1,a\n2,{CANARY},x\n3,c\n", "line 3: expected 2 fields, found 3"),
+        ("csv", b"id,note\n1,a\n2,\xff" + CANARY.encode() + b"\n", "malformed CSV (In CSV col"),
+    ],
+)
+def test_errors_name_the_line_never_its_contents(
+    tmp_path: Path, fmt: str, body: str | bytes, message: str
+) -> None:
+    path = tmp_path / f"secret.{fmt}"
+    if isinstance(body, str):
+        path.write_text(body)
+    else:
+        path.write_bytes(body)
+    spec = spec_of({"path": str(path), "format": fmt})
+    with pytest.raises(ValueError) as failed:
+        rows_of(spec)
+    assert str(failed.value).startswith(f"{path}"), failed.value
+    assert message in str(failed.value)
+    assert CANARY not in str(failed.value)
+
+
+def test_a_gzip_that_is_not_one_is_named_not_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl.gz"
+    path.write_text(CANARY)
+    with pytest.raises(ValueError) as failed:
+        rows_of(spec_of({"path": str(path), "format": "jsonl"}))
+    assert str(failed.value) == (
+        f"{path}, after line 0: not a gzip file, or a truncated one (BadGzipFile)"
+    )
+
+
+def test_a_records_path_error_names_a_few_keys_never_values() -> None:
+    from wharf.sources.json_records import records_getter
+
+    page = {f"{CANARY}-{i}" * 3: CANARY for i in range(12)}
+    with pytest.raises(ValueError) as failed:
+        records_getter("$.items")(page)
+    message = str(failed.value)
+    assert message.startswith("records_path '$.items' matches nothing in the response (found ")
+    assert message.endswith(" and 2 more)") and message.count(CANARY) == 10  # 40 chars of keys
+    assert len(message) < 600

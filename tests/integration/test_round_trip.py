@@ -117,7 +117,10 @@ columns:
 """
 
 
-def test_csv_keeps_empty_strings_nulls_and_offsets(schemas: Path, tmp_path: Path, pg: Any) -> None:
+def test_csv_keeps_empty_strings_nulls_and_offsets(
+    schemas: Path, tmp_path: Path, pg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHARF_FILE_ROOTS", str(tmp_path))  # an operator allows the folder
     (tmp_path / "rows.csv").write_text(CSV)
     (schemas / "checks").mkdir()
     (schemas / "checks" / "csv_round_trip.yaml").write_text(CSV_YAML % (tmp_path / "rows.csv"))

@@ -4,6 +4,7 @@ filled in, passes ``wharf check`` and its contract holds for the whole file."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -17,6 +18,13 @@ from wharf import sources, validation
 from wharf.cli import main
 from wharf.demo import _data_dir
 from wharf.spec import load_spec
+
+
+@pytest.fixture(autouse=True)
+def allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The samples' folders are allowed file roots (an operator's WHARF_FILE_ROOTS): a draft
+    names its sample's absolute path."""
+    monkeypatch.setenv("WHARF_FILE_ROOTS", f"{tmp_path}{os.pathsep}{_data_dir()}")
 
 
 def generate(capsys: Any, *args: str) -> str:

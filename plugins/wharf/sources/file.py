@@ -9,26 +9,39 @@ HTTP source's records do (``wharf.sources.json_records``).
 An ``s3://`` object is read through the Amazon provider's ``S3Hook`` (the connection holds
 the credentials, region and endpoint): each object is downloaded, streamed, to a temporary
 file, read by the same readers as a local file, and deleted once its batches are read.
+
+The threat model's file rule holds here again, whatever ``wharf check`` saw: a local file is
+resolved (symlinks followed) and checked below the allowed roots right before it is opened,
+each match of a glob in turn; it is opened without following a symlink, must be a regular
+file, and the path of the opened descriptor is checked once more, so a symlink swapped in
+between the check and the open is refused too. An ``s3://`` bucket must be allowed
+(``WHARF_S3_BUCKETS``). Errors name the file and line, never a line's contents.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from wharf import config
+from wharf.errors import UnsafeSpecError
 from wharf.sources import Extract, Window
 from wharf.spec import DatasetSpec, FileSource
+
+Opener = Callable[[], IO[bytes]]
 
 # pyarrow reads CSV in blocks of this many bytes; rows per batch follow from it. 1 MiB blocks
 # read 1M rows x 12 columns in 0.48 s at 164 MB peak RSS; 8 MiB blocks in 0.86 s at 284 MB.
@@ -83,13 +96,55 @@ class _LocalFiles:
     def __init__(self, spec: DatasetSpec, source: FileSource):
         self.spec, self.source = spec, source
         self.where = str(source.resolved_path())
-        self.paths = source.resolved_paths()
+        self.prefix = f"{spec.dataset_id}: source.path "
+        # Checked before anything is said about existence: no oracle for files outside.
+        self.paths = source.checked_paths(self.prefix)
         if len(self.paths) == 1 and not self.paths[0].is_file():
             raise FileNotFoundError(f"{spec.dataset_id}: no source file {self.where}")
         self.names = [str(p) for p in self.paths]
 
     def open(self, index: int) -> Extract:
-        return _open(self.paths[index], self.source, self.spec, self.names[index])
+        path = self.paths[index]
+        described = self.source.described(path)
+        return _open(
+            lambda: open_below(path, described, self.prefix),
+            path,
+            self.source,
+            self.spec,
+            self.names[index],
+        )
+
+
+def open_below(path: Path, described: str, prefix: str = "") -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file below the allowed roots, checked
+    right before the open (symlinks followed) and again on the opened descriptor (Linux:
+    ``/proc/self/fd``), so nothing swapped in between is read. Raises ``UnsafeSpecError``
+    naming ``described`` (the path as the YAML writes it), never the file's contents."""
+    real = config.resolve_under(path, described, prefix)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(real, flags)  # O_NONBLOCK: a FIFO must not hang the open
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UnsafeSpecError(f"{prefix}{described} became a symlink while opened") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeSpecError(f"{prefix}{described} is not a regular file")
+        try:
+            opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # no procfs (not Linux): the check before the open stands
+            opened = real
+        if not config.below_real_roots(opened, config.real_roots()):
+            raise UnsafeSpecError(
+                f"{prefix}{described} changed while opened: it is now outside the allowed "
+                f"file roots ({config.roots_text()})"
+            )
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class _S3Files:
@@ -101,8 +156,11 @@ class _S3Files:
 
         self.spec, self.source = spec, source
         self.where = source.path
-        self.hook = S3Hook(aws_conn_id=source.aws_conn_id, transfer_config_args=_S3_TRANSFER)
         self.bucket, pattern = source.s3_bucket_key()
+        problem = config.s3_bucket_problem(self.bucket)
+        if problem is not None:
+            raise UnsafeSpecError(f"{spec.dataset_id}: source.path {problem}")
+        self.hook = S3Hook(aws_conn_id=source.aws_conn_id, transfer_config_args=_S3_TRANSFER)
         if source.is_glob:
             self.keys = self._matching(pattern)
         else:
@@ -128,7 +186,7 @@ class _S3Files:
         folder = Path(tempfile.mkdtemp(prefix="wharf-s3-"))
         try:
             path = self._download(key, name, folder)
-            opened = _open(path, self.source, self.spec, name)
+            opened = _open(lambda: open(path, "rb"), path, self.source, self.spec, name)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -188,40 +246,67 @@ def glob_matcher(pattern: str) -> Callable[[str], bool]:
     return matches
 
 
-def _open(path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
-    if source.format == "parquet":
-        return _parquet(path, source, name)
-    if source.format == "xlsx":
-        return read_xlsx(path, source.sheet, source.null_values, source.batch_size, name=name)
+def _open(opener: Opener, path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
+    """The reader of ``source.format`` over the file ``opener`` opens (``path`` gives its
+    suffixes; ``name`` is what messages call it)."""
+    if source.format == "csv":
+        return _csv(opener, source, name)
     if source.format == "jsonl":
-        return _jsonl(path, source, spec, name)
-    return _csv(path, source, name)
+        return _jsonl(opener, path, source, spec, name)
+    handle = opener()
+    try:
+        if source.format == "parquet":
+            opened = _parquet(handle, source, name)
+        else:
+            opened = read_xlsx(
+                handle, source.sheet, source.null_values, source.batch_size, name=name
+            )
+    except BaseException:
+        handle.close()
+        raise
+    return Extract(opened.schema, _closing(opened.batches, handle), opened.description)
 
 
-def _jsonl(path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
+def _closing(batches: Iterator[pa.RecordBatch], handle: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    finally:
+        handle.close()
+
+
+def _jsonl(opener: Opener, path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
     """One JSON object per line (blank lines skipped; gzip when the name ends in ``.gz``),
     read line by line into batches of ``batch_size`` records. Lines are split on ``\n``
     before decoding, so an error names its exact line (``encoding`` must keep ``\n`` one
     byte, as UTF-8, which JSON lines use, and Latin-1 do)."""
     import gzip
+    import zlib
 
     from wharf.sources.json_records import RecordBatcher
 
     batcher = RecordBatcher(spec, source.column_paths, source.batch_size)
 
     def records() -> Iterator[Any]:
-        opener: Any = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, 1):
-                try:
-                    line = raw.decode(source.encoding)
-                except UnicodeDecodeError as err:
-                    raise ValueError(
-                        f"{name}, line {number}: not {source.encoding} text ({err.reason} at "
-                        f"byte {err.start + 1}): {raw[:200]!r}"
-                    ) from None
-                if line.strip():
-                    yield _json_object(line, name, number)
+        number = 0
+        with opener() as file:
+            handle: Any = gzip.GzipFile(fileobj=file) if path.name.endswith(".gz") else file
+            try:
+                for number, raw in enumerate(handle, 1):
+                    try:
+                        line = raw.decode(source.encoding)
+                    except UnicodeDecodeError as err:
+                        raise ValueError(
+                            f"{name}, line {number}: not {source.encoding} text ({err.reason} "
+                            f"at byte {err.start + 1})"
+                        ) from None
+                    if line.strip():
+                        yield _json_object(line, name, number)
+            except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+                # gzip's own message quotes the file's first bytes: say what, not those.
+                raise ValueError(
+                    f"{name}, after line {number}: not a gzip file, or a truncated one "
+                    f"({type(err).__name__})"
+                ) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from batcher.add(records())
@@ -231,22 +316,24 @@ def _jsonl(path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extr
 
 
 def _json_object(line: str, name: str, number: int) -> Any:
-    excerpt = line.strip()[:200]
+    """The line's JSON object. An error names the line and the problem, never the line's
+    text (a file can hold a secret on a line that is not JSON)."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
         raise ValueError(
-            f"{name}, line {number}: not valid JSON ({err.msg} at column {err.colno}): {excerpt!r}"
+            f"{name}, line {number}: not valid JSON ({err.msg} at column {err.pos + 1})"
         ) from None
+    except RecursionError:
+        raise ValueError(f"{name}, line {number}: JSON nested too deep") from None
     if not isinstance(record, dict):
         raise ValueError(
-            f"{name}, line {number}: expected a JSON object, found {type(record).__name__}: "
-            f"{excerpt!r}"
+            f"{name}, line {number}: expected a JSON object, found {type(record).__name__}"
         )
     return record
 
 
-def _csv(path: Path, source: FileSource, name: str) -> Extract:
+def _csv(opener: Opener, source: FileSource, name: str) -> Extract:
     parse = pacsv.ParseOptions(
         delimiter=source.delimiter,
         quote_char=source.quotechar,
@@ -259,11 +346,13 @@ def _csv(path: Path, source: FileSource, name: str) -> Extract:
             block_size=block_size, encoding=source.encoding, skip_rows=source.skip_rows
         )
 
+    handle = None
     try:
-        with open(path, "rb") as handle:
-            header = pacsv.open_csv(handle, read_options=read(1 << 16), parse_options=parse)
+        with opener() as first:
+            header = pacsv.open_csv(first, read_options=read(1 << 16), parse_options=parse)
+        handle = opener()
         reader = pacsv.open_csv(
-            path,
+            handle,
             read_options=read(_BLOCK_BYTES),
             parse_options=parse,
             convert_options=pacsv.ConvertOptions(
@@ -274,49 +363,74 @@ def _csv(path: Path, source: FileSource, name: str) -> Extract:
             ),
         )
     except pa.ArrowInvalid as err:
-        raise _malformed(path, source, err, name) from None
+        if handle is not None:
+            handle.close()
+        raise _malformed(opener, source, err, name) from None
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        raise
 
     def batches() -> Iterator[pa.RecordBatch]:
-        with reader:
+        with handle, reader:
             try:
                 yield from reader
             except pa.ArrowInvalid as err:
-                raise _malformed(path, source, err, name) from None
+                raise _malformed(opener, source, err, name) from None
 
     return Extract(reader.schema, batches(), f"CSV file {name}")
 
 
-def _malformed(path: Path, source: FileSource, err: pa.ArrowInvalid, name: str) -> Exception:
+# pyarrow's CSV errors that quote nothing of the file (others quote the row: see _malformed).
+_ARROW_CSV_SAFE = re.compile(
+    r"(CSV parse error: )?(Row #\d+: )?Expected \d+ columns, got \d+"
+    r"|(CSV parse error: )?Empty CSV file( or block: cannot infer number of columns)?"
+    r"|straddling object straddles two block boundaries"
+    r"|(In CSV column #\d+: )?(Row #\d+: )?CSV conversion error to string: invalid UTF8 data"
+)
+
+
+def _malformed(opener: Opener, source: FileSource, err: pa.ArrowInvalid, name: str) -> Exception:
     """pyarrow's parse error with the line it happened on: pyarrow does not know the line
-    when reading in blocks, so the file is scanned again (on this error path only)."""
+    when reading in blocks, so the file is scanned again (on this error path only). The
+    message names the line and the problem, never the row's text (pyarrow's own quotes it)."""
     import csv
+    import io
 
-    with open(path, newline="", encoding=source.encoding, errors="replace") as handle:
-        for _ in range(source.skip_rows):
-            handle.readline()
-        rows = csv.reader(
-            handle,
-            delimiter=source.delimiter,
-            quotechar=source.quotechar,
-            escapechar=source.escapechar,
-            doublequote=source.doublequote,
-        )
-        width = len(next(rows, []))
-        for row in rows:
-            if len(row) != width:
-                line = rows.line_num + source.skip_rows
-                return ValueError(
-                    f"{name}, line {line}: expected {width} fields, found {len(row)} "
-                    f"({source.delimiter.join(row)[:200]!r}): the file is truncated or the row "
-                    "is malformed"
-                )
-    return ValueError(f"{name}: {err}")
+    try:
+        with (
+            opener() as raw,
+            io.TextIOWrapper(raw, newline="", encoding=source.encoding, errors="replace") as handle,
+        ):
+            for _ in range(source.skip_rows):
+                handle.readline()
+            rows = csv.reader(
+                handle,
+                delimiter=source.delimiter,
+                quotechar=source.quotechar,
+                escapechar=source.escapechar,
+                doublequote=source.doublequote,
+            )
+            width = len(next(rows, []))
+            for row in rows:
+                if len(row) != width:
+                    line = rows.line_num + source.skip_rows
+                    return ValueError(
+                        f"{name}, line {line}: expected {width} fields, found {len(row)}: the "
+                        "file is truncated or the row is malformed"
+                    )
+    except csv.Error as scan:
+        return ValueError(f"{name}: not CSV that Wharf can read ({scan})")
+    first = str(err).splitlines()[0] if str(err).strip() else ""
+    safe = _ARROW_CSV_SAFE.match(first)  # from the start; what follows may quote the row
+    said = safe.group(0) if safe else "pyarrow could not parse it"
+    return ValueError(f"{name}: malformed CSV ({said})")
 
 
-def _parquet(path: Path, source: FileSource, name: str) -> Extract:
+def _parquet(handle: IO[bytes], source: FileSource, name: str) -> Extract:
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    parquet = pq.ParquetFile(handle, pre_buffer=False)
 
     def batches() -> Iterator[pa.RecordBatch]:
         with parquet:
@@ -326,7 +440,7 @@ def _parquet(path: Path, source: FileSource, name: str) -> Extract:
 
 
 def read_xlsx(
-    path: Path,
+    path: Path | IO[bytes],
     sheet_name: str | None,
     null_values: tuple[str, ...],
     batch_size: int,
@@ -334,7 +448,8 @@ def read_xlsx(
 ) -> Extract:
     """A sheet (the first by default) streamed by openpyxl in read-only mode: its first row
     is the header; cells land as text (dates as ISO 8601). Raises ``KeyError`` naming a
-    missing sheet. ``name`` is what messages call the file (default: ``path``)."""
+    missing sheet. ``path`` is a file name or an open binary file (left open); ``name`` is
+    what messages call the file (default: ``path``)."""
     import openpyxl
 
     name = name or str(path)

@@ -64,15 +64,24 @@ def records_getter(path: str) -> Callable[[Any], list[Any]]:
         if isinstance(found, list):
             return found
         if found is None:
-            keys = ", ".join(map(repr, page)) if isinstance(page, Mapping) else type(page).__name__
             raise ValueError(
-                f"records_path {path!r} matches nothing in the response (found {keys})"
+                f"records_path {path!r} matches nothing in the response (found {_keys(page)})"
             )
         if isinstance(found, Mapping):
             return [found]
         raise ValueError(f"records_path {path!r} points at a {type(found).__name__}, not records")
 
     return records
+
+
+def _keys(page: Any, most: int = 10, chars: int = 40) -> str:
+    """A page's top-level keys for a message: names only, never values, at most ``most`` of
+    them, each cut to ``chars`` characters (a page keyed by data must not fill an error)."""
+    if not isinstance(page, Mapping):
+        return type(page).__name__
+    keys = [repr(str(k)[:chars]) for k in list(page)[:most]]
+    more = len(page) - len(keys)
+    return ", ".join(keys) + (f" and {more} more" if more > 0 else "") if keys else "no keys"
 
 
 def _simple_steps(parsed: Any) -> tuple[str | int, ...] | None:
