@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from wharf import config
-from wharf.errors import TerminalError
+from wharf.errors import TerminalError, UnsafeSpecError
 from wharf.types import DataType
 from wharf.yaml_lines import YamlSyntaxError, line_of, load_with_lines
 
@@ -292,6 +292,15 @@ class SqlSource(_Model):
             raise PydanticCustomError(
                 "wharf_query_or_table", "give exactly one of 'query' or 'table'"
             )
+        if self.query is not None:
+            # The connection's database is unknown here: wharf.sources.sql checks the query
+            # again in its own dialect and runs it in a read-only transaction.
+            from wharf.sql_guard import CHECK_DIALECTS, check_query
+
+            try:
+                check_query(self.query, CHECK_DIALECTS)
+            except UnsafeSpecError as err:
+                raise _err(f"{err}", "query") from None
         return self
 
 
@@ -971,7 +980,7 @@ def spec_files(root: Path | None = None) -> list[Path]:
 # unchanged is taken from its JSON cache entry and re-validated by pydantic (JSON, not pickle:
 # nothing executable is read back). WHARF_SPEC_CACHE=off disables it; WHARF_SPEC_CACHE_DIR
 # moves it (default .wharf/cache/specs).
-_CODE_FILES = ("spec.py", "types.py", "yaml_lines.py")
+_CODE_FILES = ("spec.py", "types.py", "yaml_lines.py", "sql_guard.py")
 
 
 def _code_stamp() -> list[int]:
