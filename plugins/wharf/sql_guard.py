@@ -9,6 +9,9 @@ superuser (``wharf.data_cuts``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from wharf.errors import UnsafeSpecError
@@ -232,3 +235,84 @@ def _where(err: Any) -> str:
         first = details[0]
         return f"{first.get('description')} at line {first.get('line')}, column {first.get('col')}"
     return str(err).splitlines()[0][:200]
+
+
+# --- data cuts ------------------------------------------------------------------------------
+# A data cut reads datasets, never Wharf's own tables nor the database's catalogs.
+RESERVED_SCHEMAS = frozenset({"wharf", "public", "information_schema"})
+RESERVED_SCHEMA_PREFIXES = ("wharf_", "pg_")
+_CUT_SQL_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def reserved_schema(name: str) -> bool:
+    """Whether a data cut may not read from (or be granted) schema ``name``."""
+    return name in RESERVED_SCHEMAS or name.startswith(RESERVED_SCHEMA_PREFIXES)
+
+
+def cut_sql_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain relative ``.sql`` file name below ``include/sql/`` (the
+    lexical rule, for the model), or None."""
+    parts = name.split("/")
+    if name.startswith("/") or not all(_CUT_SQL_PART.fullmatch(p) for p in parts):
+        return (
+            f"{name!r} is not a file name below include/sql/: use a relative name of letters, "
+            "digits, '_', '-' and '.', e.g. 'flights_per_month.sql' (no '..', no absolute path)"
+        )
+    if any(p in (".", "..") or p.strip(".") == "" for p in parts):
+        return f"{name!r} may not name '.' or '..': the file must be below include/sql/"
+    if not name.endswith(".sql"):
+        return f"{name!r} must be a .sql file"
+    return None
+
+
+def resolve_cut_sql(name: str, root: Path) -> Path:
+    """The real path of data-cut SQL file ``name`` below ``root`` (symlinks followed).
+
+    Raises ``UnsafeSpecError`` for a name that breaks the lexical rule or a file that lies
+    outside ``root`` once resolved."""
+    problem = cut_sql_name_problem(name)
+    if problem:
+        raise UnsafeSpecError(problem)
+    real = (root / name).resolve(strict=False)
+    if not real.is_relative_to(root.resolve()):
+        raise UnsafeSpecError(f"{name!r} resolves outside include/sql/ (a symlink out of it)")
+    return real
+
+
+def read_cut_sql(name: str, root: Path) -> str:
+    """The text of data-cut SQL file ``name`` below ``root``: ``resolve_cut_sql``, at most
+    ``MAX_SQL_CHARS`` bytes, UTF-8. Raises ``UnsafeSpecError`` or ``FileNotFoundError``."""
+    real = resolve_cut_sql(name, root)
+    if not real.is_file():
+        raise FileNotFoundError(f"no file include/sql/{name}")
+    if real.stat().st_size > MAX_SQL_CHARS:
+        raise UnsafeSpecError(f"include/sql/{name} is larger than {MAX_SQL_CHARS:,} bytes")
+    try:
+        return real.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UnsafeSpecError(f"include/sql/{name} is not UTF-8 text") from None
+
+
+def check_cut(text: str, depends_on: Sequence[str] = ()) -> list[str]:
+    """The inputs (``schema.table``, sorted) of a data cut's SQL, which must be one read-only
+    SELECT (PostgreSQL) reading only schema-qualified tables outside Wharf's own and the
+    catalogs' schemas, each listed in ``depends_on`` when that is given.
+    Raises ``UnsafeSpecError``."""
+    inputs = []
+    for schema, name in tables_read(text, "postgres"):
+        if not schema:
+            raise UnsafeSpecError(
+                f"the SQL reads {name!r} without its schema: name each input as domain.dataset"
+            )
+        if reserved_schema(schema):
+            raise UnsafeSpecError(
+                f"the SQL reads {schema}.{name}: a data cut reads datasets, not the {schema!r} "
+                "schema"
+            )
+        inputs.append(f"{schema}.{name}")
+    unlisted = sorted(set(inputs) - set(depends_on)) if depends_on else []
+    if unlisted:
+        raise UnsafeSpecError(
+            f"the SQL reads {', '.join(unlisted)}, which depends_on does not list"
+        )
+    return inputs
