@@ -316,6 +316,15 @@ class SqlSource(_Model):
             raise PydanticCustomError(
                 "wharf_query_or_table", "give exactly one of 'query' or 'table'"
             )
+        if self.query is not None:
+            # The connection's database is unknown here: wharf.sources.sql checks the query
+            # again in its own dialect and runs it in a read-only transaction.
+            from wharf.sql_guard import CHECK_DIALECTS, check_query
+
+            try:
+                check_query(self.query, CHECK_DIALECTS)
+            except UnsafeSpecError as err:
+                raise _err(f"{err}", "query") from None
         return self
 
 
@@ -740,6 +749,39 @@ class LoadOptions(_Model):
     allow_destructive_changes: bool = False
 
 
+def _cut_sql_name(value: str | None) -> str | None:
+    """A data cut's ``sql``: a plain relative ``.sql`` name below include/sql/ (lexically;
+    the resolved path is checked where the file is read)."""
+    from wharf.sql_guard import cut_sql_name_problem
+
+    problem = None if value is None else cut_sql_name_problem(value)
+    if problem:
+        raise PydanticCustomError("wharf_cut_sql", "{problem}", {"problem": problem})
+    return value
+
+
+def _cut_input(value: str) -> str:
+    """A ``depends_on`` entry: a dataset id ``domain.dataset``, never Wharf's own schemas or
+    the catalogs (the data-cut role is granted SELECT on each input)."""
+    from wharf.sql_guard import reserved_schema
+
+    schema, dot, table = value.partition(".")
+    if not (dot and _NAME.fullmatch(schema) and _NAME.fullmatch(table)):
+        raise PydanticCustomError(
+            "wharf_cut_input",
+            "{value} is not a dataset id: expected domain.dataset in lowercase letters, digits "
+            "and underscores",
+            {"value": repr(value)},
+        )
+    if reserved_schema(schema):
+        raise PydanticCustomError(
+            "wharf_cut_input",
+            "{value}: a data cut reads datasets, not the {schema} schema",
+            {"value": repr(value), "schema": repr(schema)},
+        )
+    return value
+
+
 class DatasetSpec(_Model):
     """One dataset YAML. ``dataset_id`` (``<domain>.<dataset>``) is also its DAG id."""
 
@@ -771,9 +813,9 @@ class DatasetSpec(_Model):
     # With quarantine: the run still fails when more than this share of the rows is rejected.
     max_rejected_fraction: float = Field(default=0.05, ge=0, le=1)
     # data cuts only
-    sql: str | None = None
+    sql: Annotated[str | None, AfterValidator(_cut_sql_name)] = None
     materialized: bool = False
-    depends_on: tuple[str, ...] = ()
+    depends_on: tuple[Annotated[str, AfterValidator(_cut_input)], ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
@@ -933,9 +975,12 @@ class DatasetSpec(_Model):
 
     @cached_property
     def sql_text(self) -> str:
-        """The data cut's SQL, read from ``include/sql/<sql>``."""
+        """The data cut's SQL, read from ``include/sql/<sql>`` (the real path must stay below
+        it: ``UnsafeSpecError`` otherwise)."""
+        from wharf.sql_guard import read_cut_sql
+
         assert self.sql is not None
-        return (config.sql_dir() / self.sql).read_text(encoding="utf-8")
+        return read_cut_sql(self.sql, config.sql_dir())
 
 
 def _err(message: str, *at: str | int) -> PydanticCustomError:
@@ -1067,8 +1112,23 @@ def _placement_issues(file: Path, spec: DatasetSpec, lines: dict) -> Iterator[Sp
             "metadata",
             f"the file must be include/schemas/{expected} to match its domain and dataset",
         )
-    if spec.sql is not None and not (config.sql_dir() / spec.sql).is_file():
-        yield SpecIssue(file, lines.get(("sql",), 1), "sql", f"no file include/sql/{spec.sql}")
+    if spec.sql is not None:
+        yield from _cut_sql_issues(file, spec, lines)
+
+
+def _cut_sql_issues(file: Path, spec: DatasetSpec, lines: dict) -> Iterator[SpecIssue]:
+    """A data cut's SQL file: below include/sql/ once resolved, one read-only SELECT of
+    datasets (each in ``depends_on`` when given). ``wharf.data_cuts`` checks it again."""
+    from wharf.sql_guard import check_cut, read_cut_sql
+
+    assert spec.sql is not None
+    line = lines.get(("sql",), 1)
+    try:
+        check_cut(read_cut_sql(spec.sql, config.sql_dir()), spec.depends_on)
+    except FileNotFoundError:
+        yield SpecIssue(file, line, "sql", f"no file include/sql/{spec.sql}")
+    except UnsafeSpecError as err:
+        yield SpecIssue(file, line, "sql", f"include/sql/{spec.sql}: {err}")
 
 
 def check_files(file: Path, spec: DatasetSpec) -> None:
@@ -1099,7 +1159,7 @@ def spec_files(root: Path | None = None) -> list[Path]:
 # unchanged is taken from its JSON cache entry and re-validated by pydantic (JSON, not pickle:
 # nothing executable is read back). WHARF_SPEC_CACHE=off disables it; WHARF_SPEC_CACHE_DIR
 # moves it (default .wharf/cache/specs).
-_CODE_FILES = ("spec.py", "types.py", "yaml_lines.py")
+_CODE_FILES = ("spec.py", "types.py", "yaml_lines.py", "sql_guard.py")
 
 
 def _code_stamp() -> list[int]:

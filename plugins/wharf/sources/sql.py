@@ -1,7 +1,8 @@
 """``type: sql``: a table or query in any SQLAlchemy-reachable database.
 
 The database is an Airflow connection (``conn_id``): host, login and password never live in
-YAML. Rows are streamed with a server-side cursor (``stream_results``) in batches of
+YAML. A ``query`` is checked again here, in the connection's dialect, to be one read-only
+SELECT (``wharf.sql_guard``), and every read runs in a read-only transaction. Rows are streamed with a server-side cursor (``stream_results``) in batches of
 ``batch_size`` rows, so memory stays flat whatever the table's size.
 """
 
@@ -14,8 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from wharf.errors import UnsafeSpecError
 from wharf.sources import Extract, Window
 from wharf.spec import DatasetSpec, SqlSource
+from wharf.sql_guard import check_query, sqlglot_dialect
 from wharf.types import arrow_type
 
 log = logging.getLogger(__name__)
@@ -90,8 +93,16 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
         statement, more = _incremental(spec, statement, window)
         params.update(more)
     engine = sa.create_engine(sqlalchemy_url(source.conn_id))
-    conn = engine.connect().execution_options(stream_results=True, yield_per=source.batch_size)
+    if source.query is not None:  # checked by wharf check too, but the YAML may have changed
+        try:
+            check_query(source.query, sqlglot_dialect(engine.dialect.name))
+        except UnsafeSpecError as err:
+            engine.dispose()
+            raise UnsafeSpecError(f"{spec.dataset_id}: source.query: {err}") from None
+    conn = engine.connect()
     try:
+        read_only(conn)
+        conn = conn.execution_options(stream_results=True, yield_per=source.batch_size)
         result = conn.execute(statement, params)
         names = list(result.keys())
         first = result.fetchmany(source.batch_size)
@@ -116,6 +127,29 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
     what = source.query or f"table {source.table}"
     return Extract(schema, batches(), f"{what} via connection {source.conn_id!r}")
+
+
+def read_only(conn: Any) -> None:
+    """Make the SQLAlchemy connection's transaction read-only where the database offers it
+    (PostgreSQL, MySQL/MariaDB, SQLite, Oracle): even a query that got past the parser cannot
+    write. Call it on a fresh connection, before its first statement."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    elif name in ("mysql", "mariadb"):
+        # SESSION: a statement that commits implicitly cannot leave read-only mode either.
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        conn.exec_driver_sql("START TRANSACTION READ ONLY")
+    elif name == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    elif name == "oracle":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    else:
+        log.warning(
+            "%s offers Wharf no read-only transaction: give this connection a read-only user",
+            name,
+        )
 
 
 def _incremental(spec: DatasetSpec, statement: Any, window: Window) -> tuple[Any, dict[str, Any]]:
