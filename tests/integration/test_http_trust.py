@@ -250,13 +250,17 @@ def test_a_bad_allowed_origin_is_a_configuration_error(
 
 # --- timeouts are deadlines; pages are bounded --------------------------------------------
 class Dripper(ThreadingHTTPServer):
-    """Answers 200 at once, then sends ``body`` ``step`` bytes every ``delay`` seconds."""
+    """Answers 200 at once, then sends ``body`` ``step`` bytes every ``delay`` seconds
+    (``head``: the status line and headers too)."""
 
     daemon_threads = True
 
-    def __init__(self, body: bytes, delay: float, step: int = 1, length: bool = True):
+    def __init__(
+        self, body: bytes, delay: float, step: int = 1, length: bool = True, head: bool = False
+    ):
         super().__init__(("127.0.0.1", 0), _DripHandler)
         self.body, self.delay, self.step, self.length = body, delay, step, length
+        self.head = head
         self.stop = threading.Event()
 
 
@@ -265,12 +269,15 @@ class _DripHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
 
     def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        if self.server.length:
-            self.send_header("Content-Length", str(len(self.server.body)))
-        self.end_headers()
         body = self.server.body
+        if self.server.head:
+            body = f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if self.server.length:
+                self.send_header("Content-Length", str(len(self.server.body)))
+            self.end_headers()
         try:
             for i in range(0, len(body), self.server.step):
                 if self.server.stop.wait(self.server.delay):
@@ -288,8 +295,10 @@ class _DripHandler(BaseHTTPRequestHandler):
 def drip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     servers: list[Dripper] = []
 
-    def serve(body: bytes, delay: float, step: int = 1, length: bool = True) -> Dripper:
-        server = Dripper(body, delay, step, length)
+    def serve(
+        body: bytes, delay: float, step: int = 1, length: bool = True, head: bool = False
+    ) -> Dripper:
+        server = Dripper(body, delay, step, length, head)
         start(server)
         servers.append(server)
         monkeypatch.setenv(
@@ -315,6 +324,20 @@ def test_timeout_seconds_bounds_the_whole_request_not_each_read(drip: Any, schem
     took = time.monotonic() - began
     assert took < 2.5, took  # the whole body would take ~7 s
     assert isinstance(caught.value, HttpSourceError)
+    assert str(caught.value) == (
+        f"{DATASET}, page 1: GET http://127.0.0.1:{server.server_address[1]}/v1/cars took "
+        "longer than timeout_seconds (1 s), from connecting to the body's last byte"
+    )
+
+
+def test_timeout_seconds_bounds_a_dripped_status_line_and_headers(drip: Any, schemas: Path) -> None:
+    server = drip(PAGE, delay=0.1, head=True)  # ~40 bytes of head alone take 4 s
+    write_yaml(schemas, "null", timeout=1)
+    began = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        extracted_rows()
+    took = time.monotonic() - began
+    assert took < 2.5, took
     assert str(caught.value) == (
         f"{DATASET}, page 1: GET http://127.0.0.1:{server.server_address[1]}/v1/cars took "
         "longer than timeout_seconds (1 s), from connecting to the body's last byte"

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from string import Formatter
@@ -191,6 +193,111 @@ def shown(url: str) -> str:
     return f"{origin}{path if len(path) <= 200 else path[:200] + '...'}"
 
 
+class _Watchdog:
+    """Cuts a request off at its deadline: shuts down the sockets it uses, so that no phase
+    (TLS handshake, status line, headers) can outlast ``timeout_seconds``, however slowly
+    a server drips bytes. A socket read only waits for *some* byte; this bounds them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self.fired = False
+
+    def start(self, seconds: float) -> None:
+        with self._lock:
+            self._sockets, self.fired = [], False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            self._sockets = []
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.fired:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def install(self, session: Any) -> None:
+        """Make the pools of ``session``'s adapters report their sockets to this watchdog."""
+        pools = _watched_pools(self)
+        for adapter in session.adapters.values():
+            manager = getattr(adapter, "poolmanager", None)
+            if manager is not None:
+                manager.clear()
+                manager.pool_classes_by_scheme = pools
+
+    def install_proxy(self, session: Any, url: str, proxies: dict[str, str]) -> None:
+        """The same for the (lazily made) manager of the proxy ``url`` goes through."""
+        from requests.utils import select_proxy
+        from urllib3 import ProxyManager
+
+        proxy = select_proxy(url, proxies)
+        adapter = session.get_adapter(url)
+        if proxy and hasattr(adapter, "proxy_manager_for"):
+            manager = adapter.proxy_manager_for(proxy)
+            if type(manager) is ProxyManager:  # SOCKS managers keep their own pools
+                manager.pool_classes_by_scheme = _watched_pools(self)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        # socket.socket's own shutdown (an SSLSocket's would drop its SSL object under the
+        # reading thread): the blocked read returns at once.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _watched_pools(watchdog: _Watchdog) -> dict[str, type]:
+    """urllib3 pool classes whose connections report each socket they open or reuse."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Connection(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            watchdog.watch(sock)
+            return sock
+
+    class SecureConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            watchdog.watch(sock)
+            return sock
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            watchdog.watch(getattr(conn, "sock", None))  # a kept-alive connection
+            return conn
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            watchdog.watch(getattr(conn, "sock", None))
+            return conn
+
+    return {"http": Pool, "https": SecurePool}
+
+
 class _NoAuth(AuthBase):
     """No credential; set on a session it also keeps requests from reading ``~/.netrc``."""
 
@@ -241,6 +348,9 @@ class _Client:
             session.trust_env,
         )
         self.bare = bare
+        self.watchdog = _Watchdog()
+        self.watchdog.install(session)
+        self.watchdog.install(bare)
 
     def _session_for(self, url: str, what: str, how: str) -> Any:
         origin = origin_of(url)
@@ -267,7 +377,7 @@ class _Client:
             if self._session_for(prepared.url, what, how) is not session:  # pragma: no cover
                 raise HttpOriginError(f"{what}: the prepared URL changed origin; refused")
             response, deadline = self._attempts(session, prepared, what)
-            with closing(response):
+            with closing(response), _stopping(self.watchdog):
                 status = response.status_code
                 if status in REDIRECT_STATUSES and response.headers.get("Location"):
                     url, params = urljoin(prepared.url, response.headers["Location"]), None
@@ -309,14 +419,20 @@ class _Client:
         retry, timeout = self.source.retry, self.source.timeout_seconds
         settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
         settings["stream"] = True
+        watchdog = self.watchdog
         for attempt in range(1, retry.max_attempts + 1):
+            watchdog.install_proxy(session, prepared.url, settings.get("proxies") or {})
             deadline = time.monotonic() + timeout
+            watchdog.start(timeout)  # stopped once the body is read (get), or below
             wait = min(retry.backoff_seconds * 2 ** (attempt - 1), retry.max_backoff_seconds)
             try:
                 response = session.send(
                     prepared, allow_redirects=False, timeout=(timeout, timeout), **settings
                 )
             except (requests.ConnectionError, requests.Timeout) as err:
+                watchdog.stop()
+                if watchdog.fired:
+                    raise self._late(prepared.url, what) from None
                 why = _reason(err)
                 if attempt == retry.max_attempts:
                     raise HttpServerError(
@@ -324,11 +440,13 @@ class _Client:
                         f"{why}"
                     ) from None
             else:
-                if time.monotonic() > deadline:
+                if watchdog.fired or time.monotonic() > deadline:
+                    watchdog.stop()
                     response.close()
                     raise self._late(prepared.url, what)
                 if response.status_code not in RETRY_STATUSES or attempt == retry.max_attempts:
                     return response, deadline
+                watchdog.stop()
                 why = f"status {response.status_code}"
                 after = response.headers.get("Retry-After")
                 if after:
@@ -378,19 +496,29 @@ class _Client:
             try:
                 chunk = raw.read1(_CHUNK, decode_content=True)
             except (HTTPError, OSError) as err:
-                if time.monotonic() >= deadline:
+                if self.watchdog.fired or time.monotonic() >= deadline:
                     raise self._late(response.url, what) from None
                 raise HttpServerError(
                     f"{what}: GET {shown(response.url)}: the connection broke while reading "
                     f"the body: {_reason(err)}"
                 ) from None
             if not chunk:
+                if self.watchdog.fired:  # cut off: a body without a length just ends
+                    raise self._late(response.url, what)
                 return b"".join(chunks)
             chunks.append(chunk)
             size += len(chunk)
         if cut:
             return b"".join(chunks)[:limit]
         raise too_large
+
+
+@contextmanager
+def _stopping(watchdog: _Watchdog) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        watchdog.stop()
 
 
 def _reason(err: BaseException) -> str:
