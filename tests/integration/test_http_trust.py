@@ -180,7 +180,7 @@ def test_a_link_or_redirect_to_another_origin_fails_at_once_and_leaks_nothing(
     page = 1 if how == "302" else 2  # a link is refused as the next page's URL
     assert error.startswith(f"{DATASET}, page {page}: ")
     assert evil.url in error and "another origin" in error
-    assert "secret-in-query" not in error and "/v1/cars" not in error.split(evil.url)[1][:9]
+    assert "secret-in-query" not in error and f"{evil.url}/" not in error  # the origin only
     assert CANARY_PASSWORD not in error and CANARY_HEADER not in error
 
 
