@@ -52,7 +52,8 @@ class RecordsAPI(ThreadingHTTPServer):
          "links": {"next": "http://.../v1/cars?offset=100&limit=100" | null}}
 
     and carries ``Link: <next>; rel="next"`` while pages remain. ``requests`` logs every
-    request's path and query; ``fault(collection, page_number)`` may answer instead (tests).
+    request's path and query, ``headers`` each request's headers (tests look there for
+    credentials); ``fault(collection, page_number)`` may answer instead (tests).
     """
 
     daemon_threads = True
@@ -61,6 +62,7 @@ class RecordsAPI(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _RecordsHandler)
         self.collections = collections
         self.requests: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.fault: Callable[[str, int], Fault | None] = lambda collection, page: None
 
     @property
@@ -83,6 +85,7 @@ class _RecordsHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         self.server.requests.append(self.path)
+        self.server.headers.append(dict(self.headers.items()))
         match = re.fullmatch(r"/v1/([a-z_-]+)", parts.path)
         if not match or match.group(1) not in self.server.collections:
             return self._send(404, {}, json.dumps({"error": f"no collection at {parts.path}"}))

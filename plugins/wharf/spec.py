@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path, PurePosixPath
+from string import Formatter
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -531,6 +532,52 @@ Pagination = Annotated[
 ]
 
 
+# An http param's placeholders: only these names, each written alone (no format spec, no
+# conversion, no attribute or index access), and the rendered value bounded, so a YAML can
+# neither run Python's format machinery nor blow a value up (``{x:>99999999}``).
+PARAM_PLACEHOLDERS = ("data_interval_start", "data_interval_end", "logical_date")
+MAX_PARAM_CHARS = 2_000
+# The longest value a placeholder renders to: an aware ISO 8601 timestamp with microseconds.
+_PLACEHOLDER_CHARS = len("2026-01-01T00:00:00.000000+00:00")
+
+
+def param_template_problem(value: str) -> str | None:
+    """Why ``value`` is not an allowed http param template, or None if it is one. The
+    message quotes no more than a placeholder's (capped) name."""
+    if len(value) > MAX_PARAM_CHARS:
+        return (
+            f"the value is {len(value):,} characters long; a param is at most {MAX_PARAM_CHARS:,}"
+        )
+    allowed = ", ".join("{" + n + "}" for n in PARAM_PLACEHOLDERS)
+    try:
+        pieces = list(Formatter().parse(value))
+    except ValueError:
+        return "the value has an unmatched '{' or '}' (write '{{' or '}}' for a literal brace)"
+    rendered = 0
+    for literal, name, spec, conversion in pieces:
+        rendered += len(literal)
+        if name is None:
+            continue
+        shown = "{" + (name if len(name) <= 40 else name[:40] + "...") + "}"
+        if name not in PARAM_PLACEHOLDERS:
+            kind = (
+                "uses attribute or index access"
+                if name.split(".")[0].split("[")[0] in PARAM_PLACEHOLDERS
+                else "is not a placeholder Wharf provides"
+            )
+            return f"{shown} {kind}; a param may use only {allowed}"
+        if conversion is not None:
+            return f"{shown} has a conversion (!{conversion}); write {{{name}}} alone"
+        if spec:
+            return (
+                f"{shown} has a format spec; write {{{name}}} alone (Wharf writes it in ISO 8601)"
+            )
+        rendered += _PLACEHOLDER_CHARS
+    if rendered > MAX_PARAM_CHARS:
+        return f"the value may render to {rendered:,} characters; a param is at most {MAX_PARAM_CHARS:,}"
+    return None
+
+
 class HttpSource(_Model):
     """A JSON API through an Airflow HTTP connection (base URL, auth and headers live in the
     connection, never in YAML). ``records_path`` (JSONPath) finds the records in each page;
@@ -546,7 +593,10 @@ class HttpSource(_Model):
     column_paths: dict[ColumnName, str] = Field(default_factory=dict)
     pagination: Pagination | None = None
     retry: Retry = Retry()
+    # A deadline for each request, from connecting to the body's last byte (not per read).
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The most a page's body may hold (decoded), so a hostile endpoint cannot exhaust memory.
+    max_page_bytes: int = Field(default=100_000_000, ge=1_024, le=1_000_000_000)
     # Records held as Python dicts until a batch is full: 50,000 peaked at 273 MB, 10,000 at
     # 228 MB, at the same speed (bench/extract_memory.py).
     batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
@@ -555,6 +605,14 @@ class HttpSource(_Model):
     def origin(self) -> str:
         """Where the data comes from, for lineage records."""
         return f"http:{self.conn_id}/{self.path.lstrip('/')}"
+
+    @model_validator(mode="after")
+    def _params_are_templates(self) -> HttpSource:
+        for name, value in self.params.items():
+            problem = param_template_problem(value) if isinstance(value, str) else None
+            if problem:
+                raise _err(problem, "params", name)
+        return self
 
     @model_validator(mode="after")
     def _path_not_url(self) -> HttpSource:
