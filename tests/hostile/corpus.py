@@ -32,6 +32,16 @@ def edit(old: str, new: str) -> bytes:
 
 _MANY_COLUMNS = "\n".join(f"  - {{name: c{i}, data_type: integer}}" for i in range(1_600))
 
+FILE_GOOD = GOOD.replace(
+    "source:\n  type: sql\n  conn_id: shop_db\n  table: orders\n",
+    "source:\n  type: file\n  path: orders.csv\n",
+)
+
+
+def file_edit(extra: str) -> bytes:
+    return FILE_GOOD.replace("  path: orders.csv\n", f"  path: orders.csv\n  {extra}\n").encode()
+
+
 # name -> (file bytes, "line: field: message"); the file is shop/orders.yaml unless the name
 # says otherwise (domain/dataset in CASE_PATHS).
 CASES: dict[str, tuple[bytes, str]] = {
@@ -189,6 +199,27 @@ CASES: dict[str, tuple[bytes, str]] = {
     "long_description": (
         edit("Orders.", "x" * 10_001),
         "4: metadata.description: String should have at most 10000 characters",
+    ),
+    # --- what passed check and then failed every run --------------------------------------
+    "encoding_rot13": (
+        file_edit("encoding: rot13"),
+        "7: source.file.encoding: 'rot13' is not a text encoding Python knows (e.g. utf-8, "
+        "latin-1, cp1252)",
+    ),
+    "encoding_unknown": (
+        file_edit("encoding: klingon"),
+        "7: source.file.encoding: 'klingon' is not a text encoding Python knows (e.g. utf-8, "
+        "latin-1, cp1252)",
+    ),
+    "delimiter_is_quotechar": (
+        file_edit("delimiter: '\"'"),
+        "7: source.file: delimiter, quotechar and escapechar must be three different "
+        "characters, none of them a line break",
+    ),
+    "delimiter_is_newline": (
+        file_edit('delimiter: "\\n"'),
+        "7: source.file: delimiter, quotechar and escapechar must be three different "
+        "characters, none of them a line break",
     ),
     # --- scheduling: what Airflow can run --------------------------------------------------
     "schedule_every_second": (
