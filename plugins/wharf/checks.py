@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 200_000
 MAX_SAMPLES = 10
+SAMPLE_CHARS = 200  # of one sample value
 _ROW_LOCAL = ("ColumnMapExpectation", "ColumnPairMapExpectation", "MulticolumnMapExpectation")
 _ACROSS_ROWS = (
     "ExpectColumnValuesToBeUnique",
@@ -229,7 +230,7 @@ def _add_re2(result: CheckResult, check: Check, table: pa.Table) -> None:
     result.unexpected_count += pc.sum(unexpected).as_py() or 0
     room = MAX_SAMPLES - len(result.samples)
     if room > 0:
-        result.samples += pc.filter(values, unexpected).slice(0, room).to_pylist()
+        _add_samples(result, pc.filter(values, unexpected).slice(0, room).to_pylist())
 
 
 def _re2_expected(check: Check, values: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -290,8 +291,17 @@ def _add(result: CheckResult, outcome: dict[str, Any]) -> None:
     result.element_count += found.get("element_count") or 0
     result.unexpected_count += found.get("unexpected_count") or 0
     result.missing_count += found.get("missing_count") or 0
-    room = MAX_SAMPLES - len(result.samples)
-    result.samples += (found.get("partial_unexpected_list") or [])[: max(room, 0)]
+    _add_samples(result, found.get("partial_unexpected_list") or [])
+
+
+def _add_samples(result: CheckResult, values: list[Any]) -> None:
+    """Up to ``MAX_SAMPLES`` unexpected values in all, long texts cut to ``SAMPLE_CHARS``:
+    they go to the task log and the audit row."""
+    room = max(MAX_SAMPLES - len(result.samples), 0)
+    result.samples += [
+        v[:SAMPLE_CHARS] + "..." if isinstance(v, str) and len(v) > SAMPLE_CHARS else v
+        for v in values[:room]
+    ]
 
 
 def _error_of(outcome: dict[str, Any]) -> str | None:

@@ -863,6 +863,8 @@ def _pattern_problem(name: str, pattern: Any) -> str | None:
 
     try:  # an empty array compiles nothing: RE2 compiles the pattern on the first value
         pc.match_substring_regex(pa.array([""]), pattern=pattern)
+    except UnicodeError:
+        return f"{name} is not valid UTF-8 text"
     except pa.ArrowInvalid as err:
         reason = str(err).removeprefix("Invalid regular expression: ")[:200]
         return (
