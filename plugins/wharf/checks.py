@@ -1,6 +1,7 @@
 """Great Expectations checks from the YAML's ``checks``: a hard gate in ``validate``.
 
-Each check is any GX 1.x expectation by its own name and arguments, plus ``severity: error``
+Each check is a GX 1.24 expectation by its own name and arguments (those on Wharf's
+allow-list, ``spec.CHECK_ARGUMENTS``), plus ``severity: error``
 (the default: a failure fails ``validate``, so nothing is published) or ``warn`` (logged and
 audited only). GX never raises: a failed expectation, and one whose column is missing,
 returns ``success=False`` (the error sits in ``exception_info``); both count as failures.
