@@ -732,6 +732,7 @@ MAX_PATTERNS = 100
 _MAPPING_ARGUMENTS = ("meta", "partition_object", "quantile_ranges")
 _MAX_VALUES = 10_000  # scalars in one check's arguments (a value_set of 10,000 is plenty)
 _MAX_TEXT = 10_000  # characters in one text value
+_MAX_CHARS = 100_000  # characters of text in one check's arguments
 _MAX_DEPTH = 3  # lists and mappings inside an argument
 
 
@@ -773,7 +774,7 @@ def _shape(expectation: str) -> str:
 
 
 def _argument_problem(arguments: dict[Any, Any], allowed: tuple[str, ...]) -> str | None:
-    count = 0
+    budget = [_MAX_VALUES, _MAX_CHARS]  # what the arguments may still hold
     for name, value in arguments.items():
         if not isinstance(name, str):
             return f"argument names are text; got {name!r}"
@@ -781,52 +782,54 @@ def _argument_problem(arguments: dict[Any, Any], allowed: tuple[str, ...]) -> st
             return _REFUSED_ARGUMENTS[name]
         if name not in allowed:
             return f"unknown argument {name!r}; expected one of: {', '.join(allowed)}"
-        problem, values = _plain(value, name in _MAPPING_ARGUMENTS, 0)
+        problem = _plain(value, name in _MAPPING_ARGUMENTS, 0, budget)
         if problem:
             return f"{name}: {problem}"
-        count += values
-        if count > _MAX_VALUES:
+        if budget[0] < 0:
             return f"the arguments hold more than {_MAX_VALUES:,} values"
+        if budget[1] < 0:
+            return f"the arguments hold more than {_MAX_CHARS:,} characters of text"
     return _columns_problem(arguments) or _regex_problem(arguments)
 
 
-def _plain(value: Any, mapping_allowed: bool, depth: int) -> tuple[str | None, int]:
-    """(problem or None, number of scalars) of one argument value."""
-    if value is None or isinstance(value, (bool, int, float, date)):
-        return None, 1
+def _plain(value: Any, mapping_allowed: bool, depth: int, budget: list[int]) -> str | None:
+    """What is wrong with one argument value, or None; takes its scalars and characters off
+    ``budget`` (and stops early once it is spent)."""
+    budget[0] -= 1
+    if value is None or isinstance(value, (bool, float, date)):
+        return None
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            return "an integer must fit in 64 bits"
+        return None
     if isinstance(value, str):
+        budget[1] -= len(value)
         if len(value) > _MAX_TEXT:
-            return f"a text of {len(value):,} characters is longer than {_MAX_TEXT:,}", 1
-        return None, 1
+            return f"a text of {len(value):,} characters is longer than {_MAX_TEXT:,}"
+        return None
     if isinstance(value, (list, tuple, dict)):
         if depth == _MAX_DEPTH:
-            return f"values are nested more than {_MAX_DEPTH} deep", 0
+            return f"values are nested more than {_MAX_DEPTH} deep"
         if isinstance(value, dict):
             if not mapping_allowed:
                 return (
                     "a mapping is allowed only in meta, partition_object and quantile_ranges "
                     "(GX evaluates {$PARAMETER: ...} as an expression)"
-                ), 0
+                )
             if any(not isinstance(k, str) or k.startswith("$") for k in value):
                 return (
                     "a key starting with '$' is refused (GX evaluates {$PARAMETER: ...} as an "
                     "expression)"
-                ), 0
+                )
             items = list(value.values())
         else:
             items = list(value)
-        total = 0
         for item in items:
-            problem, count = _plain(item, mapping_allowed, depth + 1)
-            if problem:
-                return problem, 0
-            total += count
-            if total > _MAX_VALUES:
-                return None, total
-        return None, total
-    return (
-        "a value must be text, a number, a boolean, a date or null, or a list or mapping of them"
-    ), 0
+            problem = _plain(item, mapping_allowed, depth + 1, budget)
+            if problem or budget[0] < 0 or budget[1] < 0:
+                return problem
+        return None
+    return "a value must be text, a number, a boolean, a date or null, or a list or mapping of them"
 
 
 def _columns_problem(arguments: dict[str, Any]) -> str | None:

@@ -168,11 +168,15 @@ def test_wharf_check_refuses_expectations_that_run_sql_or_read_elsewhere(
 def test_argument_values_are_bounded(schemas: Path, capsys: Any) -> None:
     values = ", ".join(str(i) for i in range(10_001))
     huge = "x" * 10_001
+    texts = ", ".join(["y" * 9_000] * 12)
     file = write(
         schemas,
         f"  - expect_column_values_to_be_in_set: {{column: amount, value_set: [{values}]}}\n"
         f"  - expect_column_values_to_not_be_null: {{column: id, notes: {huge}}}\n"
-        "  - expect_column_values_to_not_be_null: {column: id, meta: {a: {b: {c: {d: 1}}}}}",
+        "  - expect_column_values_to_not_be_null: {column: id, meta: {a: {b: {c: {d: 1}}}}}\n"
+        f"  - expect_column_values_to_be_in_set: {{column: customer, value_set: [{texts}]}}\n"
+        "  - expect_column_values_to_be_between: {column: amount, min_value: "
+        "9223372036854775808}",
     )
     err = check_errors(file, capsys)
     assert (
@@ -186,6 +190,14 @@ def test_argument_values_are_bounded(schemas: Path, capsys: Any) -> None:
     assert (
         "trusted.yaml:15: checks[2]: expect_column_values_to_not_be_null: meta: values are "
         "nested more than 3 deep\n"
+    ) in err
+    assert (
+        "trusted.yaml:16: checks[3]: expect_column_values_to_be_in_set: the arguments hold "
+        "more than 100,000 characters of text\n"
+    ) in err
+    assert (
+        "trusted.yaml:17: checks[4]: expect_column_values_to_be_between: min_value: an "
+        "integer must fit in 64 bits\n"
     ) in err
 
 
