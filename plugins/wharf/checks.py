@@ -181,7 +181,7 @@ def _run_row_local(
     results: dict[int, CheckResult],
     chunks: Callable[[], Iterator[pa.RecordBatch]],
 ) -> None:
-    on_re2 = [c for c, _ in checks if c.expectation in REGEX_EXPECTATIONS]
+    on_re2 = [(c, e) for c, e in checks if c.expectation in REGEX_EXPECTATIONS]
     # ``mostly`` is a share of the whole dataset: each chunk is judged at 100%, the totals below.
     on_gx = [
         (c, e.copy(update={"mostly": 1.0}) if hasattr(e, "mostly") else e)
@@ -194,8 +194,8 @@ def _run_row_local(
         definition = asset.add_batch_definition_whole_dataframe("chunk")
     needed = sorted({c for check, _ in checks for c in check.columns})
     for table in _tables(chunks(), needed or None):
-        for check in on_re2:
-            _add_re2(results[id(check)], check, table)
+        for check, expectation in on_re2:
+            _add_re2(results[id(check)], expectation, table)
         if definition is None:
             continue
         frame = _pandas(table)
@@ -219,12 +219,13 @@ def _run_row_local(
         result.success = result.unexpected_count <= allowed + 1e-9
 
 
-def _add_re2(result: CheckResult, check: Check, table: pa.Table) -> None:
+def _add_re2(result: CheckResult, expectation: Any, table: pa.Table) -> None:
     """Count one chunk for a regex check, as GX on pandas counts it (nulls are missing, the
     rest unexpected unless expected; values are matched as text, ``re.search`` style), with
-    RE2: linear in the text, whatever the pattern."""
-    values = table.column(check.arguments["column"])
-    expected = _re2_expected(check, values)
+    RE2: linear in the text, whatever the pattern. ``expectation`` is the GX object (its
+    arguments checked, GX's defaults filled in)."""
+    values = table.column(expectation.column)
+    expected = _re2_expected(expectation, values)
     unexpected = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(expected, True)))
     result.element_count += len(values)
     result.missing_count += values.null_count
@@ -234,23 +235,22 @@ def _add_re2(result: CheckResult, check: Check, table: pa.Table) -> None:
         _add_samples(result, pc.filter(values, unexpected).slice(0, room).to_pylist())
 
 
-def _re2_expected(check: Check, values: pa.ChunkedArray) -> pa.ChunkedArray:
+def _re2_expected(expectation: Any, values: pa.ChunkedArray) -> pa.ChunkedArray:
     """Whether each value is as the check expects (null where the value is null). Raises
     ``UnsafeSpecError`` for a pattern RE2 cannot compile (the model refuses it first)."""
+    name = expectation.expectation_type
     text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
-    arguments = check.arguments
-    patterns = [arguments["regex"]] if "regex" in arguments else list(arguments["regex_list"])
+    regex = getattr(expectation, "regex", None)
+    patterns = [regex] if regex is not None else list(expectation.regex_list)
     try:
         found = [pc.match_substring_regex(text, pattern=p) for p in patterns]
     except pa.ArrowInvalid as err:
-        raise UnsafeSpecError(f"{check.expectation}: {err}") from None
-    every = check.expectation == "expect_column_values_to_match_regex_list" and (
-        arguments.get("match_on", "any") == "all"
-    )
+        raise UnsafeSpecError(f"{name}: {err}") from None
+    every = getattr(expectation, "match_on", "any") == "all"
     combined = found[0]
     for more in found[1:]:
         combined = pc.and_kleene(combined, more) if every else pc.or_kleene(combined, more)
-    negative = check.expectation in (
+    negative = name in (
         "expect_column_values_to_not_match_regex",
         "expect_column_values_to_not_match_regex_list",
     )

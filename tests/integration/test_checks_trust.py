@@ -349,7 +349,8 @@ def test_the_regex_checks_agree_with_great_expectations(
         "['^c', '2$'], match_on: all, mostly: 0.5}\n"
         "  - expect_column_values_to_not_match_regex_list: {column: customer, regex_list: "
         "['^d', 'x'], mostly: 0.6}\n"
-        "  - expect_column_values_to_match_regex: {column: amount, regex: '^-'}"
+        "  - expect_column_values_to_match_regex: {column: amount, regex: '^-'}\n"
+        "  - expect_column_values_to_match_regex: {column: customer}"  # GX's default: (?s).*
     )
     spec = spec_of(schemas, checks_text)
     customers = ["c1", "c2", "d3", None, "c12", "cx", "c2", None, "x", "c1", "e5"]
@@ -366,6 +367,7 @@ def test_the_regex_checks_agree_with_great_expectations(
         (6, False),
         (3, True),
         (7, False),
+        (0, True),
     ]
 
 
