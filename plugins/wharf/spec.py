@@ -589,7 +589,7 @@ def _schedule(value: str | None) -> str | None:
     return value
 
 
-_EXPECTATION = re.compile(r"expect_[a-z0-9_]+")
+_EXPECTATION = re.compile(r"expect_[a-z0-9_]{1,120}")
 # Arguments of GX expectations that name columns, checked against the YAML's columns.
 _COLUMN_ARGUMENTS = ("column", "column_A", "column_B")
 
@@ -736,7 +736,7 @@ _MAX_CHARS = 100_000  # characters of text in one check's arguments
 _MAX_DEPTH = 3  # lists and mappings inside an argument
 
 
-def gx_class_name(expectation: str) -> str:
+def _gx_class_name(expectation: str) -> str:
     """``expect_column_values_to_be_between`` -> ``ExpectColumnValuesToBeBetween``."""
     return "".join(part.capitalize() for part in expectation.split("_"))
 
@@ -749,8 +749,8 @@ def check_problem(expectation: Any, arguments: Any) -> str | None:
     ``checks.build`` at run time."""
     if not isinstance(expectation, str) or not _EXPECTATION.fullmatch(expectation):
         return (
-            f"{expectation!r} is not a Great Expectations expectation name "
-            "(expect_... in snake_case)"
+            f"{str(expectation)[:130]!r} is not a Great Expectations expectation name "
+            "(expect_... in snake_case, at most 127 characters)"
         )
     if expectation in REFUSED_EXPECTATIONS:
         return f"{expectation} {REFUSED_EXPECTATIONS[expectation]}"
@@ -758,7 +758,7 @@ def check_problem(expectation: Any, arguments: Any) -> str | None:
     if allowed is None:
         return (
             f"unknown expectation {expectation!r}: Great Expectations has no "
-            f"{gx_class_name(expectation)}"
+            f"{_gx_class_name(expectation)}"
         )
     if not isinstance(arguments, dict):
         return _shape(expectation)

@@ -151,7 +151,7 @@ REFUSED_EXPECTATIONS = {
     ),
     "unexpected_rows_expectation: {unexpected_rows_query: 'SELECT 1'}": (
         "'unexpected_rows_expectation' is not a Great Expectations expectation name "
-        "(expect_... in snake_case)"
+        "(expect_... in snake_case, at most 127 characters)"
     ),
 }
 
