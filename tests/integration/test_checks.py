@@ -70,13 +70,23 @@ def test_wharf_check_knows_gx_expectations_and_arguments(orders: Path, capsys: A
     )
     assert main(["check", str(orders)]) == 1
     err = capsys.readouterr().err
-    assert "checked_orders.yaml:15: checks[0]: expect_column_values_to_be_between: min_valu" in err
-    assert "extra fields not permitted" in err
+    assert (
+        "checked_orders.yaml:15: checks[0]: expect_column_values_to_be_between: unknown "
+        "argument 'min_valu'; expected one of: column, mostly, min_value, max_value, "
+        "strict_min, strict_max, description, notes, meta"
+    ) in err
     assert (
         "checked_orders.yaml:16: checks[1]: unknown expectation "
         "'expect_column_values_to_be_positive_and_cheap': Great Expectations has no "
         "ExpectColumnValuesToBePositiveAndCheap"
     ) in err
+    # An argument on the allow-list is then held to GX's own types, in the file stage.
+    orders.write_text(YAML % "  - expect_column_values_to_be_between: {column: amount, mostly: 2}")
+    assert main(["check", str(orders)]) == 1
+    assert (
+        "checked_orders.yaml:15: checks[0]: expect_column_values_to_be_between: mostly; ensure "
+        "this value is less than or equal to 1.0"
+    ) in capsys.readouterr().err
     orders.write_text(YAML % "  - expect_column_values_to_not_be_null: {column: price}")
     assert main(["check", str(orders)]) == 1
     assert (
@@ -184,3 +194,16 @@ def test_an_expectation_gx_cannot_compute_is_a_failure(orders: Path, pg: Any) ->
     assert run() == "failed"  # GX returns success=False with the error in exception_info
     result = validate_audit(pg)[2][0]
     assert (result["success"], result["error"] is not None) == (False, True)
+
+
+def test_a_regex_check_runs_on_re2_in_validate(orders: Path, pg: Any) -> None:
+    orders.write_text(
+        YAML % "  - expect_column_values_to_match_regex: {column: customer, regex: '^c[0-2]$'}"
+    )
+    assert run() == "failed"
+    _, error, results = validate_audit(pg)
+    assert error.splitlines()[1] == (
+        "  expect_column_values_to_match_regex on customer: FAILED (error), 2 of 10 values "
+        "unexpected, e.g. 'c3', 'c3'"
+    )
+    assert (results[0]["unexpected_count"], results[0]["element_count"]) == (2, 10)
