@@ -330,6 +330,24 @@ class SqlSource(_Model):
         return self
 
 
+def _text_encoding(value: str) -> str:
+    """A codec Python decodes bytes to text with: 'rot13' and 'base64' are codecs too, but
+    not text encodings, and fail every read."""
+    import codecs
+
+    try:
+        known = codecs.lookup(value)._is_text_encoding
+    except LookupError:
+        known = False
+    if not known:
+        raise PydanticCustomError(
+            "wharf_encoding",
+            "{value} is not a text encoding Python knows (e.g. utf-8, latin-1, cp1252)",
+            {"value": repr(value[:50])},
+        )
+    return value
+
+
 class FileSource(_Model):
     """CSV, Parquet, xlsx or JSON-lines files: a path relative to ``include/reference/``, an
     absolute path below an allowed root (``WHARF_FILE_ROOTS``), or an ``s3://bucket/key`` URL
@@ -350,7 +368,7 @@ class FileSource(_Model):
     quotechar: str = Field(default='"', min_length=1, max_length=1)
     escapechar: str | None = Field(default=None, min_length=1, max_length=1)
     doublequote: bool = True
-    encoding: str = "utf-8"  # CSV and JSON lines
+    encoding: Annotated[str, AfterValidator(_text_encoding)] = "utf-8"  # CSV and JSON lines
     skip_rows: int = Field(default=0, ge=0)  # lines before the header (titles, notes)
     null_values: tuple[str, ...] = ("",)
     batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
@@ -444,6 +462,17 @@ class FileSource(_Model):
                 "WHARF_FILE_ROOTS"
             )
         return None
+
+    @model_validator(mode="after")
+    def _dialect(self) -> FileSource:
+        marks = [self.delimiter, self.quotechar, *([self.escapechar] if self.escapechar else [])]
+        if len(set(marks)) != len(marks) or any(m in "\r\n" for m in marks):
+            raise _err(
+                "delimiter, quotechar and escapechar must be three different characters, none "
+                "of them a line break",
+                "delimiter",
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> FileSource:

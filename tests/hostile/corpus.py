@@ -203,22 +203,22 @@ CASES: dict[str, tuple[bytes, str]] = {
     # --- what passed check and then failed every run --------------------------------------
     "encoding_rot13": (
         file_edit("encoding: rot13"),
-        "7: source.file.encoding: 'rot13' is not a text encoding Python knows (e.g. utf-8, "
+        "10: source.encoding: 'rot13' is not a text encoding Python knows (e.g. utf-8, "
         "latin-1, cp1252)",
     ),
     "encoding_unknown": (
         file_edit("encoding: klingon"),
-        "7: source.file.encoding: 'klingon' is not a text encoding Python knows (e.g. utf-8, "
+        "10: source.encoding: 'klingon' is not a text encoding Python knows (e.g. utf-8, "
         "latin-1, cp1252)",
     ),
     "delimiter_is_quotechar": (
         file_edit("delimiter: '\"'"),
-        "7: source.file: delimiter, quotechar and escapechar must be three different "
+        "10: source.delimiter: delimiter, quotechar and escapechar must be three different "
         "characters, none of them a line break",
     ),
     "delimiter_is_newline": (
         file_edit('delimiter: "\\n"'),
-        "7: source.file: delimiter, quotechar and escapechar must be three different "
+        "10: source.delimiter: delimiter, quotechar and escapechar must be three different "
         "characters, none of them a line break",
     ),
     # --- scheduling: what Airflow can run --------------------------------------------------
