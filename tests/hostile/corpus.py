@@ -8,6 +8,8 @@ dags folder with every case in it still loads every other DAG.
 
 from __future__ import annotations
 
+from wharf import config
+
 GOOD = """\
 metadata:
   domain: shop
@@ -220,6 +222,64 @@ CASES: dict[str, tuple[bytes, str]] = {
         file_edit('delimiter: "\\n"'),
         "10: source.delimiter: delimiter, quotechar and escapechar must be three different "
         "characters, none of them a line break",
+    ),
+    # --- what a YAML may never make Wharf do (the other rules' own tests go deeper) ---------
+    "gx_row_condition": (
+        GOOD.encode()
+        + b"checks:\n  - expect_column_values_to_not_be_null:\n"
+        + b"      {column: order_id, row_condition: 'order_id > 0', condition_parser: pandas}\n",
+        "15: checks[0]: expect_column_values_to_not_be_null: row_condition is evaluated as "
+        "Python by pandas; Wharf refuses it",
+    ),
+    "sql_source_writes": (
+        edit("  table: orders", "  query: DROP TABLE orders"),
+        "10: source.query: the SQL must be one SELECT (or WITH ... SELECT); found DROP, and "
+        "Wharf never writes to a source or runs other statements",
+    ),
+    "sql_source_into_outfile": (
+        edit("  table: orders", "  query: SELECT * FROM orders INTO OUTFILE '/tmp/x'"),
+        "10: source.query: INTO is not allowed (SELECT INTO, INTO OUTFILE/DUMPFILE write "
+        "tables or files): give a plain SELECT",
+    ),
+    "file_outside_roots": (
+        FILE_GOOD.replace("path: orders.csv", "path: /etc/passwd").encode(),
+        f"9: source.path: '/etc/passwd' is outside the allowed file roots "
+        f"({config.reference_dir()}): use a path relative to include/reference/, or an "
+        "operator adds its folder to WHARF_FILE_ROOTS",
+    ),
+    "file_dot_dot": (
+        FILE_GOOD.replace("path: orders.csv", "path: ../../../etc/passwd").encode(),
+        "9: source.path: '../../../etc/passwd' has a '..' component: a file source stays "
+        "below its root",
+    ),
+    "file_proc_environ": (
+        FILE_GOOD.replace("path: orders.csv", "path: /proc/self/environ").encode(),
+        "9: source.path: '/proc/self/environ' is below /proc: Wharf never reads /proc, /sys "
+        "or /dev",
+    ),
+    "http_param_format_spec": (
+        GOOD.replace(
+            "  type: sql\n  conn_id: shop_db\n  table: orders\n",
+            "  type: http\n  conn_id: shop_api\n  params: {since: '{data_interval_start:>99999999}'}\n",
+        ).encode(),
+        "10: source.params.since: {data_interval_start} has a format spec; write "
+        "{data_interval_start} alone (Wharf writes it in ISO 8601)",
+    ),
+    "http_full_url": (
+        GOOD.replace(
+            "  type: sql\n  conn_id: shop_db\n  table: orders\n",
+            "  type: http\n  conn_id: shop_api\n  path: https://user:secret@evil.example/x\n",
+        ).encode(),
+        "10: source.path: path is a full URL (not repeated here: it may hold credentials): give "
+        "the path under the connection's base URL, which belongs in the Airflow connection with "
+        "any credentials",
+    ),
+    "data_cut_outside_include_sql": (
+        b"metadata:\n  domain: shop\n  dataset: orders\n  kind: data_cut\n"
+        b"  owners: [{name: Shop team, email: shop@example.org}]\nsql: ../../etc/passwd\n",
+        "6: sql: '../../etc/passwd' is not a file name below include/sql/: use a relative "
+        "name of letters, digits, '_', '-' and '.', e.g. 'flights_per_month.sql' (no '..', no "
+        "absolute path)",
     ),
     # --- scheduling: what Airflow can run --------------------------------------------------
     "schedule_every_second": (
