@@ -381,6 +381,8 @@ def _copy(
                     log.info("%s: %d rows copied so far", spec.dataset_id, rows)
                     last_log = time.monotonic()
             copy.write(encoder.finish())
+    except psycopg.OperationalError:
+        raise  # connection lost, cancelled, timed out: transient, the task is retried
     except psycopg.Error as err:
         raise LoadError(copy_error(spec, err)) from err
     return rows

@@ -58,7 +58,9 @@ def current_run(dataset_id: str) -> Run:
     logical = ctx.get("logical_date")
     moment = logical or getattr(dag_run, "run_after", None) or dag_run.start_date
     if moment is None:
-        raise RuntimeError(f"run {ctx['run_id']} has no logical date, run_after or start date")
+        raise errors.TerminalError(
+            f"run {ctx['run_id']} has no logical date, run_after or start date"
+        )
     return Run(
         dataset_id=dataset_id,
         dag_id=dag_run.dag_id,

@@ -360,3 +360,20 @@ def test_identifiers_from_yaml_are_always_quoted(conn: Any) -> None:
     result = run(conn, spec, [{**rows[0], "order": "changed"}], "r2")
     assert (result.updated, result.published_rows) == (1, 3)
     assert fetch(conn, 'SELECT "order" FROM loadtest."table" WHERE "select" = 0') == [("changed",)]
+
+
+def test_a_connection_lost_during_copy_is_transient(conn: Any) -> None:
+    from wharf import errors
+
+    spec = make_spec("OVERWRITE")
+    run(conn, spec, sample(range(10)))
+    pid = conn.info.backend_pid
+
+    def drop(phase: str) -> None:
+        if phase == "copy":
+            with pg_connect() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    with pytest.raises(Exception) as caught:
+        load.load(conn, spec, "r2", DAY2, rows_of(spec, sample(range(10, 30)), "r2"), drop)
+    assert not errors.is_terminal(caught.value), repr(caught.value)  # the task is retried
