@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from wharf import config
 from wharf.errors import TerminalError, UnsafeSpecError
+from wharf.sql_guard import reserved_schema
 from wharf.types import DataType
 from wharf.yaml_lines import YamlSyntaxError, line_of, load_with_lines
 
@@ -50,9 +51,6 @@ _SOURCE_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_
 RESERVED_PREFIX = "_wharf_"
 
 
-# Schemas a domain may not become: Wharf's own (its audit, catalogue and staging tables) and
-# PostgreSQL's (a table there would shadow or sit beside the system's own).
-_RESERVED_DOMAINS = re.compile(r"wharf|wharf_.*|public|information_schema|pg_.*")
 # PostgreSQL's system columns exist on every table: a column of that name cannot be created.
 PG_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "oid"})
 # PostgreSQL allows 1,600 columns a table; Wharf adds _wharf_run_id, _wharf_logical_date and
@@ -69,7 +67,7 @@ def _name(kind: str, becomes: str) -> AfterValidator:
                 "underscores, starting with a letter, at most 63 characters ({becomes})",
                 {"value": repr(value), "kind": kind, "becomes": becomes},
             )
-        if kind == "domain" and _RESERVED_DOMAINS.fullmatch(value):
+        if kind == "domain" and reserved_schema(value):
             raise PydanticCustomError(
                 "wharf_reserved",
                 "domain {value} is reserved: 'wharf', 'wharf_*', 'public', "
@@ -1136,7 +1134,6 @@ def _cut_sql_name(value: str | None) -> str | None:
 def _cut_input(value: str) -> str:
     """A ``depends_on`` entry: a dataset id ``domain.dataset``, never Wharf's own schemas or
     the catalogs (the data-cut role is granted SELECT on each input)."""
-    from wharf.sql_guard import reserved_schema
 
     schema, dot, table = value.partition(".")
     if not (dot and _NAME.fullmatch(schema) and _NAME.fullmatch(table)):

@@ -238,14 +238,15 @@ def _where(err: Any) -> str:
 
 
 # --- data cuts ------------------------------------------------------------------------------
-# A data cut reads datasets, never Wharf's own tables nor the database's catalogs.
+# Schemas no domain may become and no data cut may read: Wharf's own (audit, catalogue,
+# staging) and the database's (a table there would shadow or sit beside the system's own).
 RESERVED_SCHEMAS = frozenset({"wharf", "public", "information_schema"})
 RESERVED_SCHEMA_PREFIXES = ("wharf_", "pg_")
 _CUT_SQL_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def reserved_schema(name: str) -> bool:
-    """Whether a data cut may not read from (or be granted) schema ``name``."""
+    """Whether ``name`` is reserved: no domain may be it, no data cut read from it."""
     return name in RESERVED_SCHEMAS or name.startswith(RESERVED_SCHEMA_PREFIXES)
 
 
