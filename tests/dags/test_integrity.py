@@ -59,6 +59,8 @@ def test_dag_shape(dagbag: DagBag, dag_id: str) -> None:
     for task in dag.tasks:
         assert task.retries == spec.retries
         assert task.retry_delay == spec.retry_delay
+        assert task.execution_timeout == spec.task_timeout  # no task holds a slot for ever
+        assert task.retry_exponential_backoff == 2.0
     assert dag.get_task("record").trigger_rule == "all_done"
     assert dag.max_active_runs == 1
     assert "wharf" in dag.tags and spec.metadata.domain in dag.tags
