@@ -89,7 +89,11 @@ REFUSED = {
         "the arguments of expect_column_values_to_not_be_null must be a mapping of argument "
         "names to values, e.g. '- expect_column_values_to_not_be_null: {column: id}'"
     ),
-    "{1: 2}": ("expect_column_values_to_not_be_null: argument names are text; got 1"),
+    # (an unquoted 1 as a key is refused by the YAML reader itself, before the model)
+    "{'1': 2}": (
+        "expect_column_values_to_not_be_null: unknown argument '1'; expected one of: column, "
+        "mostly, description, notes, meta"
+    ),
 }
 
 

@@ -10,7 +10,7 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -36,9 +36,10 @@ columns:
 
 
 def _source_url(pg: Any) -> str:
-    conninfo = pg.info
-    host = conninfo.host if not conninfo.host.startswith("/") else "127.0.0.1"
-    return f"postgres://{conninfo.user}:{CANARY}@{host}:{conninfo.port}/{conninfo.dbname}"
+    """The datasets database itself as the source, with the canary as the password (trust
+    authentication ignores it): over TCP, or the embedded server's Unix socket."""
+    info = pg.info
+    return f"postgres://{info.user}:{CANARY}@{quote(info.host, safe='')}:{info.port}/{info.dbname}"
 
 
 def _everything_written(pg: Any) -> dict[str, str]:
