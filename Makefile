@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: demo test lint bench airflow clean
+.PHONY: demo test lint bench airflow psql db-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,19 @@ bench: $(VENV)/.synced
 airflow: $(VENV)/.synced
 	eval "$$($(BIN)/wharf env)" && { $(BIN)/wharf serve-demo & pid=$$!; \
 	  trap 'kill $$pid' EXIT INT TERM; $(BIN)/airflow standalone; }
+
+PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
+
+## psql on the embedded datasets database (a Unix socket in .wharf/pgdata).
+psql: $(VENV)/.synced
+	$(PGBIN)/psql -h "$(CURDIR)/.wharf/pgdata" -U postgres -d wharf
+
+## Stop the embedded datasets database. As root, pgserver runs it as the system user pgserver,
+## and pg_ctl refuses to run as root.
+db-stop:
+	if [ "$$(id -u)" = 0 ]; then \
+	  su pgserver -s /bin/sh -c '"$(CURDIR)/$(PGBIN)/pg_ctl" -D "$(CURDIR)/.wharf/pgdata" stop'; \
+	else $(PGBIN)/pg_ctl -D .wharf/pgdata stop; fi
 
 clean:
 	rm -rf $(VENV) .wharf
