@@ -96,8 +96,10 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
         yield row
         row.status = "success"
     except BaseException as err:
-        row.status, row.error = "failed", errors.capped(str(err) or type(err).__name__)
+        row.status, row.error = "failed", errors.capped(_cause(step, err))
         row.detail["terminal"] = errors.is_terminal(err)
+        if step == "validate":  # the data broke the contract: refused again if cleared
+            row.detail["landing_failed"] = isinstance(err, _DATA_FAILURES)
         raise
     finally:
         row.detail["seconds"] = round(time.monotonic() - started, 3)
@@ -118,6 +120,36 @@ def _write_audit(row: records.AuditRow, event: Literal["start", "end"], ensure: 
         return False
 
 
+# The end of a terminal validate failure's cause line: a cleared validate would only
+# re-validate the landing that failed (issue #11).
+RECOVERY = "fix the source, then clear `extract` with its downstream tasks"
+
+
+class LandingAlreadyFailed(errors.TerminalError):
+    """A cleared ``validate`` found the landing that already failed validation."""
+
+
+# The landed data broke the contract: validating the same landing under the same contract
+# again can only fail the same way.
+_DATA_FAILURES = (
+    validation.ContractError,
+    validation.MissingColumnsError,
+    checks.ChecksFailed,
+    LandingAlreadyFailed,
+)
+
+
+def _recovery(step: str, err: BaseException) -> str:
+    """What ends the cause line of a validate that failed on the data: the way out."""
+    return f" — {RECOVERY}" if step == "validate" and isinstance(err, _DATA_FAILURES) else ""
+
+
+def _cause(step: str, err: BaseException) -> str:
+    """The error's text for the audit row, its first line ending with the recovery."""
+    first, newline, rest = (str(err) or type(err).__name__).partition("\n")
+    return f"{first}{_recovery(step, err)}{newline}{rest}"
+
+
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
     """Run one step of the current Airflow run; returns what goes to XCom."""
     run = current_run(dataset_id)
@@ -133,7 +165,7 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         # A retry cannot help: fail now, the cause on the first line (invariant 8).
-        cause = errors.one_line(err)
+        cause = errors.one_line(err) + _recovery(step, err)
         log.error("%s %s failed (terminal, not retried): %s", dataset_id, step, err)
         raise AirflowFailException(f"{dataset_id} {step}: {cause}") from err
     log.info("%s %s: %s", dataset_id, step, result)
@@ -188,6 +220,7 @@ def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
 
 def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     key = run.lake_key
+    _refuse_failed_landing(spec, run, row)
     report = validation.Report(spec.dataset_id)
     quarantine = (
         lake.ZoneWriter(key, "quarantine", validation.quarantine_schema(spec))
@@ -225,6 +258,28 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
     row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
     log.info("%s: %d rows meet the contract, %d rejected", spec.dataset_id, rows, report.rejected)
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
+
+
+def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+    """Refuse at once a landing this run already failed to validate under this contract.
+
+    Clearing ``validate`` does not extract again: after the source is fixed it would only
+    re-validate the landing that failed, the same way. The landing is known by its SHA-256
+    and the contract by the spec hash, both kept in the audit row: a fresh extract (a new
+    landing) or a changed YAML (a new contract) is validated as usual.
+    """
+    row.detail["landing_sha256"] = lake.checksum(run.lake_key, "landing")
+    row.detail["spec_hash"] = records.spec_hash(spec)
+    with datasets_db.connect() as conn:
+        failed_at = records.failed_validation(
+            conn, spec.dataset_id, run.run_id, row.detail["landing_sha256"], row.detail["spec_hash"]
+        )
+    if failed_at is not None:
+        raise LandingAlreadyFailed(
+            f"{spec.dataset_id}: the landing of run {run.run_id} "
+            f"({lake.uri(run.lake_key.folder('landing'))}) already failed validation under "
+            f"this contract at {failed_at:%Y-%m-%d %H:%M:%S %Z}; validating it again cannot help"
+        )
 
 
 def _write_report(

@@ -80,6 +80,26 @@ def write_audit(conn: Any, row: AuditRow, event: Literal["start", "end"] = "end"
     conn.commit()
 
 
+def failed_validation(
+    conn: Any, dataset_id: str, run_id: str, landing_sha256: str, contract_sha256: str
+) -> datetime | None:
+    """When this run's ``validate`` last refused this very landing (same SHA-256) under this
+    very contract (same spec hash) because its data broke the contract; None if it never
+    did. A fresh extract (another landing) or a changed YAML (another contract) is
+    validated again."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT finished_at FROM wharf.audit
+               WHERE dataset_id = %s AND run_id = %s AND step = 'validate' AND event = 'end'
+                 AND status = 'failed' AND detail->>'landing_failed' = 'true'
+                 AND detail->>'landing_sha256' = %s AND detail->>'spec_hash' = %s
+               ORDER BY id LIMIT 1""",
+            (dataset_id, run_id, landing_sha256, contract_sha256),
+        )
+        found = cur.fetchone()
+    return None if found is None else found[0]
+
+
 def steps_audited(conn: Any, dataset_id: str, run_id: str) -> set[str]:
     with conn.cursor() as cur:
         cur.execute(
