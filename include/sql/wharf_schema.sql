@@ -19,14 +19,56 @@ CREATE TABLE IF NOT EXISTS wharf.audit (
     started_at    timestamptz,
     finished_at   timestamptz NOT NULL DEFAULT now()
 );
+-- Issue #11: a row when each attempt starts and one when it ends. Migrates the table of the
+-- old shape (one row per attempt, written at its end) in place: its rows become end rows.
+ALTER TABLE wharf.audit ADD COLUMN IF NOT EXISTS event text NOT NULL DEFAULT 'end';
+ALTER TABLE wharf.audit ADD COLUMN IF NOT EXISTS attempt uuid;
+ALTER TABLE wharf.audit ALTER COLUMN finished_at DROP NOT NULL;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'wharf.audit'::regclass AND conname = 'audit_event') THEN
+        ALTER TABLE wharf.audit
+            ADD CONSTRAINT audit_event CHECK (event IN ('start', 'end'));
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS audit_dataset_run ON wharf.audit (dataset_id, run_id);
-COMMENT ON TABLE wharf.audit IS 'Append-only log: one row per step attempt of every Wharf run.';
+CREATE INDEX IF NOT EXISTS audit_attempt ON wharf.audit (attempt) WHERE attempt IS NOT NULL;
+COMMENT ON TABLE wharf.audit IS 'Append-only log: a start row when each step attempt of every Wharf run begins and an end row when it ends (same attempt id); a start without an end is an attempt that was killed (or is still running): see wharf.audit_attempts.';
 COMMENT ON COLUMN wharf.audit.step IS 'extract, validate, load, refresh_data_cuts or record.';
-COMMENT ON COLUMN wharf.audit.status IS 'success, failed, or the Airflow state of a step that did not run (upstream_failed, skipped).';
+COMMENT ON COLUMN wharf.audit.status IS 'running (start rows); success, failed, or the Airflow state of a step that never ran (upstream_failed, skipped: end rows written by record, with no start row).';
+COMMENT ON COLUMN wharf.audit.event IS 'start: the attempt began; end: it ended (rows written before issue #11 are end rows).';
+COMMENT ON COLUMN wharf.audit.attempt IS 'Pairs the start row of an attempt with its end row; NULL for steps that never ran and for rows of the old shape.';
+COMMENT ON COLUMN wharf.audit.finished_at IS 'When the attempt ended (end rows); NULL on start rows.';
 COMMENT ON COLUMN wharf.audit.rows_in IS 'Rows the step read.';
 COMMENT ON COLUMN wharf.audit.rows_out IS 'Rows the step wrote.';
 COMMENT ON COLUMN wharf.audit.rows_rejected IS 'Rows the step refused.';
 COMMENT ON COLUMN wharf.audit.error IS 'The error that failed the step: dataset, column, row and rule for contract violations.';
+
+-- One row per step attempt: its start row with its end row, or the end row alone for rows of
+-- the old shape. status 'killed': no end row, and a later attempt of the same step started or
+-- the run's record step ended after it; 'running': no end row yet (or killed with nothing
+-- after it).
+CREATE OR REPLACE VIEW wharf.audit_attempts AS
+SELECT s.id AS started_id, s.dataset_id, s.run_id, s.run_type, s.logical_date, s.step,
+       s.try_number, s.attempt, s.started_at, e.finished_at,
+       COALESCE(e.status, CASE WHEN EXISTS (
+           SELECT FROM wharf.audit l
+           WHERE l.dataset_id = s.dataset_id AND l.run_id = s.run_id AND l.id > s.id
+             AND ((l.step = s.step AND l.event = 'start') OR (l.step = 'record' AND l.event = 'end'))
+       ) THEN 'killed' ELSE 'running' END) AS status,
+       e.rows_in, e.rows_out, e.rows_rejected, e.lake_path, e.error, e.detail
+FROM wharf.audit s
+LEFT JOIN wharf.audit e ON e.attempt = s.attempt AND e.event = 'end'
+WHERE s.event = 'start'
+UNION ALL
+SELECT o.id, o.dataset_id, o.run_id, o.run_type, o.logical_date, o.step, o.try_number,
+       o.attempt, o.started_at, o.finished_at, o.status, o.rows_in, o.rows_out, o.rows_rejected,
+       o.lake_path, o.error, o.detail
+FROM wharf.audit o
+WHERE o.event = 'end' AND o.attempt IS NULL
+  AND o.status NOT IN ('upstream_failed', 'skipped', 'removed', 'none');
+COMMENT ON VIEW wharf.audit_attempts IS 'One row per step attempt (start and end rows of wharf.audit joined); status killed: it started and never ended.';
 
 CREATE TABLE IF NOT EXISTS wharf.catalogue (
     dataset_id        text PRIMARY KEY,

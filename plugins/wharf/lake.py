@@ -294,3 +294,19 @@ def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:
         destination = f"{folder}/{path[len(origin) + 1 :]}"
         fs.create_dir(destination.rpartition("/")[0], recursive=True)
         fs.copy_file(path, destination)
+
+
+def checksum(key: RunKey, zone: Zone) -> str:
+    """SHA-256 over one run's part files in a zone (their paths below the run's folder and
+    their bytes, in write order): what tells one landing from another."""
+    import hashlib
+
+    fs, base = _filesystem()
+    folder = f"{base}/{key.folder(zone)}"
+    digest = hashlib.sha256()
+    for path in part_files(key, zone):
+        digest.update(path[len(folder) :].encode() + b"\0")
+        with fs.open_input_stream(path) as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from wharf import data_cuts, datasets_db, errors, lake, load, records, sources, validation
+from wharf import checks, data_cuts, datasets_db, errors, lake, load, records, sources, validation
 from wharf.spec import DatasetSpec, get_spec, load_specs
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ def current_run(dataset_id: str) -> Run:
 
 @contextmanager
 def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
-    """Append the step's audit row when it ends, with ``status`` failed and the error if it
-    raised (the error is re-raised: a failed step must fail its task)."""
+    """Append the step's start row now and its end row when it ends, with ``status`` failed
+    and the error if it raised (the error is re-raised: a failed step must fail its task).
+    Both rows carry one attempt id: a start row that never gets its end row is an attempt
+    that was killed (SIGKILL, a lost worker, a timeout that killed the process)."""
     row = records.AuditRow(
         dataset_id=run.dataset_id,
         run_id=run.run_id,
@@ -87,23 +90,66 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
         logical_date=run.logical_date,
         try_number=run.try_number,
         started_at=datetime.now(UTC),
+        attempt=str(uuid.uuid4()),
     )
     started = time.monotonic()
+    ensured = _write_audit(row, "start", ensure=True)
     try:
         yield row
         row.status = "success"
     except BaseException as err:
-        row.status, row.error = "failed", errors.capped(str(err) or type(err).__name__)
+        row.status, row.error = "failed", errors.capped(_cause(step, err))
         row.detail["terminal"] = errors.is_terminal(err)
+        if step == "validate":  # the data broke the contract: refused again if cleared
+            row.detail["landing_failed"] = isinstance(err, _DATA_FAILURES)
         raise
     finally:
         row.detail["seconds"] = round(time.monotonic() - started, 3)
-        try:
-            with datasets_db.connect() as conn:
+        _write_audit(row, "end", ensure=not ensured)
+
+
+def _write_audit(row: records.AuditRow, event: Literal["start", "end"], ensure: bool) -> bool:
+    """Append one audit row; False (and logged) if it could not be written: the step's own
+    outcome matters more than its audit row."""
+    try:
+        with datasets_db.connect() as conn:
+            if ensure:
                 records.ensure_schema(conn)
-                records.write_audit(conn, row)
-        except Exception:  # the step's own outcome matters more than its audit row
-            log.exception("%s %s: could not write the audit row", run.dataset_id, step)
+            records.write_audit(conn, row, event)
+        return True
+    except Exception:
+        log.exception("%s %s: could not write the audit %s row", row.dataset_id, row.step, event)
+        return False
+
+
+# The end of a terminal validate failure's cause line: a cleared validate would only
+# re-validate the landing that failed (issue #11).
+RECOVERY = "fix the source, then clear `extract` with its downstream tasks"
+
+
+class LandingAlreadyFailed(errors.TerminalError):
+    """A cleared ``validate`` found the landing that already failed validation."""
+
+
+# The landed data broke the contract: validating the same landing under the same contract
+# again can only fail the same way.
+_DATA_FAILURES = (
+    validation.ContractError,
+    validation.MissingColumnsError,
+    checks.ChecksFailed,
+    LandingAlreadyFailed,
+)
+
+
+def _recovery(step: str, err: BaseException) -> str:
+    """What ends the cause line of a validate that failed on the data: the way out."""
+    return f" — {RECOVERY}" if step == "validate" and isinstance(err, _DATA_FAILURES) else ""
+
+
+def _cause(step: str, err: BaseException) -> str:
+    """The error's text for the audit row, its first line ending with the recovery."""
+    first, newline, rest = (str(err) or type(err).__name__).partition("\n")
+    return f"{first}{_recovery(step, err)}{newline}{rest}"
 
 
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
@@ -121,18 +167,10 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         # A retry cannot help: fail now, the cause on the first line (invariant 8).
+        cause = errors.one_line(err) + _recovery(step, err)
         log.error("%s %s failed (terminal, not retried): %s", dataset_id, step, err)
-        raise AirflowFailException(f"{dataset_id} {step}: {errors.one_line(err)}") from err
+        raise AirflowFailException(f"{dataset_id} {step}: {cause}") from err
     log.info("%s %s: %s", dataset_id, step, result)
-    if step == "record" and result["status"] != "success":
-        from airflow.sdk.exceptions import AirflowFailException
-
-        # record is the DAG's only leaf: without this the run would show as a success.
-        # AirflowFailException: the records are written, a retry would change nothing.
-        failed = [s for s, state in result["steps"].items() if state != "success"]
-        raise AirflowFailException(
-            f"{dataset_id}: run recorded as failed; steps not successful: {', '.join(failed)}"
-        )
     return result
 
 
@@ -184,6 +222,7 @@ def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
 
 def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     key = run.lake_key
+    _refuse_failed_landing(spec, run, row)
     report = validation.Report(spec.dataset_id)
     quarantine = (
         lake.ZoneWriter(key, "quarantine", validation.quarantine_schema(spec))
@@ -223,6 +262,28 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
 
 
+def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+    """Refuse at once a landing this run already failed to validate under this contract.
+
+    Clearing ``validate`` does not extract again: after the source is fixed it would only
+    re-validate the landing that failed, the same way. The landing is known by its SHA-256
+    and the contract by the spec hash, both kept in the audit row: a fresh extract (a new
+    landing) or a changed YAML (a new contract) is validated as usual.
+    """
+    row.detail["landing_sha256"] = lake.checksum(run.lake_key, "landing")
+    row.detail["spec_hash"] = records.spec_hash(spec)
+    with datasets_db.connect() as conn:
+        failed_at = records.failed_validation(
+            conn, spec.dataset_id, run.run_id, row.detail["landing_sha256"], row.detail["spec_hash"]
+        )
+    if failed_at is not None:
+        raise LandingAlreadyFailed(
+            f"{spec.dataset_id}: the landing of run {run.run_id} "
+            f"({lake.uri(run.lake_key.folder('landing'))}) already failed validation under "
+            f"this contract at {failed_at:%Y-%m-%d %H:%M:%S %Z}; validating it again cannot help"
+        )
+
+
 def _write_report(
     spec: DatasetSpec, run: Run, report: validation.Report, row: records.AuditRow
 ) -> None:
@@ -237,8 +298,6 @@ def _write_report(
 
 def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
     """The YAML's Great Expectations checks over the curated rows; fails on error level."""
-    from wharf import checks
-
     key, schema = run.lake_key, validation.curated_schema(spec)
 
     def stage(table: str, columns: list[str]) -> None:
@@ -370,7 +429,34 @@ def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any
     row.rows_out = row_count
     summary = {"status": status, "steps": by_task, "rows": row_count}
     log.info("%s run %s: %s", spec.dataset_id, run.run_id, summary)
+    if status != "success":
+        # record is the DAG's only leaf: without this the run would show as a success. Raised
+        # inside the step, so record's own audit row says failed, as Airflow will.
+        raise RunFailed(
+            f"{spec.dataset_id}: run {run.run_id} recorded as failed; " + _states(steps, by_task)
+        )
     return summary
+
+
+class RunFailed(errors.TerminalError):
+    """An upstream step did not succeed: the records are written, a retry changes nothing."""
+
+
+# Airflow states of a step that never ran: not a failure of its own.
+_NEVER_RAN = {"upstream_failed", "skipped", "removed", "none"}
+
+
+def _states(steps: list[str], by_task: dict[str, str]) -> str:
+    """``failed: validate; upstream_failed (never ran): load, refresh_data_cuts``."""
+    grouped: dict[str, list[str]] = {}
+    for step in steps:
+        state = by_task.get(step, "none")
+        if state != "success":
+            grouped.setdefault(state, []).append(step)
+    return "; ".join(
+        f"{state}{' (never ran)' if state in _NEVER_RAN else ''}: {', '.join(names)}"
+        for state, names in sorted(grouped.items(), key=lambda item: item[0] in _NEVER_RAN)
+    )
 
 
 def _published_rows(conn: Any, spec: DatasetSpec) -> int:

@@ -76,7 +76,7 @@ def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) 
         (r[0], r[1:])
         for r in pg.execute(
             """SELECT step, status, error FROM wharf.audit WHERE dataset_id = 'shop.orders'
-               AND run_id = (SELECT max(run_id) FROM wharf.audit WHERE dataset_id = 'shop.orders'
+               AND event = 'end' AND run_id = (SELECT max(run_id) FROM wharf.audit WHERE dataset_id = 'shop.orders'
                              AND step = 'validate' AND status = 'failed')"""
         ).fetchall()
     )
@@ -90,7 +90,7 @@ def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) 
     )
     assert rows["load"][0] == "upstream_failed"
     assert rows["refresh_data_cuts"][0] == "upstream_failed"
-    assert rows["record"][0] == "success"
+    assert rows["record"][0] == "failed"  # as in Airflow: the run failed
     assert pg.execute(
         "SELECT last_status, row_count FROM wharf.catalogue WHERE dataset_id = 'shop.orders'"
     ).fetchone() == ("failed", 3)

@@ -54,7 +54,7 @@ def run() -> str:
 def validate_audit(pg: Any) -> tuple[Any, ...]:
     return pg.execute(
         """SELECT status, error, detail->'checks' FROM wharf.audit
-           WHERE dataset_id = 'shop.checked_orders' AND step = 'validate'
+           WHERE dataset_id = 'shop.checked_orders' AND step = 'validate' AND event = 'end'
            ORDER BY id DESC LIMIT 1"""
     ).fetchone()
 
@@ -104,7 +104,8 @@ def test_an_error_level_failure_blocks_publishing(orders: Path, pg: Any) -> None
     status, error, results = validate_audit(pg)
     assert status == "failed"
     assert error.splitlines()[:2] == [
-        "shop.checked_orders: 0 of 1 checks passed",
+        "shop.checked_orders: 0 of 1 checks passed — fix the source, then clear `extract` "
+        "with its downstream tasks",
         "  expect_column_values_to_be_between on amount: FAILED (error), 2 of 10 values "
         "unexpected, e.g. -5, -7",
     ]

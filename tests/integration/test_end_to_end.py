@@ -60,7 +60,7 @@ def audit(pg, dataset_id: str) -> dict[str, tuple]:  # type: ignore[no-untyped-d
     """Step -> (status, rows_in, rows_out, error) of the dataset's latest run."""
     rows = pg.execute(
         """SELECT step, status, rows_in, rows_out, error FROM wharf.audit
-           WHERE dataset_id = %s AND run_id = (
+           WHERE dataset_id = %s AND event = 'end' AND run_id = (
                SELECT run_id FROM wharf.audit WHERE dataset_id = %s ORDER BY id DESC LIMIT 1)
            ORDER BY id""",
         (dataset_id, dataset_id),

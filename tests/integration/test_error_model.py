@@ -38,7 +38,8 @@ def _dataset(schemas: Path, name: str, conn: str) -> str:
 
 def _attempts(pg, dataset_id: str, step: str) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
     return pg.execute(
-        "SELECT status, error FROM wharf.audit WHERE dataset_id = %s AND step = %s ORDER BY id",
+        "SELECT status, error FROM wharf.audit WHERE dataset_id = %s AND step = %s "
+        "AND event = 'end' ORDER BY id",
         (dataset_id, step),
     ).fetchall()
 

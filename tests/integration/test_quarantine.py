@@ -53,7 +53,7 @@ def run() -> str:
 def audit(pg: Any) -> dict[str, tuple[Any, ...]]:
     rows = pg.execute(
         """SELECT step, status, rows_in, rows_out, rows_rejected, error FROM wharf.audit
-           WHERE dataset_id = 'shop.quarantined_orders' AND run_id = (SELECT run_id
+           WHERE dataset_id = 'shop.quarantined_orders' AND event = 'end' AND run_id = (SELECT run_id
              FROM wharf.audit WHERE dataset_id = 'shop.quarantined_orders' ORDER BY id DESC
              LIMIT 1)"""
     ).fetchall()

@@ -49,7 +49,7 @@ def test_a_logical_date_in_2013_runs_every_task(history: Path, pg: Any) -> None:
     assert str(run.state) == "success"
     steps = pg.execute(
         "SELECT step, status FROM wharf.audit WHERE dataset_id = 'history.old_dates' "
-        "AND run_id = %s ORDER BY id",
+        "AND run_id = %s AND event = 'end' ORDER BY id",
         (run.run_id,),
     ).fetchall()
     assert [s for s, _ in steps] == ["extract", "validate", "load", "refresh_data_cuts", "record"]
@@ -65,7 +65,7 @@ def test_a_logical_date_before_the_yamls_start_date_fails_at_once(history: Path,
     assert str(run.state) == "failed"
     extract = pg.execute(
         "SELECT status, error FROM wharf.audit WHERE dataset_id = 'history.recent' "
-        "AND run_id = %s AND step = 'extract'",
+        "AND run_id = %s AND step = 'extract' AND event = 'end'",
         (run.run_id,),
     ).fetchall()
     assert extract == [

@@ -47,7 +47,7 @@ def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(
     assert str(run.state) == "failed"
     extract = pg.execute(
         "SELECT status, error FROM wharf.audit WHERE dataset_id = 'trust.changed' "
-        "AND step = 'extract' AND run_id = %s",
+        "AND step = 'extract' AND event = 'end' AND run_id = %s",
         (run.run_id,),
     ).fetchall()
     assert len(extract) == 1  # terminal: not retried
