@@ -348,6 +348,57 @@ def _text_encoding(value: str) -> str:
     return value
 
 
+_SIDE_FILE = re.compile(r"[^/\\\0*?\[\]]{1,255}")
+
+
+def _side_file_name(value: str | None) -> str | None:
+    """A completeness file's name: one plain file name beside the data (no folder, no glob)."""
+    if value is not None and (not _SIDE_FILE.fullmatch(value) or value in (".", "..")):
+        raise PydanticCustomError(
+            "wharf_side_file",
+            "{value} is not a file name: the file lies beside the data, so no '/' (and no "
+            "glob character, NUL or '..')",
+            {"value": repr(value[:100])},
+        )
+    return value
+
+
+SideFileName = Annotated[str | None, AfterValidator(_side_file_name)]
+
+
+class Completeness(_Model):
+    """Proof, beside the data, that a file source's files are whole before anything of them
+    is published (``source.completeness``); any combination of:
+
+    - ``marker``: a file (e.g. ``_SUCCESS``) that must exist in each folder the data is read
+      from, written by the producer once every file is complete;
+    - ``checksum: sha256``: a ``<file>.sha256`` beside each file (``sha256sum``'s format, or
+      the bare digest) whose digest the bytes read must match;
+    - ``manifest``: a JSON file in each folder, ``{"files": {"<name>": {"rows": N,
+      "sha256": "<hex>"}}}``, listing each file read with its data rows and/or digest.
+
+    These files are never read as data, even when a glob matches them. ``sources.file``
+    verifies each one in ``extract``."""
+
+    marker: SideFileName = None
+    checksum: Literal["sha256"] | None = None
+    manifest: SideFileName = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Completeness:
+        if self.marker is None and self.checksum is None and self.manifest is None:
+            raise _err("completeness needs at least one of marker, checksum, manifest")
+        if self.marker is not None and self.marker == self.manifest:
+            raise _err("marker and manifest must be different files", "manifest")
+        return self
+
+    def is_own_file(self, name: str) -> bool:
+        """Whether the file ``name`` (a base name) is one of these completeness files."""
+        return name in (self.marker, self.manifest) or (
+            self.checksum is not None and name.endswith(f".{self.checksum}")
+        )
+
+
 class FileSource(_Model):
     """CSV, Parquet, xlsx or JSON-lines files: a path relative to ``include/reference/``, an
     absolute path below an allowed root (``WHARF_FILE_ROOTS``), or an ``s3://bucket/key`` URL
@@ -376,6 +427,8 @@ class FileSource(_Model):
     conn_id: ConnId | None = None
     # jsonl only: a column's value is at this JSONPath, else at its source_name or name
     column_paths: dict[ColumnName, str] = Field(default_factory=dict)
+    # proof that the files are whole (a marker, checksums, a manifest), verified in extract
+    completeness: Completeness | None = None
 
     @property
     def origin(self) -> str:
@@ -415,7 +468,23 @@ class FileSource(_Model):
         if not self.is_glob:
             return [path]
         anchor = Path(path.anchor)
-        return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+        return sorted(
+            p
+            for p in anchor.glob(str(path.relative_to(anchor)))
+            if p.is_file() and not self.is_completeness_file(p.name)
+        )
+
+    def is_completeness_file(self, name: str) -> bool:
+        """Whether a glob's match ``name`` (a base name) is a completeness file, not data."""
+        return self.completeness is not None and self.completeness.is_own_file(name)
+
+    def completeness_files(self, data: Path) -> list[Path]:
+        """The completeness files that belong beside the local file ``data``."""
+        if self.completeness is None:
+            return []
+        c = self.completeness
+        names = [c.marker, c.manifest, f"{data.name}.{c.checksum}" if c.checksum else None]
+        return [data.parent / name for name in names if name is not None]
 
     def described(self, match: Path | None = None) -> str:
         """The path as the YAML writes it, for messages; for a glob's ``match``, both."""
@@ -432,6 +501,9 @@ class FileSource(_Model):
             real = config.resolve_under(path, self.described(path), prefix)
             if real.exists() and not real.is_file():
                 raise UnsafeSpecError(f"{prefix}{self.described(path)} is not a regular file")
+            for side in self.completeness_files(path):
+                if os.path.lexists(side):  # a missing one is the reader's error, not a refusal
+                    config.resolve_under(side, f"completeness file {str(side)!r}", prefix)
             checked.append(path)
         return checked
 
