@@ -587,8 +587,31 @@ class Retry(_Model):
     max_backoff_seconds: float = Field(default=120.0, ge=0, le=3600)
 
 
-class PagePagination(_Model):
-    """``?page=1&per_page=100``, ``?page=2...``: stops at a page shorter than ``size``."""
+class _PagedStop(_Model):
+    """When ``page`` and ``offset`` pagination stop. By default at the first empty page (one
+    request more than the data needs): a server may send fewer records than asked (its own
+    page size), so a short page proves nothing. ``total_path`` (JSONPath of the total record
+    count) stops once that many are read, and fails on an empty page before it;
+    ``has_more_path`` (JSONPath of a true/false field) stops when it is false;
+    ``stop_on_short_page: true`` says the server honours the size asked, so a shorter page
+    is the last. Whichever says stop first ends the read."""
+
+    total_path: str | None = None
+    has_more_path: str | None = None
+    stop_on_short_page: bool = False
+
+    @model_validator(mode="after")
+    def _paths_parse(self) -> _PagedStop:
+        for field in ("total_path", "has_more_path"):
+            path = getattr(self, field)
+            problem = jsonpath_problem(path) if path is not None else None
+            if problem:
+                raise _err(f"{path!r} is not a JSONPath ({problem})", field)
+        return self
+
+
+class PagePagination(_PagedStop):
+    """``?page=1&per_page=100``, ``?page=2...``; stops as ``_PagedStop`` says."""
 
     style: Literal["page"]
     param: str = "page"
@@ -597,8 +620,9 @@ class PagePagination(_Model):
     size: int = Field(default=100, ge=1, le=100_000)
 
 
-class OffsetPagination(_Model):
-    """``?offset=0&limit=100``, ``?offset=100...``: stops at a page shorter than ``limit``."""
+class OffsetPagination(_PagedStop):
+    """``?offset=0&limit=100``, then the offset of the next record not yet read (whatever
+    the page's length); stops as ``_PagedStop`` says."""
 
     style: Literal["offset"]
     offset_param: str = "offset"

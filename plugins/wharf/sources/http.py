@@ -25,6 +25,7 @@ twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import socket
@@ -635,6 +636,7 @@ def _pages(
     query: dict[str, Any] | None = dict(params)
     seen: set[str] = set()
     read = number = 0
+    previous: tuple[int, str] | None = None  # the last page's (number of records, hash)
     how = "the source's URL is on"
     while True:
         number += 1
@@ -648,13 +650,25 @@ def _pages(
             records = records_of(page.body)
         except ValueError as err:
             raise ValueError(f"{what} ({shown(page.url)}): {err}") from None
+        if isinstance(style, PagePagination | OffsetPagination):
+            if not records:
+                _check_total(style, page, what, read)
+                return
+            encoded = json.dumps(records, sort_keys=True, default=str).encode()
+            seal = (len(records), hashlib.sha256(encoded).hexdigest())
+            if seal == previous:
+                raise ValueError(
+                    f"{what}: the API sent the records of page {number - 1} again; stopping "
+                    "rather than reading them twice (an API that repeats its last page past the "
+                    "end needs total_path or has_more_path to stop)"
+                )
+            previous = seal
         read += len(records)
         yield records
         if style is None:
             return
         if isinstance(style, PagePagination | OffsetPagination):
-            size = style.size if isinstance(style, PagePagination) else style.limit
-            if len(records) < size:
+            if _last_page(style, page, what, read, len(records)):
                 return
             continue
         if isinstance(style, CursorPagination):
@@ -676,3 +690,59 @@ def _pages(
                 "reading a page twice"
             )
         seen.add(link)
+
+
+def _last_page(
+    style: PagePagination | OffsetPagination, page: _Page, what: str, read: int, count: int
+) -> bool:
+    """Whether the page just read (of ``count`` records, ``read`` in all) is the last, as
+    the YAML's stop rules say; without one, only an empty page is (the caller's check)."""
+    if style.total_path is not None and read >= _total(style, page, what):
+        return True
+    if style.has_more_path is not None:
+        more = compile_path(style.has_more_path)(page.body)
+        if not isinstance(more, bool):
+            raise ValueError(
+                f"{what} ({shown(page.url)}): has_more_path {style.has_more_path!r} "
+                f"{_json_kind(more)}, not true or false"
+            )
+        if not more:
+            return True
+    size = style.size if isinstance(style, PagePagination) else style.limit
+    return style.stop_on_short_page and count < size
+
+
+def _total(style: PagePagination | OffsetPagination, page: _Page, what: str) -> int:
+    """The total number of records the page says there are (``total_path``)."""
+    assert style.total_path is not None
+    total = compile_path(style.total_path)(page.body)
+    if isinstance(total, str) and total.isdigit():
+        total = int(total)
+    if type(total) is not int or total < 0:
+        raise ValueError(
+            f"{what} ({shown(page.url)}): total_path {style.total_path!r} "
+            f"{_json_kind(total)}, not a whole number of records"
+        )
+    return total
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSONPath found, for a message: its JSON kind, never its value."""
+    if value is None:
+        return "matches nothing"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    return "is " + kinds.get(type(value), "an array" if isinstance(value, list) else "an object")
+
+
+def _check_total(
+    style: PagePagination | OffsetPagination, page: _Page, what: str, read: int
+) -> None:
+    """An empty page ends the read; with ``total_path``, only once the total is read."""
+    if style.total_path is None:
+        return
+    total = _total(style, page, what)
+    if read < total:
+        raise ValueError(
+            f"{what}: an empty page after {read:,} records, but {style.total_path} says "
+            f"{total:,}: the API ended early; stopping rather than publishing part of it"
+        )
