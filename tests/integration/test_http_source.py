@@ -272,15 +272,24 @@ def test_a_short_page_ends_the_read_only_when_the_yaml_says_so(
     assert len(capped_api.requests) == 1
 
 
-def test_an_empty_page_before_the_total_fails(api: RecordsAPI, schemas: Path) -> None:
-    write_yaml(schemas, "{style: offset, limit: 100, total_path: $.meta.total}")
-    empty = {"data": [], "meta": {"total": len(CARS)}}
+@pytest.mark.parametrize(
+    ("stop", "says"),
+    [
+        ("total_path: $.meta.total", f"$.meta.total says {len(CARS)}"),
+        ("has_more_path: $.meta.has_more", "$.meta.has_more says there are more"),
+    ],
+)
+def test_an_empty_page_before_the_end_fails(
+    stop: str, says: str, api: RecordsAPI, schemas: Path
+) -> None:
+    write_yaml(schemas, f"{{style: offset, limit: 100, {stop}}}")
+    empty = {"data": [], "meta": {"total": len(CARS), "has_more": True}}
     api.fault = lambda collection, page: (200, {}, json.dumps(empty)) if page == 3 else None
     with pytest.raises(ValueError) as refused:
         extracted_rows()
     assert str(refused.value) == (
-        f"autos.cars, page 3: an empty page after 200 records, but $.meta.total says "
-        f"{len(CARS)}: the API ended early; stopping rather than publishing part of it"
+        f"autos.cars, page 3: an empty page after 200 records, but {says}: the API ended "
+        "early; stopping rather than publishing part of it"
     )
 
 

@@ -614,6 +614,29 @@ def _open(
     and xlsx, read at random, by a pass over the same open file before they are read."""
     digest = _Digest() if expected.digests else None
     main = opener if digest is None else lambda: digest.reading(opener())
+    try:
+        opened = _read(opener, main, path, source, spec, name, digest)
+    except BaseException:
+        if digest is not None:
+            digest.close()
+        raise
+    if expected.digests or expected.rows is not None:
+        batches = _verified(opened.batches, expected, digest, spec.dataset_id, name)
+        return Extract(opened.schema, batches, opened.description)
+    return opened
+
+
+def _read(
+    opener: Opener,
+    main: Opener,
+    path: Path,
+    source: FileSource,
+    spec: DatasetSpec,
+    name: str,
+    digest: _Digest | None,
+) -> Extract:
+    """The format's reader: ``opener`` opens the file, ``main`` opens it for the rows (the
+    digest's reading, when there is one)."""
     if source.format == "csv":
         opened = _csv(opener, source, name, main)
     elif source.format == "jsonl":
@@ -633,9 +656,6 @@ def _open(
             handle.close()
             raise
         opened = Extract(opened.schema, _closing(opened.batches, handle), opened.description)
-    if expected.digests or expected.rows is not None:
-        batches = _verified(opened.batches, expected, digest, spec.dataset_id, name)
-        return Extract(opened.schema, batches, opened.description)
     return opened
 
 

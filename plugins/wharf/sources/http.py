@@ -652,7 +652,7 @@ def _pages(
             raise ValueError(f"{what} ({shown(page.url)}): {err}") from None
         if isinstance(style, PagePagination | OffsetPagination):
             if not records:
-                _check_total(style, page, what, read)
+                _check_end(style, page, what, read)
                 return
             encoded = json.dumps(records, sort_keys=True, default=str).encode()
             seal = (len(records), hashlib.sha256(encoded).hexdigest())
@@ -734,15 +734,18 @@ def _json_kind(value: Any) -> str:
     return "is " + kinds.get(type(value), "an array" if isinstance(value, list) else "an object")
 
 
-def _check_total(
-    style: PagePagination | OffsetPagination, page: _Page, what: str, read: int
-) -> None:
-    """An empty page ends the read; with ``total_path``, only once the total is read."""
-    if style.total_path is None:
-        return
-    total = _total(style, page, what)
-    if read < total:
+def _check_end(style: PagePagination | OffsetPagination, page: _Page, what: str, read: int) -> None:
+    """An empty page ends the read, unless the page itself says there is more: fewer
+    records read than ``total_path`` says, or ``has_more_path`` true."""
+    said = None
+    if style.total_path is not None:
+        total = _total(style, page, what)
+        if read < total:
+            said = f"{style.total_path} says {total:,}"
+    if style.has_more_path is not None and compile_path(style.has_more_path)(page.body) is True:
+        said = f"{style.has_more_path} says there are more"
+    if said:
         raise ValueError(
-            f"{what}: an empty page after {read:,} records, but {style.total_path} says "
-            f"{total:,}: the API ended early; stopping rather than publishing part of it"
+            f"{what}: an empty page after {read:,} records, but {said}: the API ended early; "
+            "stopping rather than publishing part of it"
         )
