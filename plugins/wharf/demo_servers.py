@@ -44,11 +44,13 @@ def vega_records(name: str) -> list[dict[str, Any]]:
 class RecordsAPI(ThreadingHTTPServer):
     """``GET /v1/<collection>`` pages through a list of records in every style Wharf reads.
 
-    Page size: ``per_page`` or ``limit`` (default 100). Position: ``page`` (from 1),
-    ``offset``, or ``cursor`` (an opaque token). Each response is JSON:API shaped::
+    Page size: ``per_page`` or ``limit`` (default 100), at most ``max_page_size`` when set
+    (as many APIs cap it, whatever is asked). Position: ``page`` (from 1, pages of the size
+    actually sent), ``offset``, or ``cursor`` (an opaque token). Each response is JSON:API
+    shaped::
 
         {"data": [{"id": 1, "attributes": {...}}, ...],
-         "meta": {"total": 406, "next_cursor": "..." | null},
+         "meta": {"total": 406, "has_more": true, "next_cursor": "..." | null},
          "links": {"next": "http://.../v1/cars?offset=100&limit=100" | null}}
 
     and carries ``Link: <next>; rel="next"`` while pages remain. ``requests`` logs every
@@ -58,9 +60,15 @@ class RecordsAPI(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, collections: dict[str, list[dict[str, Any]]], port: int = 0):
+    def __init__(
+        self,
+        collections: dict[str, list[dict[str, Any]]],
+        port: int = 0,
+        max_page_size: int | None = None,
+    ):
         super().__init__(("127.0.0.1", port), _RecordsHandler)
         self.collections = collections
+        self.max_page_size = max_page_size
         self.requests: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.fault: Callable[[str, int], Fault | None] = lambda collection, page: None
@@ -93,6 +101,7 @@ class _RecordsHandler(BaseHTTPRequestHandler):
         records = self.server.collections[name]
         try:
             size = int(query.get("per_page") or query.get("limit") or 100)
+            size = min(size, self.server.max_page_size or size)
             if "page" in query:
                 offset = (int(query["page"]) - 1) * size
             elif "cursor" in query:
@@ -111,7 +120,11 @@ class _RecordsHandler(BaseHTTPRequestHandler):
         next_url = f"{self.server.url}{parts.path}?{urlencode({**next_query, 'offset': end, 'limit': size})}"
         body = {
             "data": page,
-            "meta": {"total": len(records), "next_cursor": _cursor(end) if more else None},
+            "meta": {
+                "total": len(records),
+                "has_more": more,
+                "next_cursor": _cursor(end) if more else None,
+            },
             "links": {"next": next_url if more else None},
         }
         headers = {"Link": f'<{next_url}>; rel="next"'} if more else {}

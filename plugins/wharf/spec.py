@@ -346,6 +346,57 @@ def _text_encoding(value: str) -> str:
     return value
 
 
+_SIDE_FILE = re.compile(r"[^/\\\0*?\[\]]{1,255}")
+
+
+def _side_file_name(value: str | None) -> str | None:
+    """A completeness file's name: one plain file name beside the data (no folder, no glob)."""
+    if value is not None and (not _SIDE_FILE.fullmatch(value) or value in (".", "..")):
+        raise PydanticCustomError(
+            "wharf_side_file",
+            "{value} is not a file name: the file lies beside the data, so no '/' (and no "
+            "glob character, NUL or '..')",
+            {"value": repr(value[:100])},
+        )
+    return value
+
+
+SideFileName = Annotated[str | None, AfterValidator(_side_file_name)]
+
+
+class Completeness(_Model):
+    """Proof, beside the data, that a file source's files are whole before anything of them
+    is published (``source.completeness``); any combination of:
+
+    - ``marker``: a file (e.g. ``_SUCCESS``) that must exist in each folder the data is read
+      from, written by the producer once every file is complete;
+    - ``checksum: sha256``: a ``<file>.sha256`` beside each file (``sha256sum``'s format, or
+      the bare digest) whose digest the bytes read must match;
+    - ``manifest``: a JSON file in each folder, ``{"files": {"<name>": {"rows": N,
+      "sha256": "<hex>"}}}``, listing each file read with its data rows and/or digest.
+
+    These files are never read as data, even when a glob matches them. ``sources.file``
+    verifies each one in ``extract``."""
+
+    marker: SideFileName = None
+    checksum: Literal["sha256"] | None = None
+    manifest: SideFileName = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Completeness:
+        if self.marker is None and self.checksum is None and self.manifest is None:
+            raise _err("completeness needs at least one of marker, checksum, manifest")
+        if self.marker is not None and self.marker == self.manifest:
+            raise _err("marker and manifest must be different files", "manifest")
+        return self
+
+    def is_own_file(self, name: str) -> bool:
+        """Whether the file ``name`` (a base name) is one of these completeness files."""
+        return name in (self.marker, self.manifest) or (
+            self.checksum is not None and name.endswith(f".{self.checksum}")
+        )
+
+
 class FileSource(_Model):
     """CSV, Parquet, xlsx or JSON-lines files: a path relative to ``include/reference/``, an
     absolute path below an allowed root (``WHARF_FILE_ROOTS``), or an ``s3://bucket/key`` URL
@@ -374,6 +425,8 @@ class FileSource(_Model):
     conn_id: ConnId | None = None
     # jsonl only: a column's value is at this JSONPath, else at its source_name or name
     column_paths: dict[ColumnName, str] = Field(default_factory=dict)
+    # proof that the files are whole (a marker, checksums, a manifest), verified in extract
+    completeness: Completeness | None = None
 
     @property
     def origin(self) -> str:
@@ -413,7 +466,23 @@ class FileSource(_Model):
         if not self.is_glob:
             return [path]
         anchor = Path(path.anchor)
-        return sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+        return sorted(
+            p
+            for p in anchor.glob(str(path.relative_to(anchor)))
+            if p.is_file() and not self.is_completeness_file(p.name)
+        )
+
+    def is_completeness_file(self, name: str) -> bool:
+        """Whether a glob's match ``name`` (a base name) is a completeness file, not data."""
+        return self.completeness is not None and self.completeness.is_own_file(name)
+
+    def completeness_files(self, data: Path) -> list[Path]:
+        """The completeness files that belong beside the local file ``data``."""
+        if self.completeness is None:
+            return []
+        c = self.completeness
+        names = [c.marker, c.manifest, f"{data.name}.{c.checksum}" if c.checksum else None]
+        return [data.parent / name for name in names if name is not None]
 
     def described(self, match: Path | None = None) -> str:
         """The path as the YAML writes it, for messages; for a glob's ``match``, both."""
@@ -430,6 +499,9 @@ class FileSource(_Model):
             real = config.resolve_under(path, self.described(path), prefix)
             if real.exists() and not real.is_file():
                 raise UnsafeSpecError(f"{prefix}{self.described(path)} is not a regular file")
+            for side in self.completeness_files(path):
+                if os.path.lexists(side):  # a missing one is the reader's error, not a refusal
+                    config.resolve_under(side, f"completeness file {str(side)!r}", prefix)
             checked.append(path)
         return checked
 
@@ -513,8 +585,31 @@ class Retry(_Model):
     max_backoff_seconds: float = Field(default=120.0, ge=0, le=3600)
 
 
-class PagePagination(_Model):
-    """``?page=1&per_page=100``, ``?page=2...``: stops at a page shorter than ``size``."""
+class _PagedStop(_Model):
+    """When ``page`` and ``offset`` pagination stop. By default at the first empty page (one
+    request more than the data needs): a server may send fewer records than asked (its own
+    page size), so a short page proves nothing. ``total_path`` (JSONPath of the total record
+    count) stops once that many are read, and fails on an empty page before it;
+    ``has_more_path`` (JSONPath of a true/false field) stops when it is false;
+    ``stop_on_short_page: true`` says the server honours the size asked, so a shorter page
+    is the last. Whichever says stop first ends the read."""
+
+    total_path: str | None = None
+    has_more_path: str | None = None
+    stop_on_short_page: bool = False
+
+    @model_validator(mode="after")
+    def _paths_parse(self) -> _PagedStop:
+        for field in ("total_path", "has_more_path"):
+            path = getattr(self, field)
+            problem = jsonpath_problem(path) if path is not None else None
+            if problem:
+                raise _err(f"{path!r} is not a JSONPath ({problem})", field)
+        return self
+
+
+class PagePagination(_PagedStop):
+    """``?page=1&per_page=100``, ``?page=2...``; stops as ``_PagedStop`` says."""
 
     style: Literal["page"]
     param: str = "page"
@@ -523,8 +618,9 @@ class PagePagination(_Model):
     size: int = Field(default=100, ge=1, le=100_000)
 
 
-class OffsetPagination(_Model):
-    """``?offset=0&limit=100``, ``?offset=100...``: stops at a page shorter than ``limit``."""
+class OffsetPagination(_PagedStop):
+    """``?offset=0&limit=100``, then the offset of the next record not yet read (whatever
+    the page's length); stops as ``_PagedStop`` says."""
 
     style: Literal["offset"]
     offset_param: str = "offset"

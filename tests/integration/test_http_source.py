@@ -221,3 +221,111 @@ def test_params_take_the_run_interval(api: RecordsAPI, schemas: Path) -> None:
     assert "since=2026-03-01T00%3A00%3A00%2B00%3A00" in api.requests[0]
     with pytest.raises(ValueError, match="has none"):
         sources.extract(get_spec("autos.cars"))  # a manual run has no interval
+
+
+# --- when pagination stops ------------------------------------------------------------------
+CAPPED = 50  # the server sends at most this many records a page, whatever is asked
+FULL_PAGES = len(CARS) // CAPPED  # 8 full pages, then one of 6
+
+
+@pytest.fixture
+def capped_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordsAPI]:
+    server = start(RecordsAPI({"cars": CARS}, max_page_size=CAPPED))
+    monkeypatch.setenv("AIRFLOW_CONN_CARS_API", server.url)
+    yield server
+    server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("pagination", "requests"),
+    [
+        # by default a page shorter than asked goes on: only an empty page stops (one more)
+        ("{style: page, size: 100}", FULL_PAGES + 2),
+        ("{style: offset, limit: 100}", FULL_PAGES + 2),
+        # a total or has-more field named in the YAML stops at the last page
+        ("{style: page, size: 100, total_path: $.meta.total}", FULL_PAGES + 1),
+        ("{style: offset, limit: 100, total_path: $.meta.total}", FULL_PAGES + 1),
+        ("{style: page, size: 100, has_more_path: $.meta.has_more}", FULL_PAGES + 1),
+        ("{style: offset, limit: 100, has_more_path: $.meta.has_more}", FULL_PAGES + 1),
+        # the YAML says the server honours the size it is asked for: a short page is the last
+        ("{style: page, size: 50, stop_on_short_page: true}", FULL_PAGES + 1),
+        ("{style: offset, limit: 50, stop_on_short_page: true}", FULL_PAGES + 1),
+    ],
+)
+def test_a_server_sending_fewer_records_than_asked_is_read_to_the_end(
+    pagination: str, requests: int, capped_api: RecordsAPI, schemas: Path
+) -> None:
+    write_yaml(schemas, pagination)
+    rows = extracted_rows()
+    assert [r["id"] for r in rows] == [str(i) for i in range(1, len(CARS) + 1)]
+    assert len(capped_api.requests) == requests, capped_api.requests
+    assert max(pages_requested(capped_api).values()) == 1
+
+
+def test_a_short_page_ends_the_read_only_when_the_yaml_says_so(
+    capped_api: RecordsAPI, schemas: Path
+) -> None:
+    """What the YAML promises is taken at its word: stop_on_short_page against a server that
+    does not honour size reads one page (the row guard or the total are the safety net)."""
+    write_yaml(schemas, "{style: page, size: 100, stop_on_short_page: true}")
+    assert len(extracted_rows()) == CAPPED
+    assert len(capped_api.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("stop", "says"),
+    [
+        ("total_path: $.meta.total", f"$.meta.total says {len(CARS)}"),
+        ("has_more_path: $.meta.has_more", "$.meta.has_more says there are more"),
+    ],
+)
+def test_an_empty_page_before_the_end_fails(
+    stop: str, says: str, api: RecordsAPI, schemas: Path
+) -> None:
+    write_yaml(schemas, f"{{style: offset, limit: 100, {stop}}}")
+    empty = {"data": [], "meta": {"total": len(CARS), "has_more": True}}
+    api.fault = lambda collection, page: (200, {}, json.dumps(empty)) if page == 3 else None
+    with pytest.raises(ValueError) as refused:
+        extracted_rows()
+    assert str(refused.value) == (
+        f"autos.cars, page 3: an empty page after 200 records, but {says}: the API ended "
+        "early; stopping rather than publishing part of it"
+    )
+
+
+def test_a_total_or_has_more_field_that_is_missing_or_not_one_fails(
+    api: RecordsAPI, schemas: Path
+) -> None:
+    write_yaml(schemas, "{style: page, size: 100, total_path: $.meta.count}")
+    with pytest.raises(ValueError, match=r"page 1 .*: total_path '\$.meta.count' matches nothing"):
+        extracted_rows()
+    write_yaml(schemas, "{style: page, size: 100, has_more_path: $.meta.total}")
+    with pytest.raises(
+        ValueError, match=r"has_more_path '\$.meta.total' is a number, not true or false"
+    ):
+        extracted_rows()
+
+
+def test_a_server_that_repeats_its_last_page_is_stopped(api: RecordsAPI, schemas: Path) -> None:
+    """An API that answers every page past the end with the last page again (some clamp the
+    page number) would never send an empty page: the repeat is refused, not read twice."""
+    write_yaml(schemas, "{style: page, size: 100}")
+    last = {"data": [{"id": i, "attributes": CARS[i - 1]} for i in range(401, 407)]}
+    api.fault = lambda collection, page: (200, {}, json.dumps(last)) if page >= 5 else None
+    with pytest.raises(ValueError, match="page 6: the API sent the records of page 5 again"):
+        extracted_rows()
+    assert len(api.requests) == 6
+
+
+def test_stop_settings_are_checked_in_the_yaml(schemas: Path) -> None:
+    from wharf.spec import SpecError, load_spec
+
+    write_yaml(schemas, "{style: page, total_path: '$.meta[['}")
+    with pytest.raises(
+        SpecError,
+        match=r"cars.yaml:\d+: source.pagination.total_path: '\$.meta\[\[' is not a JSONPath",
+    ):
+        load_spec(schemas / "autos" / "cars.yaml")
+    write_yaml(schemas, "{style: cursor, cursor_path: $.next, stop_on_short_page: true}")
+    with pytest.raises(SpecError, match="unknown key 'stop_on_short_page'"):
+        load_spec(schemas / "autos" / "cars.yaml")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import hashlib
+import io
 import json
 import os
 import re
@@ -30,6 +32,8 @@ import stat
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol
 
@@ -37,7 +41,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from wharf import config
-from wharf.errors import UnsafeSpecError
+from wharf.errors import TerminalError, TransientError, UnsafeSpecError
 from wharf.sources import Extract, Window
 from wharf.spec import DatasetSpec, FileSource
 
@@ -55,7 +59,10 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
     """Open the file, or every file a glob matches, in name order (whatever the window).
 
     Raises ``FileNotFoundError`` naming the path, pattern or S3 URL; a later file whose
-    columns differ from the first's fails the extract naming both.
+    columns differ from the first's fails the extract naming both. With
+    ``source.completeness``, markers and manifests are checked before any file is opened,
+    and each file's digest and row count once its last batch is read
+    (``IncompleteSourceError``).
     """
     source = spec.source
     assert isinstance(source, FileSource)
@@ -63,14 +70,15 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
     names = files.names
     if not names:
         raise FileNotFoundError(f"{spec.dataset_id}: no source file matches {files.where}")
-    first = files.open(0)
+    expected = _expectations(spec, source, files)
+    first = files.open(0, expected[0])
     if len(names) == 1:
         return first
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from first.batches
         for index in range(1, len(names)):
-            opened = files.open(index)
+            opened = files.open(index, expected[index])
             if opened.schema.names != first.schema.names:
                 raise ValueError(
                     f"{spec.dataset_id}: {names[index]} has columns "
@@ -84,12 +92,23 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
 class _Files(Protocol):
     """The files a source reads: the path or pattern (``where``), each file's name as
-    messages show it, and a reader of each."""
+    messages show it, and a reader of each; and the completeness files beside each file:
+    ``folder`` (the folder a file lies in), ``side_name`` (a file beside it, as messages
+    show it) and ``read_side`` (at most ``limit`` bytes of it, none when ``limit`` is None;
+    None when there is no such file)."""
 
     where: str
     names: list[str]
 
-    def open(self, index: int) -> Extract: ...
+    def open(self, index: int, expected: _Expected) -> Extract: ...
+
+    def folder(self, index: int) -> str: ...
+
+    def base_name(self, index: int) -> str: ...
+
+    def side_name(self, index: int, name: str) -> str: ...
+
+    def read_side(self, index: int, name: str, limit: int | None) -> bytes | None: ...
 
 
 class _LocalFiles:
@@ -103,7 +122,7 @@ class _LocalFiles:
             raise FileNotFoundError(f"{spec.dataset_id}: no source file {self.where}")
         self.names = [str(p) for p in self.paths]
 
-    def open(self, index: int) -> Extract:
+    def open(self, index: int, expected: _Expected) -> Extract:
         path = self.paths[index]
         described = self.source.described(path)
         return _open(
@@ -112,7 +131,28 @@ class _LocalFiles:
             self.source,
             self.spec,
             self.names[index],
+            expected,
         )
+
+    def folder(self, index: int) -> str:
+        return str(self.paths[index].parent)
+
+    def base_name(self, index: int) -> str:
+        return self.paths[index].name
+
+    def side_name(self, index: int, name: str) -> str:
+        return str(self.paths[index].parent / name)
+
+    def read_side(self, index: int, name: str, limit: int | None) -> bytes | None:
+        """Opened as the data is (``open_below``: below the allowed roots, no symlink out,
+        a regular file), so a completeness file is no way to read elsewhere."""
+        side = self.paths[index].parent / name
+        described = f"completeness file {str(side)!r}"
+        try:
+            with open_below(side, described, self.prefix) as handle:
+                return _read_at_most(handle, limit, self.spec.dataset_id, str(side))
+        except FileNotFoundError:
+            return None
 
 
 def open_below(path: Path, described: str, prefix: str = "") -> IO[bytes]:
@@ -179,14 +219,46 @@ class _S3Files:
                 ) from None
             raise
         matches = glob_matcher(pattern)
-        return sorted(key for key in listed if matches(key))
+        return sorted(
+            key
+            for key in listed
+            if matches(key) and not self.source.is_completeness_file(PurePosixPath(key).name)
+        )
 
-    def open(self, index: int) -> Extract:
+    def folder(self, index: int) -> str:
+        return self.keys[index].rpartition("/")[0]
+
+    def base_name(self, index: int) -> str:
+        return self.keys[index].rpartition("/")[2]
+
+    def _side_key(self, index: int, name: str) -> str:
+        folder = self.folder(index)
+        return f"{folder}/{name}" if folder else name
+
+    def side_name(self, index: int, name: str) -> str:
+        return f"s3://{self.bucket}/{self._side_key(index, name)}"
+
+    def read_side(self, index: int, name: str, limit: int | None) -> bytes | None:
+        """The object beside the data (the same bucket, so the same allow-list)."""
+        key, client = self._side_key(index, name), self.hook.get_conn()
+        try:
+            if limit is None:  # only whether it is there
+                client.head_object(Bucket=self.bucket, Key=key)
+                return b""
+            body = client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except Exception as err:
+            if _not_found(err):
+                return None
+            raise
+        with closing(body):
+            return _read_at_most(body, limit, self.spec.dataset_id, self.side_name(index, name))
+
+    def open(self, index: int, expected: _Expected) -> Extract:
         key, name = self.keys[index], self.names[index]
         folder = Path(tempfile.mkdtemp(prefix="wharf-s3-"))
         try:
             path = self._download(key, name, folder)
-            opened = _open(lambda: open(path, "rb"), path, self.source, self.spec, name)
+            opened = _open(lambda: open(path, "rb"), path, self.source, self.spec, name, expected)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -197,19 +269,301 @@ class _S3Files:
 
     def _download(self, key: str, name: str, folder: Path) -> Path:
         """The object streamed to a file in ``folder`` (never whole in memory), named with
-        the key's suffixes so the readers know it (``.xlsx``, ``.gz``)."""
+        the key's suffixes so the readers know it (``.xlsx``, ``.gz``), then checked against
+        the object: its size against the ``ContentLength``, and its MD5 against the ETag
+        when that is one (a single-part upload without KMS or customer keys). A mismatch is
+        a ``TransientError``: the bytes are not the object's, and a retry downloads again."""
+        suffix = re.sub(r"[^A-Za-z0-9.]", "", "".join(PurePosixPath(key).suffixes[-2:]))
+        path = folder / f"object{suffix}"
         try:
-            downloaded = self.hook.download_file(
-                key=key, bucket_name=self.bucket, local_path=str(folder)
-            )
+            obj = self.hook.get_key(key, self.bucket)  # HEAD: the size and ETag to expect
+            extra = dict(self.hook.extra_args)
+            if getattr(self.hook, "_requester_pays", False):
+                extra["RequestPayer"] = "requester"
+            if obj.version_id and obj.version_id != "null":
+                extra["VersionId"] = obj.version_id  # the very version HEAD described
+            with open(path, "wb") as file:
+                obj.download_fileobj(file, ExtraArgs=extra, Config=self.hook.transfer_config)
         except Exception as err:
             if _not_found(err):
                 raise FileNotFoundError(f"{self.spec.dataset_id}: no source file {name}") from None
             raise
-        suffix = re.sub(r"[^A-Za-z0-9.]", "", "".join(PurePosixPath(key).suffixes[-2:]))
-        path = folder / f"object{suffix}"
-        os.replace(downloaded, path)
+        size = path.stat().st_size
+        prefix = f"{self.spec.dataset_id}: {name}: "
+        if size != obj.content_length:
+            raise TransientError(
+                f"{prefix}the download has {size:,} bytes, the object {obj.content_length:,} "
+                "(its ContentLength): the download was cut short or the object changed while "
+                "it was downloaded; nothing of it was read"
+            )
+        etag = str(obj.e_tag or "").strip('"')
+        keyed = obj.server_side_encryption == "aws:kms" or obj.sse_customer_algorithm
+        if re.fullmatch(r"[0-9a-f]{32}", etag) and not keyed:
+            with open(path, "rb") as handle:
+                md5 = hashlib.file_digest(handle, "md5").hexdigest()
+            if md5 != etag:
+                raise TransientError(
+                    f"{prefix}the download's MD5 is {md5}, the object's ETag {etag}: the bytes "
+                    "changed on the way or the object changed while it was downloaded; nothing "
+                    "of it was read"
+                )
         return path
+
+
+# --- completeness (source.completeness) -----------------------------------------------------
+# A checksum file holds one digest; a manifest lists a folder's files: both are bounded.
+_CHECKSUM_BYTES = 4_096
+_MANIFEST_BYTES = 16 << 20
+_HASH_CHUNK = 1 << 20
+
+
+class IncompleteSourceError(TerminalError):
+    """A file source's completeness proof is missing or does not match the data: a marker
+    not there, a checksum or manifest that disagrees with the bytes or rows read. Terminal:
+    the producer must finish (or fix) the drop; the message says what was expected and found
+    (digests and counts, never the file's contents)."""
+
+
+@dataclass
+class _Expected:
+    """What one file must be: sha256 digests (each with the phrase naming where it was
+    declared) and a row count, or nothing to check."""
+
+    digests: list[tuple[str, str]] = field(default_factory=list)
+    rows: int | None = None
+    rows_from: str = ""
+
+
+def _expectations(spec: DatasetSpec, source: FileSource, files: _Files) -> list[_Expected]:
+    """Each file's expectations, from the completeness files beside it; markers and
+    manifests are checked here, before any data file is opened."""
+    expected = [_Expected() for _ in files.names]
+    c = source.completeness
+    if c is None:
+        return expected
+    ds = spec.dataset_id
+    folders: dict[str, list[int]] = {}
+    for index in range(len(files.names)):
+        folders.setdefault(files.folder(index), []).append(index)
+    for indices in folders.values():
+        first = indices[0]
+        if c.marker is not None and files.read_side(first, c.marker, None) is None:
+            raise IncompleteSourceError(
+                f"{ds}: no marker file {files.side_name(first, c.marker)!r}: "
+                "completeness.marker says the files beside it are complete only once it exists "
+                "(they may still be being written); nothing was read"
+            )
+        if c.manifest is not None:
+            _from_manifest(ds, source, files, indices, c.manifest, expected)
+    if c.checksum is not None:
+        for index in range(len(files.names)):
+            side = f"{files.base_name(index)}.{c.checksum}"
+            shown = files.side_name(index, side)
+            text = files.read_side(index, side, _CHECKSUM_BYTES)
+            if text is None:
+                raise IncompleteSourceError(
+                    f"{ds}: no checksum file {shown!r}: completeness.checksum says each file has "
+                    "its sha256 beside it (as sha256sum writes it); nothing was read"
+                )
+            digest = _digest_in(text, shown, ds)
+            expected[index].digests.append((digest, f"its checksum file {shown!r}"))
+    return expected
+
+
+def _digest_in(text: bytes, shown: str, ds: str) -> str:
+    """The digest a ``.sha256`` file holds: the first word of its first line (``sha256sum``
+    writes ``<digest>  <name>``; a bare digest will do)."""
+    try:
+        words = text.decode("ascii").split()
+    except UnicodeDecodeError:
+        words = []
+    first = words[0].removeprefix("\\") if words else ""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", first):
+        raise IncompleteSourceError(
+            f"{ds}: {shown!r} is not a sha256 checksum file (expected 64 hex digits, as "
+            "sha256sum writes them, first on its first line)"
+        )
+    return first.lower()
+
+
+def _from_manifest(
+    ds: str,
+    source: FileSource,
+    files: _Files,
+    indices: list[int],
+    name: str,
+    expected: list[_Expected],
+) -> None:
+    """The rows and digests the folder's manifest lists for each of its files read; with a
+    glob, every file it lists that the pattern matches must be there too."""
+    shown = files.side_name(indices[0], name)
+    where = f"the manifest {shown!r}"
+    raw = files.read_side(indices[0], name, _MANIFEST_BYTES)
+    if raw is None:
+        raise IncompleteSourceError(
+            f"{ds}: no manifest file {shown!r}: completeness.manifest says the files beside it "
+            "are listed in it; nothing was read"
+        )
+    try:
+        document = json.loads(raw)
+    except UnicodeDecodeError:
+        raise IncompleteSourceError(f"{ds}: {where} is not JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as err:
+        raise IncompleteSourceError(
+            f"{ds}: {where} is not JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+        ) from None
+    except (ValueError, RecursionError):
+        raise IncompleteSourceError(f"{ds}: {where} is not JSON Wharf can read") from None
+    listed = document.get("files") if isinstance(document, dict) else None
+    shape = '{"files": {"<file name>": {"rows": <data rows>, "sha256": "<hex digest>"}}}'
+    if not isinstance(listed, dict):
+        raise IncompleteSourceError(f'{ds}: {where} has no "files" object (expected {shape})')
+    present = set()
+    for index in indices:
+        base = files.base_name(index)
+        present.add(base)
+        entry = listed.get(base)
+        if entry is None:
+            raise IncompleteSourceError(
+                f"{ds}: {where} does not list {files.names[index]!r}: completeness.manifest "
+                "says it lists each file read; nothing was read"
+            )
+        rows = entry.get("rows") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        rows_ok = rows is None or (type(rows) is int and rows >= 0)
+        digest_ok = digest is None or (
+            isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest) is not None
+        )
+        if (rows is None and digest is None) or not rows_ok or not digest_ok:
+            raise IncompleteSourceError(
+                f'{ds}: {where}\'s entry for {files.names[index]!r} needs "rows" (a whole '
+                f'number) and/or "sha256" (64 hex digits): expected {shape}'
+            )
+        if rows is not None:
+            expected[index].rows, expected[index].rows_from = rows, where
+        if digest is not None:
+            expected[index].digests.append((digest.lower(), where))
+    if source.is_glob:
+        pattern = source.path.rpartition("/")[2]
+        missing = [
+            n
+            for n in listed
+            if isinstance(n, str)
+            and "/" not in n
+            and fnmatch.fnmatchcase(n, pattern)
+            and n not in present
+            and not source.is_completeness_file(n)
+        ]
+        if missing:  # not named: a manifest's entries are its contents
+            many = len(missing) > 1
+            raise IncompleteSourceError(
+                f"{ds}: {where} lists {len(missing)} file{'s' if many else ''} matching the "
+                f"path that {'are' if many else 'is'} not there ({len(listed)} listed, "
+                f"{len(present)} found): the drop is incomplete; nothing was read"
+            )
+
+
+def _read_at_most(handle: Any, limit: int | None, ds: str, shown: str) -> bytes:
+    """A completeness file's bytes (``limit`` None: none, only that it is there)."""
+    if limit is None:
+        return b""
+    data: bytes = handle.read(limit + 1)
+    if len(data) > limit:
+        raise IncompleteSourceError(
+            f"{ds}: {shown!r} is larger than {limit:,} bytes, more than a completeness file holds"
+        )
+    return data
+
+
+class _Digest:
+    """The sha256 of a file's bytes: of those a reader reads (``reading``), the rest read to
+    the end by ``finish``; or of the whole file first (``whole``), for readers that seek."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.raw: IO[bytes] | None = None
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.hash.update(data)
+        self.size += len(data)
+
+    def reading(self, raw: IO[bytes]) -> IO[bytes]:
+        """``raw`` as a buffered file that hashes what is read from it; closing it leaves
+        ``raw`` open for ``finish``."""
+        self.raw = raw
+        return io.BufferedReader(_Hashing(raw, self), buffer_size=_HASH_CHUNK)
+
+    def whole(self, handle: IO[bytes]) -> None:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            self.update(chunk)
+        handle.seek(0)
+
+    def finish(self) -> str:
+        """The digest of every byte of the file (what the reader left unread included)."""
+        if self.raw is not None:
+            for chunk in iter(lambda: self.raw.read(_HASH_CHUNK), b""):  # type: ignore[union-attr]
+                self.update(chunk)
+        self.close()
+        return self.hash.hexdigest()
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+
+
+class _Hashing(io.RawIOBase):
+    """A raw stream over ``raw`` feeding each byte read to ``digest``."""
+
+    def __init__(self, raw: IO[bytes], digest: _Digest) -> None:
+        self._raw, self._digest, self._position = raw, digest, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count: int = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            self._digest.update(memoryview(buffer)[:count])
+            self._position += count
+        return count
+
+    def tell(self) -> int:
+        return self._position
+
+
+def _verified(
+    batches: Iterator[pa.RecordBatch],
+    expected: _Expected,
+    digest: _Digest | None,
+    ds: str,
+    name: str,
+) -> Iterator[pa.RecordBatch]:
+    """``batches``, then, once the file is read, its digest and row count checked against
+    ``expected``: a mismatch fails the extract, so nothing of the run is published."""
+    rows = 0
+    try:
+        for batch in batches:
+            rows += batch.num_rows
+            yield batch
+        found = digest.finish() if digest is not None else ""
+    finally:
+        if digest is not None:
+            digest.close()
+    for want, where in expected.digests:
+        if found != want:
+            assert digest is not None
+            raise IncompleteSourceError(
+                f"{ds}: source file {name!r} does not match {where}: expected sha256 {want}, "
+                f"found {found} over {digest.size:,} bytes read: the file is incomplete or "
+                "changed; the run publishes nothing"
+            )
+    if expected.rows is not None and rows != expected.rows:
+        raise IncompleteSourceError(
+            f"{ds}: source file {name!r} does not match {expected.rows_from}: expected "
+            f"{expected.rows:,} rows, found {rows:,}: the file is incomplete or changed; the run "
+            "publishes nothing"
+        )
 
 
 def _not_found(err: Exception) -> bool:
@@ -246,25 +600,63 @@ def glob_matcher(pattern: str) -> Callable[[str], bool]:
     return matches
 
 
-def _open(opener: Opener, path: Path, source: FileSource, spec: DatasetSpec, name: str) -> Extract:
+def _open(
+    opener: Opener,
+    path: Path,
+    source: FileSource,
+    spec: DatasetSpec,
+    name: str,
+    expected: _Expected,
+) -> Extract:
     """The reader of ``source.format`` over the file ``opener`` opens (``path`` gives its
-    suffixes; ``name`` is what messages call it)."""
-    if source.format == "csv":
-        return _csv(opener, source, name)
-    if source.format == "jsonl":
-        return _jsonl(opener, path, source, spec, name)
-    handle = opener()
+    suffixes; ``name`` is what messages call it), verified against ``expected``: CSV and
+    JSON lines are hashed as they are read (the bytes parsed are the bytes hashed), Parquet
+    and xlsx, read at random, by a pass over the same open file before they are read."""
+    digest = _Digest() if expected.digests else None
+    main = opener if digest is None else lambda: digest.reading(opener())
     try:
-        if source.format == "parquet":
-            opened = _parquet(handle, source, name)
-        else:
-            opened = read_xlsx(
-                handle, source.sheet, source.null_values, source.batch_size, name=name
-            )
+        opened = _read(opener, main, path, source, spec, name, digest)
     except BaseException:
-        handle.close()
+        if digest is not None:
+            digest.close()
         raise
-    return Extract(opened.schema, _closing(opened.batches, handle), opened.description)
+    if expected.digests or expected.rows is not None:
+        batches = _verified(opened.batches, expected, digest, spec.dataset_id, name)
+        return Extract(opened.schema, batches, opened.description)
+    return opened
+
+
+def _read(
+    opener: Opener,
+    main: Opener,
+    path: Path,
+    source: FileSource,
+    spec: DatasetSpec,
+    name: str,
+    digest: _Digest | None,
+) -> Extract:
+    """The format's reader: ``opener`` opens the file, ``main`` opens it for the rows (the
+    digest's reading, when there is one)."""
+    if source.format == "csv":
+        opened = _csv(opener, source, name, main)
+    elif source.format == "jsonl":
+        opened = _jsonl(main, path, source, spec, name)
+    else:
+        handle = opener()
+        try:
+            if digest is not None:
+                digest.whole(handle)
+            if source.format == "parquet":
+                opened = _parquet(handle, source, name)
+            else:
+                opened = read_xlsx(
+                    handle, source.sheet, source.null_values, source.batch_size, name=name
+                )
+        except BaseException:
+            handle.close()
+            raise
+        opened = Extract(opened.schema, _closing(opened.batches, handle), opened.description)
+    return opened
 
 
 def _closing(batches: Iterator[pa.RecordBatch], handle: IO[bytes]) -> Iterator[pa.RecordBatch]:
@@ -333,7 +725,9 @@ def _json_object(line: str, name: str, number: int) -> Any:
     return record
 
 
-def _csv(opener: Opener, source: FileSource, name: str) -> Extract:
+def _csv(opener: Opener, source: FileSource, name: str, main: Opener | None = None) -> Extract:
+    """``opener`` reads the header (and the line of an error); ``main`` (default
+    ``opener``) the rows."""
     parse = pacsv.ParseOptions(
         delimiter=source.delimiter,
         quote_char=source.quotechar,
@@ -350,7 +744,7 @@ def _csv(opener: Opener, source: FileSource, name: str) -> Extract:
     try:
         with opener() as first:
             header = pacsv.open_csv(first, read_options=read(1 << 16), parse_options=parse)
-        handle = opener()
+        handle = (main or opener)()
         reader = pacsv.open_csv(
             handle,
             read_options=read(_BLOCK_BYTES),

@@ -3,7 +3,8 @@
 The connection (``conn_id``) holds the base URL, auth and headers, read by the HTTP
 provider's ``HttpHook``; the YAML gives the path, query parameters, where the records are
 and how pages follow each other. Pages are read one at a time and turned into batches of
-``batch_size`` rows, so memory holds one page and one batch whatever the API's size.
+``batch_size`` rows, so memory holds one page (two for ``page`` and ``offset``, which compare
+each page with the one before) and one batch whatever the API's size.
 
 Credentials stay on their host: every request (the first page, each next link, each
 redirect hop, which Wharf follows itself, at most ``MAX_REDIRECTS``) goes to the connection's
@@ -635,6 +636,7 @@ def _pages(
     query: dict[str, Any] | None = dict(params)
     seen: set[str] = set()
     read = number = 0
+    previous: list[Any] | None = None  # the last page's records
     how = "the source's URL is on"
     while True:
         number += 1
@@ -648,13 +650,24 @@ def _pages(
             records = records_of(page.body)
         except ValueError as err:
             raise ValueError(f"{what} ({shown(page.url)}): {err}") from None
+        if isinstance(style, PagePagination | OffsetPagination):
+            if not records:
+                _check_end(style, page, what, read)
+                return
+            # Exact, and cheap: list equality stops at the first record that differs.
+            if records == previous:
+                raise ValueError(
+                    f"{what}: the API sent the records of page {number - 1} again; stopping "
+                    "rather than reading them twice (an API that repeats its last page past the "
+                    "end needs total_path or has_more_path to stop)"
+                )
+            previous = records
         read += len(records)
         yield records
         if style is None:
             return
         if isinstance(style, PagePagination | OffsetPagination):
-            size = style.size if isinstance(style, PagePagination) else style.limit
-            if len(records) < size:
+            if _last_page(style, page, what, read, len(records)):
                 return
             continue
         if isinstance(style, CursorPagination):
@@ -676,3 +689,62 @@ def _pages(
                 "reading a page twice"
             )
         seen.add(link)
+
+
+def _last_page(
+    style: PagePagination | OffsetPagination, page: _Page, what: str, read: int, count: int
+) -> bool:
+    """Whether the page just read (of ``count`` records, ``read`` in all) is the last, as
+    the YAML's stop rules say; without one, only an empty page is (the caller's check)."""
+    if style.total_path is not None and read >= _total(style, page, what):
+        return True
+    if style.has_more_path is not None:
+        more = compile_path(style.has_more_path)(page.body)
+        if not isinstance(more, bool):
+            raise ValueError(
+                f"{what} ({shown(page.url)}): has_more_path {style.has_more_path!r} "
+                f"{_json_kind(more)}, not true or false"
+            )
+        if not more:
+            return True
+    size = style.size if isinstance(style, PagePagination) else style.limit
+    return style.stop_on_short_page and count < size
+
+
+def _total(style: PagePagination | OffsetPagination, page: _Page, what: str) -> int:
+    """The total number of records the page says there are (``total_path``)."""
+    assert style.total_path is not None
+    total = compile_path(style.total_path)(page.body)
+    if isinstance(total, str) and total.isdigit():
+        total = int(total)
+    if type(total) is not int or total < 0:
+        raise ValueError(
+            f"{what} ({shown(page.url)}): total_path {style.total_path!r} "
+            f"{_json_kind(total)}, not a whole number of records"
+        )
+    return total
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSONPath found, for a message: its JSON kind, never its value."""
+    if value is None:
+        return "matches nothing"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    return "is " + kinds.get(type(value), "an array" if isinstance(value, list) else "an object")
+
+
+def _check_end(style: PagePagination | OffsetPagination, page: _Page, what: str, read: int) -> None:
+    """An empty page ends the read, unless the page itself says there is more: fewer
+    records read than ``total_path`` says, or ``has_more_path`` true."""
+    said = None
+    if style.total_path is not None:
+        total = _total(style, page, what)
+        if read < total:
+            said = f"{style.total_path} says {total:,}"
+    if style.has_more_path is not None and compile_path(style.has_more_path)(page.body) is True:
+        said = f"{style.has_more_path} says there are more"
+    if said:
+        raise ValueError(
+            f"{what}: an empty page after {read:,} records, but {said}: the API ended early; "
+            "stopping rather than publishing part of it"
+        )
