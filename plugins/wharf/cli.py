@@ -78,6 +78,8 @@ def cmd_schema_generate(args: argparse.Namespace) -> int:
             return 2
         environment.apply(start_database=False)
         sample = generate.sample_table(args.conn_id, args.table, args.rows)
+    for warning in sample.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     columns = generate.infer(sample.table)
     text = generate.draft_yaml(args.domain, args.dataset, columns, sample)
     if not args.write:
