@@ -347,3 +347,24 @@ def test_a_table_draft_takes_the_tables_primary_key_and_loads_unchanged(
     assert pg.execute(
         "SELECT symbol, trade_day, close FROM markets.quotes ORDER BY symbol, trade_day"
     ).fetchall() == [(s, date.fromisoformat(d), c) for s, d, c in rows]
+
+
+def test_an_xlsx_sample_with_date_cells_drafts_a_date_column(
+    capsys: Any, schemas: Path, tmp_path: Path
+) -> None:
+    from datetime import date, datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["day", "at"])
+    book.active.append([date(2024, 1, 2), datetime(2024, 1, 2, 9, 30)])
+    book.active.append([date(2024, 2, 29), datetime(2024, 2, 29, 0, 0)])
+    book.save(tmp_path / "days.xlsx")
+    draft = generate(capsys, str(tmp_path / "days.xlsx"), "--domain", "d", "--dataset", "days")
+    assert list(column_lines(draft).values()) == [
+        '- {name: day, data_type: date, allow_null: false, format: "%Y-%m-%d"}',
+        "- {name: at, data_type: timestamp, allow_null: false}  "
+        "# ISO 8601 without an offset: read as UTC",
+    ]
+    assert violations(adopt(schemas, draft, "d", "days")).violation_count == 0
