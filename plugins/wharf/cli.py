@@ -23,7 +23,7 @@ from wharf import config, environment
 from wharf.spec import DatasetSpec, SpecError, check_files, load_spec, load_specs, spec_files
 
 
-def cmd_check(paths: list[str]) -> int:
+def cmd_check(paths: list[str], rapid: bool = False) -> int:
     files: list[Path] = []
     for raw in paths or [str(config.schemas_dir())]:
         path = Path(raw)
@@ -34,11 +34,34 @@ def cmd_check(paths: list[str]) -> int:
             spec = load_spec(file)
             check_files(file, spec)
             _check_expectations(file, spec)
+            if rapid:
+                _check_rapid(file, spec)
         except SpecError as err:
             broken += 1
             print(err, file=sys.stderr)
     print(f"wharf check: {len(files)} file(s), {broken} with errors", file=sys.stderr)
     return 1 if broken else 0
+
+
+def _check_rapid(file: Path, spec: DatasetSpec) -> None:
+    """``wharf check --rapid``: rAPId's stricter rules that Wharf itself relaxes, as errors
+    (a date column's format: rAPId takes only %Y, %m, %d joined by '/' or '-')."""
+    from wharf.spec import SpecIssue, rapid_date_format_problem
+    from wharf.yaml_lines import load_with_lines
+
+    _, lines = load_with_lines(file)
+    issues = []
+    for index, column in enumerate(spec.columns):
+        problem = (
+            rapid_date_format_problem(column.format)
+            if column.data_type == "date" and column.format
+            else None
+        )
+        if problem is not None:
+            line = lines.get(("columns", index, "format"), lines.get(("columns", index), 1))
+            issues.append(SpecIssue(file, line, f"columns[{index}].format", problem))
+    if issues:
+        raise SpecError(issues)
 
 
 def cmd_schema_generate(args: argparse.Namespace) -> int:
@@ -55,6 +78,8 @@ def cmd_schema_generate(args: argparse.Namespace) -> int:
             return 2
         environment.apply(start_database=False)
         sample = generate.sample_table(args.conn_id, args.table, args.rows)
+    for warning in sample.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     columns = generate.infer(sample.table)
     text = generate.draft_yaml(args.domain, args.dataset, columns, sample)
     if not args.write:
@@ -250,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check dataset YAML files")
     check.add_argument("paths", nargs="*", help="files or folders (default: include/schemas)")
+    check.add_argument(
+        "--rapid", action="store_true", help="also report rAPId's stricter date-format rule"
+    )
     schema = sub.add_parser("schema", help="dataset YAML tools")
     schema_sub = schema.add_subparsers(dest="schema_command", required=True)
     gen = schema_sub.add_parser(
@@ -274,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dag.add_argument("dag_id")
     args = parser.parse_args(argv)
     if args.command == "check":
-        return cmd_check(args.paths)
+        return cmd_check(args.paths, rapid=args.rapid)
     if args.command == "schema":
         return cmd_schema_generate(args)
     if args.command == "run":

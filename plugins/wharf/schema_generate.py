@@ -4,7 +4,14 @@ Like rAPId's schema generation endpoint, but: integers stay integers when the sa
 NULLs (pandas would read them as floats), dates and timestamps are found with their format
 (day-first before month-first, the ambiguity noted), ``allow_null`` follows the data,
 columns unique and never NULL are suggested as primary key, and headings are normalised to
-rAPId's style guide with the original kept as ``source_name``.
+rAPId's style guide with the original kept as ``source_name``. The smallest combination of
+columns (up to 3) unique and never NULL in the sample is suggested as primary key; a table's
+own primary key is read by reflection.
+
+A draft passes ``wharf check`` and loads its own sample unchanged: a file's path is written as
+the reader resolves it (relative to ``include/reference/`` when it lies there, else absolute,
+with a warning when it is outside the allowed roots), and a null marker such as ``NA`` is
+offered only where the sample shows it is one (Namibia's ISO code stays ``NA``).
 
 Typed samples (Parquet, a database table) keep their types; text (CSV, xlsx) is parsed with
 ``pyarrow.compute`` over the whole sample.
@@ -12,9 +19,11 @@ Typed samples (Parquet, a database table) keep their types; text (CSV, xlsx) is 
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +37,25 @@ _INT32 = (-(2**31), 2**31 - 1)
 _INTEGER = r"^\s*[+-]?\d+\s*$"
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _BOOLEAN = ("true", "false", "yes", "no", "t", "f", "y", "n")
-# rAPId's date formats (separators '/' or '-'); day-first before month-first.
-DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%Y/%m/%d", "%m/%d/%Y", "%m-%d-%Y")
+# rAPId's date formats (separators '/' or '-'), day-first before month-first; then others a
+# date column takes too (``wharf check --rapid`` reports them: rAPId refuses them).
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%d-%m-%Y",
+    "%Y/%m/%d",
+    "%m/%d/%Y",
+    "%m-%d-%Y",
+    "%b %d %Y",
+    "%d %b %Y",
+    "%B %d %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d-%b-%Y",
+    "%d-%b-%y",
+    "%d.%m.%Y",
+)
 TIMESTAMP_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -37,7 +63,16 @@ TIMESTAMP_FORMATS = (
     "%d/%m/%Y %H:%M",
     "%m/%d/%Y %H:%M:%S",
     "%m/%d/%Y %H:%M",
+    "%b %d %Y %H:%M:%S",
+    "%d %b %Y %H:%M:%S",
+    "%d.%m.%Y %H:%M:%S",
 )
+# Formats are tried on this many values first, then on the whole sample.
+_FORMAT_PROBE = 200
+# Key candidates: combinations of up to this many columns, among the first _KEY_COLUMNS
+# never-NULL columns that are not floating point or boolean.
+_KEY_WIDTH = 3
+_KEY_COLUMNS = 12
 
 
 @dataclass(frozen=True)
@@ -55,10 +90,47 @@ class InferredColumn:
 
 @dataclass(frozen=True)
 class Sample:
-    """The rows read, where they came from, and the YAML ``source`` that reads them again."""
+    """The rows read, where they came from, and the YAML ``source`` that reads them again;
+    the source's own primary key (its column names, for a table), the draft's comments on
+    the source (null markers, the path), and warnings for the person running the command."""
 
     table: pa.Table
     source: dict[str, Any]
+    primary_key: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def source_path(path: Path) -> tuple[str, str | None]:
+    """``path`` as a file source's ``path`` that the reader resolves to the same file:
+    relative to ``include/reference/`` when it lies there, else absolute; and why ``wharf
+    check`` will refuse it (outside the allowed roots), or None."""
+    from wharf import config
+
+    written = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(path))
+    reference = Path(os.path.abspath(config.reference_dir()))
+    for mine, root in ((written, reference), (real, Path(os.path.realpath(reference)))):
+        if mine.is_relative_to(root):
+            return str(mine.relative_to(root)), None
+    allowed = config.below_real_roots(real, config.real_roots()) and any(
+        written.is_relative_to(root) for root in config.file_roots()
+    )
+    if allowed:
+        return str(written), None
+    return str(written), (
+        f"{written} is outside the allowed file roots: wharf check refuses it until the file is "
+        "moved below include/reference/ or an operator adds its folder to WHARF_FILE_ROOTS"
+    )
+
+
+def _file_sample(table: pa.Table, path: Path, source: dict[str, Any], notes: list[str]) -> Sample:
+    """A file's sample with its path written as the reader resolves it (see ``source_path``)."""
+    written, problem = source_path(path)
+    source = {"type": "file", "path": written, **source}
+    if problem is not None:
+        notes = [*notes, problem]
+    return Sample(table, source, notes=tuple(notes), warnings=(problem,) if problem else ())
 
 
 # --- reading samples -----------------------------------------------------------------------
@@ -76,7 +148,7 @@ def sample_file(path: Path, rows: int = SAMPLE_ROWS, delimiter: str = ",") -> Sa
         table = pq.ParquetFile(path).iter_batches(batch_size=rows)
         first = next(table, None)
         data = pa.Table.from_batches([first]) if first is not None else pa.table({})
-        return Sample(data, {"type": "file", "path": str(path), "format": "parquet"})
+        return _file_sample(data, path, {"format": "parquet"}, [])
     if suffix in (".csv", ".txt", ".tsv"):
         return _sample_csv(path, rows, delimiter)
     if suffix in (".xlsx", ".xlsm"):
@@ -110,13 +182,13 @@ def _sample_csv(path: Path, rows: int, delimiter: str) -> Sample:
         if count >= rows:
             break
     table = pa.Table.from_batches(batches, reader.schema).slice(0, rows)
-    table, seen = _nulls_from_markers(table)
-    source: dict[str, Any] = {"type": "file", "path": str(path)}
+    table, adopted, notes = _nulls_from_markers(table)
+    source: dict[str, Any] = {}
     if delimiter != ",":
         source["delimiter"] = delimiter
-    if seen and seen != ("",):
-        source["null_values"] = ["", *(m for m in seen if m)]
-    return Sample(table, source)
+    if adopted:
+        source["null_values"] = ["", *adopted]
+    return _file_sample(table, path, source, notes)
 
 
 def _sample_xlsx(path: Path, rows: int) -> Sample:
@@ -126,27 +198,104 @@ def _sample_xlsx(path: Path, rows: int) -> Sample:
     opened = read_xlsx(path, sheet_name=None, null_values=(), batch_size=rows)
     first = next(opened.batches, None)
     table = pa.Table.from_batches([first] if first is not None else [], opened.schema)
-    table, seen = _nulls_from_markers(table)
-    source: dict[str, Any] = {"type": "file", "path": str(path), "format": "xlsx"}
-    if seen:
-        source["null_values"] = list(seen)
-    return Sample(table, source)
+    table, adopted, notes = _nulls_from_markers(table)
+    source: dict[str, Any] = {"format": "xlsx"}
+    if adopted:
+        source["null_values"] = ["", *adopted]
+    return _file_sample(table, path, source, notes)
 
 
-def _nulls_from_markers(table: pa.Table) -> tuple[pa.Table, tuple[str, ...]]:
-    """Text columns with the null markers turned into NULL, and the markers that occurred."""
-    seen: set[str] = set()
-    markers = pa.array(NULL_MARKERS)
-    columns = []
-    for column in table.columns:
-        if not pa.types.is_string(column.type):
-            columns.append(column)
+def _nulls_from_markers(table: pa.Table) -> tuple[pa.Table, tuple[str, ...], list[str]]:
+    """Text columns with empty cells, and the null markers the sample shows are NULLs, turned
+    into NULL; the markers so adopted (for ``null_values``), and a comment on each marker
+    decided.
+
+    The YAML's ``null_values`` hold for every column, so a marker (``NA``) is adopted only
+    when some column uses it as NULL (it also has empty cells, or only numbers, dates or
+    booleans besides it) and no column holds it as a value: with no empty cell, in a text
+    column whose other values look like it (two capital letters, as ISO country codes).
+    """
+    markers = [m for m in NULL_MARKERS if m]
+    texts = [pa.types.is_string(c.type) for c in table.columns]
+    arrays = [c.combine_chunks() if t else c for c, t in zip(table.columns, texts, strict=True)]
+    uses: dict[str, dict[str, list[str]]] = {
+        m: {"empty": [], "typed": [], "value": [], "unlike": []} for m in markers
+    }
+    for name, array, text in zip(table.column_names, arrays, texts, strict=True):
+        if not text:
             continue
-        found = pc.unique(pc.filter(column, pc.is_in(column, markers))).to_pylist()
-        seen.update(v for v in found if v is not None)
-        columns.append(pc.if_else(pc.is_in(column, markers), pa.scalar(None, pa.string()), column))
-    ordered = tuple(m for m in NULL_MARKERS if m in seen)
-    return pa.Table.from_arrays(columns, names=table.column_names), ordered
+        present = set(pc.unique(pc.filter(array, pc.is_in(array, pa.array(markers)))).to_pylist())
+        if not present:
+            continue
+        has_empty = array.null_count > 0 or pc.any(pc.equal(array, "")).as_py()
+        rest = pc.drop_null(pc.filter(array, pc.invert(pc.is_in(array, pa.array(["", *markers])))))
+        is_typed = len(rest) > 0 and _from_text(rest)[0] != "string"
+        for marker in present:
+            if has_empty:
+                uses[marker]["empty"].append(name)
+            elif is_typed:
+                uses[marker]["typed"].append(name)
+            elif _looks_like(marker, rest):
+                uses[marker]["value"].append(name)
+            else:
+                uses[marker]["unlike"].append(name)
+    adopted, notes = [], []
+    for marker in markers:
+        empty, typed, value = (uses[marker][k] for k in ("empty", "typed", "value"))
+        users = empty + typed
+        if value:
+            note = (
+                f"{marker} is kept as text, not read as NULL: {_columns(value)} "
+                f"{'holds' if len(value) == 1 else 'hold'} it with no empty cell, like its "
+                "other values (a value such as Namibia's ISO code)"
+            )
+            if users:
+                one = len(users) == 1
+                note += (
+                    f"; so {_columns(users)}, which {'uses' if one else 'use'} it as NULL, "
+                    f"{'is' if one else 'are'} typed as text"
+                )
+            notes.append(note)
+        elif users:
+            adopted.append(marker)
+            reasons = []
+            if empty:
+                reasons.append(
+                    f"{_columns(empty)} {'has' if len(empty) == 1 else 'have'} empty cells too"
+                )
+            if typed:
+                reasons.append(
+                    f"{_columns(typed)} {'has' if len(typed) == 1 else 'have'} only numbers, "
+                    "dates or booleans besides it"
+                )
+            unlike = uses[marker]["unlike"]
+            if unlike:
+                reasons.append(
+                    f"it is NULL in {_columns(unlike)} too, where it is unlike the other values"
+                )
+            notes.append(f"{marker} is read as NULL (null_values): " + "; ".join(reasons))
+    nulls = pa.array(["", *adopted])
+    columns = [
+        pc.if_else(pc.is_in(a, nulls), pa.scalar(None, pa.string()), a) if t else a
+        for a, t in zip(arrays, texts, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names), tuple(adopted), notes
+
+
+def _columns(names: list[str]) -> str:
+    return ("column " if len(names) == 1 else "columns ") + ", ".join(names)
+
+
+def _shape(text: str) -> str:
+    return re.sub(r"[0-9]", "9", re.sub(r"[a-z]", "a", re.sub(r"[A-Z]", "A", text)))
+
+
+def _looks_like(marker: str, values: pa.Array) -> bool:
+    """Whether at least half the distinct ``values`` have the marker's shape (letters and
+    digits by case and class: ``NA`` is like ``FR``, not like ``N14228``)."""
+    distinct = pc.unique(values).to_pylist()[:1000]
+    shape = _shape(marker)
+    return bool(distinct) and 2 * sum(_shape(v) == shape for v in distinct) >= len(distinct)
 
 
 def sample_table(conn_id: str, table: str, rows: int = SAMPLE_ROWS) -> Sample:
@@ -166,6 +315,7 @@ def sample_table(conn_id: str, table: str, rows: int = SAMPLE_ROWS) -> Sample:
             )
             result = conn.execute(query)
             names, fetched = list(result.keys()), result.fetchall()
+            key = sa.inspect(conn).get_pk_constraint(name, schema=schema_name or None)
     finally:
         engine.dispose()
     schema = infer_schema(names, fetched, {})
@@ -174,7 +324,8 @@ def sample_table(conn_id: str, table: str, rows: int = SAMPLE_ROWS) -> Sample:
         if fetched
         else schema.empty_table()
     )
-    return Sample(data, {"type": "sql", "conn_id": conn_id, "table": table})
+    primary_key = tuple(key.get("constrained_columns") or ())
+    return Sample(data, {"type": "sql", "conn_id": conn_id, "table": table}, primary_key)
 
 
 # --- inference -----------------------------------------------------------------------------
@@ -272,7 +423,9 @@ def _first_format(values: pa.Array, formats: Sequence[str]) -> tuple[str, str | 
     day-first) reading fits too."""
     from wharf.validation import strict_strptime
 
-    fitting = [f for f in formats if strict_strptime(values, f).null_count == 0]
+    probe = values.slice(0, _FORMAT_PROBE)
+    fitting = [f for f in formats if strict_strptime(probe, f).null_count == 0]
+    fitting = [f for f in fitting if strict_strptime(values, f).null_count == 0]
     if not fitting:
         return None
     chosen = fitting[0]
@@ -286,7 +439,12 @@ def _first_format(values: pa.Array, formats: Sequence[str]) -> tuple[str, str | 
 # --- the draft -----------------------------------------------------------------------------
 def draft_yaml(domain: str, dataset: str, columns: list[InferredColumn], sample: Sample) -> str:
     """The YAML text of the draft, with comments for what a person must decide."""
-    candidates = [c.name for c in columns if c.unique]
+    from wharf.spec import rapid_date_format_problem
+
+    by_source = {c.source_name: c.name for c in columns}
+    primary_key = [by_source[k] for k in sample.primary_key if k in by_source]
+    if primary_key:  # the table's own key: its columns are never NULL
+        columns = [replace(c, allow_null=False) if c.name in primary_key else c for c in columns]
     lines = [
         f"# Drafted by `wharf schema generate` from {sample.table.num_rows:,} sample rows: check every line.",
         "metadata:",
@@ -298,24 +456,60 @@ def draft_yaml(domain: str, dataset: str, columns: list[InferredColumn], sample:
         "    - {name: TODO, email: change_me@email.com}  # rAPId's placeholder: wharf check refuses it",
         "  update_behaviour: OVERWRITE",
     ]
-    if candidates:
-        lines.append(
-            "  # primary_key candidates (unique and never NULL in the sample): "
-            + ", ".join(candidates)
-        )
-        lines.append(f"  # primary_key: [{candidates[0]}]")
+    if primary_key:
+        lines.append(f"  primary_key: [{', '.join(primary_key)}]  # the table's primary key")
+    else:
+        candidates = key_candidates(sample.table, columns)
+        if candidates:
+            lines.append(
+                "  # primary_key candidates (unique and never NULL in the sample): "
+                + ", ".join(k[0] if len(k) == 1 else f"({', '.join(k)})" for k in candidates)
+            )
+            lines.append(f"  # primary_key: [{', '.join(candidates[0])}]")
+    lines += [f"# {note}" for note in sample.notes]
     lines += ["source: " + _flow(sample.source), "columns:"]
     for column in columns:
         fields = {"name": column.name, "data_type": column.data_type}
         if not column.allow_null:
             fields["allow_null"] = "false"
+        notes = [column.note] if column.note else []
         if column.format:
             fields["format"] = _quote(column.format)
+            if column.data_type == "date" and rapid_date_format_problem(column.format):
+                notes.append("rAPId refuses this date format (wharf check --rapid)")
         if column.source_name != column.name:
             fields["source_name"] = _quote(column.source_name)
-        comment = f"  # {column.note}" if column.note else ""
+        comment = f"  # {'; '.join(notes)}" if notes else ""
         lines.append(f"  - {_flow(fields, quoted=False)}{comment}")
     return "\n".join(lines) + "\n"
+
+
+def key_candidates(table: pa.Table, columns: list[InferredColumn]) -> list[tuple[str, ...]]:
+    """The smallest combinations of columns (up to 3) whose values are never NULL and unique
+    together in the sample, in column order (at most 5): single columns if any is, else pairs,
+    else triples. Floating-point and boolean columns are left out (no key)."""
+    eligible = [
+        (c.name, i)
+        for i, c in enumerate(columns)
+        if not c.allow_null and c.data_type not in ("double", "float", "boolean")
+    ][:_KEY_COLUMNS]
+    rows = table.num_rows
+    if rows == 0:
+        return []
+    found: list[tuple[str, ...]] = []
+    for width in range(1, _KEY_WIDTH + 1):
+        for combination in itertools.combinations(eligible, width):
+            names = tuple(n for n, _ in combination)
+            data = pa.table({n: table.column(i) for n, i in combination})
+            try:
+                groups = data.group_by(list(names)).aggregate([]).num_rows
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                continue
+            if groups == rows:
+                found.append(names)
+        if found:
+            return found[:5]
+    return []
 
 
 def _flow(fields: dict[str, Any], quoted: bool = True) -> str:

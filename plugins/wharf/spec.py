@@ -144,8 +144,22 @@ RAPID_PLACEHOLDER_OWNER = "change_me@email.com"
 RAPID_MAX_TAGS = 30
 _TAG_KEY = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _TAG_VALUE = re.compile(r"[a-zA-Z0-9_-]{0,256}")
-# rAPId accepts date formats made of %Y, %m and %d (each once) joined by '/' or '-'.
+# rAPId accepts date formats made of %Y, %m and %d (each once) joined by '/' or '-'; Wharf
+# accepts any strptime format that reads back a date (``rapid_date_format_problem`` says which
+# ones rAPId would refuse, for ``wharf check --rapid``).
 _RAPID_DATE_FORMAT = re.compile(r"%[Ymd][/-]%[Ymd][/-]%[Ymd]|%[Ym][/-]%[Ym]")
+RAPID_DATE_RULE = "You must specify a valid data format"
+
+
+def rapid_date_format_problem(fmt: str) -> str | None:
+    """Why rAPId would refuse ``fmt`` as a date column's format, or None if it accepts it."""
+    codes_once = all(fmt.count(code) <= 1 for code in ("Y", "m", "d"))
+    if _RAPID_DATE_FORMAT.fullmatch(fmt) and codes_once:
+        return None
+    return (
+        f"date format {fmt!r} is not one rAPId accepts: it takes %Y, %m and %d (each once) "
+        f"joined by '/' or '-', e.g. '%d/%m/%Y' (rAPId: {RAPID_DATE_RULE})"
+    )
 
 
 def _rapid(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
@@ -254,14 +268,9 @@ class Column(_Model):
         if self.format is None:
             return self
         if self.data_type == "date":
-            codes_once = all(self.format.count(code) <= 1 for code in ("Y", "m", "d"))
-            if not (_RAPID_DATE_FORMAT.fullmatch(self.format) and codes_once):
-                raise _rapid(
-                    "You must specify a valid data format",
-                    "date format {value} is not accepted: use %Y, %m and %d (each once) joined "
-                    "by '/' or '-', e.g. '%d/%m/%Y'",
-                    value=repr(self.format),
-                )
+            # rAPId's own formats, and any other that reads back a date (``Jan 1 2000``).
+            if rapid_date_format_problem(self.format) is not None:
+                _check_timestamp_format(self.format, "date", "'%d/%m/%Y' or '%b %d %Y'")
         elif self.data_type == "timestamp":
             _check_timestamp_format(self.format)
         else:
@@ -269,18 +278,20 @@ class Column(_Model):
         return self
 
 
-def _check_timestamp_format(fmt: str) -> None:
+def _check_timestamp_format(
+    fmt: str, kind: str = "timestamp", example: str = "'%Y-%m-%d %H:%M:%S'"
+) -> None:
     """A strptime format must read back what it writes, and name a year, month and day."""
     moment = datetime(2001, 2, 3, 4, 5, 6)
     try:
         ok = datetime.strptime(moment.strftime(fmt), fmt).date() == moment.date()
-    except ValueError:
+    except (ValueError, re.error):  # re.error: a code given twice ('%d %d')
         ok = False
     if not ok:
         raise PydanticCustomError(
             "wharf_format",
-            "timestamp format {value} does not read back the date it writes: use strptime "
-            "codes with a year, month and day, e.g. '%Y-%m-%d %H:%M:%S'",
+            f"{kind} format {{value}} does not read back the date it writes: use strptime "
+            f"codes with a year, month and day, e.g. {example}",
             {"value": repr(fmt)},
         )
 

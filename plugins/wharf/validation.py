@@ -292,19 +292,21 @@ def _parse_strings(array: pa.Array, column: Column, target: pa.DataType) -> pa.A
 def strict_strptime(array: pa.Array, fmt: str) -> pa.Array:
     """Text parsed with a strptime format; NULL where a value does not parse.
 
-    ``pc.strptime`` rolls impossible dates over (2013-02-31 -> 2013-03-03): values that
-    do not format back to their text are checked again with Python's strict ``strptime``."""
+    ``pc.strptime`` rolls impossible dates over (2013-02-31 -> 2013-03-03), misreads some
+    codes (``%G-W%V-%u``) and refuses text Python reads (``Jan 1 2000`` for ``%b %d %Y``):
+    values that do not format back to their text, or that it could not parse, are read again
+    with Python's strict ``strptime``, whose result stands (NULL if it fails too)."""
     parsed = pc.strptime(array, format=fmt, unit="us", error_is_null=True)
     if "%z" in fmt or "%Z" in fmt:
         return parsed
-    differs = pc.fill_null(pc.not_equal(pc.strftime(parsed, format=fmt), array), False)
-    suspects = pc.indices_nonzero(differs).to_pylist()
+    differs = pc.fill_null(pc.not_equal(pc.strftime(parsed, format=fmt), array), True)
+    suspects = pc.indices_nonzero(pc.and_(differs, pc.is_valid(array))).to_pylist()
     if not suspects:
         return parsed
     values = parsed.to_pylist()
     for index in suspects:
         try:
-            datetime.strptime(array[index].as_py(), fmt)
+            values[index] = datetime.strptime(array[index].as_py(), fmt)
         except ValueError:
             values[index] = None
     return pa.array(values, parsed.type)

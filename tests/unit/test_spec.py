@@ -217,15 +217,14 @@ BAD_YAML = {
             "cannot specify more than 30 tags)"
         ],
     ),
-    "date format rAPId refuses": (
+    "date format without a day": (
         (
             'name: placed_at, data_type: timestamp, format: "%Y-%m-%d %H:%M:%S"',
-            'name: placed_on, data_type: date, format: "%Y%m%d"',
+            'name: placed_on, data_type: date, format: "%b %Y"',
         ),
         [
-            "13: columns[1]: date format '%Y%m%d' is not accepted: use %Y, %m and %d (each "
-            "once) joined by '/' or '-', e.g. '%d/%m/%Y' (rAPId: You must specify a valid data "
-            "format)"
+            "13: columns[1]: date format '%b %Y' does not read back the date it writes: use "
+            "strptime codes with a year, month and day, e.g. '%d/%m/%Y' or '%b %d %Y'"
         ],
     ),
     "timestamp format without a day": (
