@@ -205,6 +205,10 @@ class _Connections:
         environment.apply(start_database=False)  # Wharf's AIRFLOW_HOME and demo connections
         from airflow.configuration import conf
 
+        # A connection read from the metadata database warns about Airflow's Fernet key
+        # (after importing Airflow, which configures logging): noise between our lines.
+        logging.getLogger("airflow.models.crypto").setLevel(logging.ERROR)
+
         backend = conf.get("secrets", "backend", fallback="") or ""
         in_database = _metadata_connections(conf.get("database", "sql_alchemy_conn"))
         places = ["AIRFLOW_CONN_* variables"]
