@@ -84,8 +84,9 @@ columns:
 
 
 def test_wharf_check_rapid_reports_the_date_formats_rapid_refuses(
-    schemas: Path, capsys: Any
+    schemas: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", "sqlite:///unused.sqlite")  # check looks it up
     (schemas / "shop").mkdir()
     file = schemas / "shop" / "days.yaml"
     file.write_text(YAML)
