@@ -80,7 +80,9 @@ def open_source(kind: str, tmp_path: Path) -> Iterator[Source]:
         url = mariadb_url(name)
         uri, ddl = f"mysql://root@127.0.0.1:3306/{name}", "DATETIME"
     else:
-        admin = sa.create_engine(f"{SOURCE_PG.replace('postgresql', 'postgresql+psycopg')}/postgres")
+        admin = sa.create_engine(
+            f"{SOURCE_PG.replace('postgresql', 'postgresql+psycopg')}/postgres"
+        )
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
             conn.execute(sa.text(f"ALTER DATABASE \"{name}\" SET timezone = 'America/New_York'"))

@@ -1,4 +1,4 @@
-"""Incremental SQL sources: each run reads only rows past the published watermark; the
+"""Incremental SQL sources: each run reads only rows at or past the published watermark; the
 watermark advances in the load's transaction, so a failed load leaves it where it was; a
 backfill run re-reads its interval whatever the watermark."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cursor_sources import Source, dataset_yaml, open_source
 
 from conftest import pg_connect
-from cursor_sources import Source, dataset_yaml, open_source
 from wharf import sources
 from wharf.dag_factory import build_dag
 from wharf.spec import get_spec
@@ -87,7 +87,7 @@ def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
     stock.execute("INSERT INTO stock VALUES (4, 'item 4', '2026-01-05 08:00:00')")
     stock.commit()
     assert run() == "success"
-    assert extracted(pg) == 2  # only the changed and the new row
+    assert extracted(pg) == 3  # the changed and the new row, and id 3 at the watermark
     assert pg.execute("SELECT count(*), min(name) FROM shop.stock").fetchone() == (4, "item 2")
     assert watermark(pg) == datetime(2026, 1, 5, 8, tzinfo=UTC)
 
@@ -99,7 +99,7 @@ def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
     stock.execute("UPDATE stock SET name = 'item 5' WHERE id = 5")
     stock.commit()
     assert run() == "success"  # the row is read again, because the watermark stayed
-    assert extracted(pg) == 1
+    assert extracted(pg) == 2  # id 5, and id 4 at the watermark
     assert pg.execute("SELECT name FROM shop.stock WHERE id = 5").fetchone() == ("item 5",)
     assert watermark(pg) == datetime(2026, 1, 6, 8, tzinfo=UTC)
 
