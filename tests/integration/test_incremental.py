@@ -203,3 +203,7 @@ def test_watermark_reset_makes_the_next_run_read_everything(
     assert "has no watermark" in capsys.readouterr().err
     assert main(["watermark", "reset", "shop.nothing"]) == 2
     assert "unknown dataset 'shop.nothing'" in capsys.readouterr().err
+    plain = dataset_yaml(events).replace("  incremental: {cursor: updated_at}\n", "")
+    (schemas / "shop" / "plain.yaml").write_text(plain.replace("dataset: events", "dataset: plain"))
+    assert main(["watermark", "reset", "shop.plain"]) == 2
+    assert "shop.plain is not incremental" in capsys.readouterr().err

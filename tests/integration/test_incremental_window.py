@@ -53,6 +53,17 @@ def ids(window: sources.Window) -> list[int]:
     return sorted(r["id"] for b in opened.batches for r in b.to_pylist())
 
 
+def test_the_extract_says_which_window_it_bound(source: Source, schemas: Path) -> None:
+    write_spec(schemas, source)
+    hour = sources.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True)
+    start, end = source.value(T.replace(hour=5)), source.value(T.replace(hour=6))
+    shown = [repr(v) if isinstance(v, str) else str(v) for v in (start, end)]
+    opened = sources.extract(get_spec("shop.events"), hour)
+    assert sum(b.num_rows for b in opened.batches) == 2  # reading to the end closes the read
+    note = opened.description
+    assert note.endswith(f"; updated_at in [{shown[0]}, {shown[1]})"), note
+
+
 def utc(hour: int, minute: int = 0, day: int = 1) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
 

@@ -128,7 +128,25 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
             engine.dispose()
 
     what = source.query or f"table {source.table}"
-    return Extract(schema, batches(), f"{what} via connection {source.conn_id!r}")
+    window_note = _window_note(source, params)
+    return Extract(schema, batches(), f"{what} via connection {source.conn_id!r}{window_note}")
+
+
+def _window_note(source: SqlSource, params: dict[str, Any]) -> str:
+    """The incremental window as bound, for the log and the audit: text values quoted, so an
+    operator sees what the source compared (``; updated_at >= '2026-03-01T05:00:00Z'``)."""
+    if source.incremental is None:
+        return ""
+
+    def shown(value: Any) -> str:
+        return repr(value) if isinstance(value, str) else str(value)
+
+    cursor = source.incremental.cursor
+    if "wharf_from" in params:
+        return f"; {cursor} in [{shown(params['wharf_from'])}, {shown(params['wharf_to'])})"
+    if "wharf_since" in params:
+        return f"; {cursor} >= {shown(params['wharf_since'])}"
+    return "; all rows (no watermark yet)"
 
 
 def read_only(conn: Any) -> None:
