@@ -8,6 +8,9 @@ wharf demo                  write the example source database, start the local A
                             Sheets servers, then ``run`` everything
 wharf serve-demo            serve the demo's API and Sheets servers until Ctrl-C
 wharf env                   print the environment as shell exports (starts the database)
+wharf watermark reset DATASET
+                            delete an incremental dataset's watermark: its next run reads
+                            the source from scratch
 """
 
 from __future__ import annotations
@@ -760,6 +763,34 @@ def cmd_serve_demo() -> int:
     return 0
 
 
+def cmd_watermark_reset(dataset_id: str) -> int:
+    """Delete the dataset's row of ``wharf.watermarks`` and print what it held; exit 2 for a
+    dataset no YAML defines or one that is not incremental, 1 when it has no watermark."""
+    from wharf import datasets_db, records
+
+    environment.apply()
+    specs, _ = load_specs()
+    spec = next((s for s in specs if s.dataset_id == dataset_id), None)
+    if spec is None:
+        print(f"unknown dataset {dataset_id!r} (no valid YAML defines it)", file=sys.stderr)
+        return 2
+    if spec.incremental is None:
+        print(f"{dataset_id} is not incremental: it has no watermark", file=sys.stderr)
+        return 2
+    with datasets_db.connect() as conn:
+        records.ensure_schema(conn)
+        removed = records.reset_watermark(conn, dataset_id)
+    if removed is None:
+        print(f"{dataset_id} has no watermark: its next run reads everything", file=sys.stderr)
+        return 1
+    print(
+        f"{dataset_id}: removed the watermark {removed.cursor} = {removed.value} (set by run "
+        f"{removed.run_id} at {removed.updated_at:%Y-%m-%d %H:%M:%S %Z}); the next run reads "
+        "the source from scratch"
+    )
+    return 0
+
+
 def cmd_env() -> int:
     environment.apply()
     keys = [
@@ -808,6 +839,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="seed the example source and run every dataset")
     sub.add_parser("serve-demo", help="serve the demo's local API and Sheets servers")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
+    watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
+    watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
+    reset = watermark_sub.add_parser(
+        "reset", help="delete a dataset's watermark: its next run reads from scratch"
+    )
+    reset.add_argument("dataset", help="a dataset id such as transport.departures")
     run_dag = sub.add_parser("run-dag", help=argparse.SUPPRESS)
     run_dag.add_argument("dag_id")
     run_dag.add_argument("--logical-date", type=_logical_date)
@@ -825,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_env()
     if args.command == "serve-demo":
         return cmd_serve_demo()
+    if args.command == "watermark":
+        return cmd_watermark_reset(args.dataset)
     return cmd_run_dag(args.dag_id, args.logical_date, args.events_fd)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from psycopg.types.json import Jsonb
 
 from wharf import config
-from wharf.datasets_db import lock_ddl
+from wharf.datasets_db import lock_dataset, lock_ddl
 from wharf.spec import DatasetSpec
 
 
@@ -215,3 +215,34 @@ def read_watermark(conn: Any, spec: DatasetSpec) -> Any:
     if kind == "date":
         return date.fromisoformat(value)
     return value
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A dataset's row of ``wharf.watermarks``."""
+
+    dataset_id: str
+    cursor: str
+    value: Any
+    run_id: str
+    updated_at: datetime
+
+
+def reset_watermark(conn: Any, dataset_id: str) -> Watermark | None:
+    """Delete the dataset's watermark, so its next run reads the source from scratch (MERGE
+    makes the re-read rows harmless); returns what was removed, or None when there was none.
+
+    Waits for a load of the dataset that is publishing (it takes the load's lock). A run
+    whose extract read under the old watermark still advances it when it loads: reset
+    between runs.
+    """
+    with conn.cursor() as cur:
+        lock_dataset(cur, dataset_id)
+        cur.execute(
+            """DELETE FROM wharf.watermarks WHERE dataset_id = %s
+               RETURNING dataset_id, cursor, value, run_id, updated_at""",
+            (dataset_id,),
+        )
+        row = cur.fetchone()
+    conn.commit()
+    return None if row is None else Watermark(*row)

@@ -297,11 +297,57 @@ def _check_timestamp_format(
 
 
 # --- sources: one model per type; the module wharf.sources.<type> reads it ----------------
+_DURATION = re.compile(
+    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+
+
 class Incremental(_Model):
-    """Read only the rows whose ``cursor`` column is past the dataset's watermark (stored in
-    ``wharf.watermarks``, advanced in the load's own transaction, so only when it publishes)."""
+    """Read only the rows whose ``cursor`` column is at or past the dataset's watermark
+    (stored in ``wharf.watermarks``, advanced in the load's own transaction, so only when it
+    publishes). The boundary is inclusive: rows that arrive later with the watermark's own
+    cursor value are read by the next run (MERGE makes the re-read rows harmless).
+
+    ``lookback`` moves the boundary back, for sources whose rows change after they are
+    first written without their cursor moving past the watermark: an ISO 8601 duration
+    (``PT2H``, ``P1D``; weeks, days, hours, minutes, seconds, since months and years have
+    no fixed length) or a number of seconds for date and timestamp cursors, an integer for
+    integer cursors (checked against the cursor's type by ``DatasetSpec``).
+    """
 
     cursor: ColumnName
+    lookback: timedelta | int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lookback(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("lookback") is None:
+            return data
+        value = data["lookback"]
+        if isinstance(value, bool) or not isinstance(value, int | str | timedelta):
+            raise _err(
+                "lookback must be an ISO 8601 duration such as PT2H, or an integer", "lookback"
+            )
+        if isinstance(value, timedelta | int):
+            negative = value < timedelta(0) if isinstance(value, timedelta) else value < 0
+            if negative:
+                raise _err("lookback must not be negative", "lookback")
+            if isinstance(value, int) and value >= 2**63:
+                raise _err("lookback is larger than any 64-bit cursor", "lookback")
+            return data
+        found = _DURATION.fullmatch(value)
+        if found is None or value in ("P", "PT") or value.endswith("T"):
+            raise _err(
+                f"lookback {value!r} is not an ISO 8601 duration of weeks, days, hours, "
+                "minutes or seconds, e.g. PT2H or P1D (months and years have no fixed length)",
+                "lookback",
+            )
+        parts = {k: float(v) for k, v in found.groupdict().items() if v is not None}
+        try:
+            return {**data, "lookback": timedelta(**parts)}
+        except OverflowError:
+            raise _err(f"lookback {value!r} is too long", "lookback") from None
 
 
 class SqlSource(_Model):
@@ -1407,6 +1453,15 @@ class DatasetSpec(_Model):
                 "column with allow_null: false (a NULL cursor would never be read)",
                 "source",
                 "incremental",
+            )
+        integer = column.data_type not in ("date", "timestamp")
+        if integer and isinstance(incremental.lookback, timedelta):
+            raise _err(
+                f"incremental cursor {column.name!r} is an integer: its lookback is an integer "
+                "to subtract from the watermark, not a duration",
+                "source",
+                "incremental",
+                "lookback",
             )
 
     @property

@@ -1,16 +1,19 @@
-"""Incremental SQL sources: each run reads only rows past the published watermark; the
+"""Incremental SQL sources: each run reads only rows at or past the published watermark; the
 watermark advances in the load's transaction, so a failed load leaves it where it was; a
 backfill run re-reads its interval whatever the watermark."""
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cursor_sources import Source, dataset_yaml, open_source
 
+from conftest import pg_connect
 from wharf import sources
 from wharf.dag_factory import build_dag
 from wharf.spec import get_spec
@@ -84,7 +87,7 @@ def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
     stock.execute("INSERT INTO stock VALUES (4, 'item 4', '2026-01-05 08:00:00')")
     stock.commit()
     assert run() == "success"
-    assert extracted(pg) == 2  # only the changed and the new row
+    assert extracted(pg) == 3  # the changed and the new row, and id 3 at the watermark
     assert pg.execute("SELECT count(*), min(name) FROM shop.stock").fetchone() == (4, "item 2")
     assert watermark(pg) == datetime(2026, 1, 5, 8, tzinfo=UTC)
 
@@ -96,7 +99,7 @@ def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
     stock.execute("UPDATE stock SET name = 'item 5' WHERE id = 5")
     stock.commit()
     assert run() == "success"  # the row is read again, because the watermark stayed
-    assert extracted(pg) == 1
+    assert extracted(pg) == 2  # id 5, and id 4 at the watermark
     assert pg.execute("SELECT name FROM shop.stock WHERE id = 5").fetchone() == ("item 5",)
     assert watermark(pg) == datetime(2026, 1, 6, 8, tzinfo=UTC)
 
@@ -113,3 +116,94 @@ def test_a_backfill_reads_its_interval_whatever_the_watermark(stock: sqlite3.Con
     assert [r["id"] for b in opened.batches for r in b.to_pylist()] == [2]
     past = sources.extract(spec, sources.Window(watermark=datetime(2026, 1, 2, 12, tzinfo=UTC)))
     assert [r["id"] for b in past.batches for r in b.to_pylist()] == [3]
+
+
+# --- rows at the watermark, lookback and reset, on SQLite text and MariaDB DATETIME ----------
+LATE_KINDS = ["sqlite_text", pytest.param("mariadb_datetime", marks=pytest.mark.mariadb)]
+NOON = datetime(2026, 2, 1, 12)
+
+
+@pytest.fixture(params=LATE_KINDS)
+def events(
+    request: pytest.FixtureRequest, schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Source]:
+    for opened in open_source(request.param, tmp_path):
+        monkeypatch.setenv("AIRFLOW_CONN_EVENTS_DB", opened.conn_uri)
+        (schemas / "shop").mkdir(exist_ok=True)
+        with pg_connect() as pg:  # each test starts with no table and no watermark
+            pg.execute("DROP TABLE IF EXISTS shop.events")
+            if pg.execute("SELECT to_regclass('wharf.watermarks')").fetchone()[0]:
+                pg.execute("DELETE FROM wharf.watermarks WHERE dataset_id = 'shop.events'")
+        yield opened
+
+
+def run_events(schemas: Path, source: Source, lookback: str | None = None) -> tuple[str, int]:
+    """Run shop.events once; its state and the rows its extract read."""
+    (schemas / "shop" / "events.yaml").write_text(dataset_yaml(source, lookback))
+    state = str(build_dag(get_spec("shop.events")).test().state)
+    with pg_connect() as pg:
+        read = pg.execute(
+            """SELECT rows_out FROM wharf.audit WHERE dataset_id = 'shop.events'
+               AND step = 'extract' ORDER BY id DESC LIMIT 1"""
+        ).fetchone()[0]
+    return state, int(read)
+
+
+def published(pg: Any) -> list[tuple[int, str]]:
+    return [tuple(r) for r in pg.execute("SELECT id, name FROM shop.events ORDER BY id")]
+
+
+def test_rows_arriving_later_with_the_watermarks_cursor_are_read(
+    events: Source, schemas: Path, pg: Any
+) -> None:
+    events.insert((1, "a", NOON - timedelta(hours=1)), (2, "b", NOON))
+    assert run_events(schemas, events) == ("success", 2)
+    # Same second as the watermark, committed after the run read it: the 26,122 -> 26,120 case.
+    events.insert((3, "c", NOON), (4, "d", NOON))
+    assert run_events(schemas, events) == ("success", 3)  # 2 (re-read, merged), 3, 4
+    assert published(pg) == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+    assert run_events(schemas, events) == ("success", 3)  # nothing new: the same 3, no dupes
+    assert pg.execute("SELECT count(*) FROM shop.events").fetchone() == (4,)
+
+
+def test_a_lookback_rereads_rows_updated_below_the_watermark(
+    events: Source, schemas: Path, pg: Any
+) -> None:
+    # An event-time cursor (the row's time never changes when the row does): why to prefer
+    # an updated_at cursor, and what a lookback is for when a source has none.
+    events.insert(
+        (1, "a", NOON - timedelta(hours=3)),
+        (2, "b", NOON - timedelta(hours=1)),
+        (3, "c", NOON),
+    )
+    assert run_events(schemas, events, lookback="PT2H") == ("success", 3)
+    events.execute("UPDATE events SET name = 'renamed' WHERE id IN (1, 2)")
+    assert run_events(schemas, events, lookback="PT2H") == ("success", 2)  # ids 2 and 3
+    assert published(pg) == [(1, "a"), (2, "renamed"), (3, "c")]  # 1 is beyond the lookback
+    assert run_events(schemas, events) == ("success", 1)  # no lookback: only the watermark's
+
+
+def test_watermark_reset_makes_the_next_run_read_everything(
+    events: Source, schemas: Path, pg: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wharf.cli import main
+
+    events.insert((1, "a", NOON - timedelta(hours=1)), (2, "b", NOON))
+    assert run_events(schemas, events) == ("success", 2)
+    assert main(["watermark", "reset", "shop.events"]) == 0
+    out = capsys.readouterr().out
+    assert "shop.events" in out and "updated_at" in out and "2026-02-01T12:00:00" in out
+    assert pg.execute(
+        "SELECT count(*) FROM wharf.watermarks WHERE dataset_id = 'shop.events'"
+    ).fetchone() == (0,)
+    assert run_events(schemas, events) == ("success", 2)  # from scratch
+
+    assert main(["watermark", "reset", "shop.events"]) == 0
+    assert main(["watermark", "reset", "shop.events"]) == 1  # nothing left to reset
+    assert "has no watermark" in capsys.readouterr().err
+    assert main(["watermark", "reset", "shop.nothing"]) == 2
+    assert "unknown dataset 'shop.nothing'" in capsys.readouterr().err
+    plain = dataset_yaml(events).replace("  incremental: {cursor: updated_at}\n", "")
+    (schemas / "shop" / "plain.yaml").write_text(plain.replace("dataset: events", "dataset: plain"))
+    assert main(["watermark", "reset", "shop.plain"]) == 2
+    assert "shop.plain is not incremental" in capsys.readouterr().err
