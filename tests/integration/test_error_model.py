@@ -97,3 +97,35 @@ def test_builtin_errors_are_classified(error: Exception, terminal: bool) -> None
     from wharf import errors
 
     assert errors.is_terminal(error) is terminal
+
+
+def _wharf_errors() -> list[tuple[str, bool]]:
+    # Each failure issue #11 item 7 names, by the class Wharf raises for it.
+    return [
+        ("wharf.validation:ContractError", True),  # a contract violation
+        ("wharf.load:GuardError", True),  # a guard refusal
+        ("wharf.schema_changes:SchemaChangeError", True),  # a breaking schema change
+        ("wharf.spec:SpecError", True),  # a YAML mistake
+        ("wharf.sources.http:HttpClientError", True),  # HTTP 4xx
+        ("wharf.sources.http:HttpOriginError", True),  # a link to another host
+        ("wharf.sources.http:HttpServerError", False),  # 5xx or 429 after the last retry
+        ("wharf.sources.http:HttpDeadlineError", False),  # timeout_seconds passed
+        ("wharf.sources.google_sheets:SheetsClientError", True),
+        ("wharf.sources.google_sheets:SheetsServerError", False),
+        ("airflow.sdk.exceptions:AirflowNotFoundException", True),  # an unknown conn_id
+        ("psycopg:OperationalError", False),  # connection lost, lock timeout
+        ("psycopg.errors:LockNotAvailable", False),
+        ("psycopg:DataError", True),  # a value PostgreSQL refuses
+    ]
+
+
+@pytest.mark.parametrize(("name", "terminal"), _wharf_errors())
+def test_each_failure_has_its_class(name: str, terminal: bool) -> None:
+    import importlib
+
+    from wharf import errors
+
+    module, _, cls = name.partition(":")
+    error_class = getattr(importlib.import_module(module), cls)
+    error = error_class.__new__(error_class)  # the class decides; no message needed
+    assert errors.is_terminal(error) is terminal
