@@ -79,7 +79,8 @@ def load_with_lines(file: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     limit broken, or a document that is not a mapping.
     """
     text = _read_text(file)
-    _scan(file, text)
+    if _may_break_scan_limits(text):
+        _scan(file, text)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -92,6 +93,8 @@ def load_with_lines(file: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         raise _syntax_error(file, err) from None
+    except yaml.reader.ReaderError as err:
+        raise _reader_error(file, text, err) from None
     except yaml.YAMLError as err:
         raise YamlSyntaxError(file, 1, f"invalid YAML: {err}") from None
     finally:
@@ -115,6 +118,20 @@ def _read_text(file: Path) -> str:
         raise YamlSyntaxError(
             file, line, f"the file is not UTF-8 text (byte 0x{raw[err.start]:02x} on this line)"
         ) from None
+
+
+def _may_break_scan_limits(text: str) -> bool:
+    """Whether the token scan is needed (it is a fifth of reading a YAML). No alias without
+    a '*'; and a block level starts further right than its parent, within its line's run of
+    indentation, '-' and '?', so the nesting is at most that run plus the flow brackets. The
+    walk of the composed nodes checks the exact depth again."""
+    if "*" in text:
+        return True
+    flow = text.count("[") + text.count("{")
+    if flow + 2 > MAX_DEPTH:
+        return True
+    lead = max((len(line) - len(line.lstrip(" -?")) for line in text.splitlines()), default=0)
+    return lead + flow + 2 > MAX_DEPTH
 
 
 def _scan(file: Path, text: str) -> None:
@@ -144,14 +161,18 @@ def _scan(file: Path, text: str) -> None:
     except yaml.MarkedYAMLError as err:
         raise _syntax_error(file, err) from None
     except yaml.reader.ReaderError as err:
-        line = text[: err.position].count("\n") + 1
-        raise YamlSyntaxError(
-            file, line, f"control character #x{err.character:04x} is not allowed in YAML"
-        ) from None
+        raise _reader_error(file, text, err) from None
     except yaml.YAMLError as err:
         raise YamlSyntaxError(file, 1, f"invalid YAML: {err}") from None
     finally:
         loader.dispose()
+
+
+def _reader_error(file: Path, text: str, err: yaml.reader.ReaderError) -> YamlSyntaxError:
+    line = text[: err.position].count("\n") + 1
+    return YamlSyntaxError(
+        file, line, f"control character #x{err.character:04x} is not allowed in YAML"
+    )
 
 
 _OPENING = (

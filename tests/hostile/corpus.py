@@ -105,6 +105,18 @@ CASES: dict[str, tuple[bytes, str]] = {
         GOOD.encode() + b"load: " + b"[" * 30_000 + b"]" * 30_000 + b"\n",
         "14: : nested more than 32 levels deep",
     ),
+    "deep_block_mappings": (
+        GOOD.encode()
+        + b"load:\n"
+        + b"".join(b" " * (n + 1) + b"k%d:\n" % n for n in range(40))
+        + b"  " * 41
+        + b"x\n",
+        "46: : nested more than 32 levels deep",
+    ),
+    "deep_block_sequences": (
+        GOOD.encode() + b"load:\n  " + b"- " * 40 + b"x\n",
+        "15: : nested more than 32 levels deep",
+    ),
     "huge_integer": (
         GOOD.encode() + b"retries: " + b"9" * 4_301 + b"\n",
         "14: : an integer longer than 30 digits",
