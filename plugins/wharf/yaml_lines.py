@@ -15,6 +15,8 @@ Uses libyaml's ``CSafeLoader`` when available: the pure-Python loader made a 500
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,20 +85,19 @@ def load_with_lines(file: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
         _scan(file, text)
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            raise YamlSyntaxError(file, 1, "the file is empty; expected a mapping with metadata:")
-        if not isinstance(node, yaml.MappingNode):
-            raise YamlSyntaxError(file, node.start_mark.line + 1, "expected a mapping at the top")
-        lines: dict[Path_, int] = {}
-        _Walk(file, lines).node(node, (), 0)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as err:
-        raise _syntax_error(file, err) from None
-    except yaml.reader.ReaderError as err:
-        raise _reader_error(file, text, err) from None
-    except yaml.YAMLError as err:
-        raise YamlSyntaxError(file, 1, f"invalid YAML: {err}") from None
+        with _located(file, text):
+            node = loader.get_single_node()
+            if node is None:
+                raise YamlSyntaxError(
+                    file, 1, "the file is empty; expected a mapping with metadata:"
+                )
+            if not isinstance(node, yaml.MappingNode):
+                raise YamlSyntaxError(
+                    file, node.start_mark.line + 1, "expected a mapping at the top"
+                )
+            lines: dict[Path_, int] = {}
+            _Walk(file, lines).node(node, (), 0)
+            data = loader.construct_document(node)
     finally:
         loader.dispose()
     return data, lines
@@ -140,30 +141,25 @@ def _scan(file: Path, text: str) -> None:
     loader = _Loader(text)
     depth = aliases = 0
     try:
-        while (token := loader.get_token()) is not None:
-            kind = type(token)
-            if kind in _OPENING:
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise YamlSyntaxError(
-                        file,
-                        token.start_mark.line + 1,
-                        f"nested more than {MAX_DEPTH} levels deep",
-                    )
-            elif kind in _CLOSING:
-                depth -= 1
-            elif kind is yaml.AliasToken:
-                aliases += 1
-                if aliases > MAX_ALIASES:
-                    raise YamlSyntaxError(
-                        file, token.start_mark.line + 1, f"more than {MAX_ALIASES} aliases (*)"
-                    )
-    except yaml.MarkedYAMLError as err:
-        raise _syntax_error(file, err) from None
-    except yaml.reader.ReaderError as err:
-        raise _reader_error(file, text, err) from None
-    except yaml.YAMLError as err:
-        raise YamlSyntaxError(file, 1, f"invalid YAML: {err}") from None
+        with _located(file, text):
+            while (token := loader.get_token()) is not None:
+                kind = type(token)
+                if kind in _OPENING:
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise YamlSyntaxError(
+                            file,
+                            token.start_mark.line + 1,
+                            f"nested more than {MAX_DEPTH} levels deep",
+                        )
+                elif kind in _CLOSING:
+                    depth -= 1
+                elif kind is yaml.AliasToken:
+                    aliases += 1
+                    if aliases > MAX_ALIASES:
+                        raise YamlSyntaxError(
+                            file, token.start_mark.line + 1, f"more than {MAX_ALIASES} aliases (*)"
+                        )
     finally:
         loader.dispose()
 
@@ -182,6 +178,19 @@ _OPENING = (
     yaml.FlowSequenceStartToken,
 )
 _CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+@contextmanager
+def _located(file: Path, text: str) -> Iterator[None]:
+    """libyaml's errors as ``YamlSyntaxError`` at their line."""
+    try:
+        yield
+    except yaml.MarkedYAMLError as err:
+        raise _syntax_error(file, err) from None
+    except yaml.reader.ReaderError as err:
+        raise _reader_error(file, text, err) from None
+    except yaml.YAMLError as err:
+        raise YamlSyntaxError(file, 1, f"invalid YAML: {err}") from None
 
 
 def _syntax_error(file: Path, err: yaml.MarkedYAMLError) -> YamlSyntaxError:
