@@ -130,7 +130,12 @@ def resolve_under(path: PurePath, described: str, prefix: str = "") -> Path:
     """The real path of ``path`` (symlinks followed) if it lies below one of the allowed
     roots. Raises ``UnsafeSpecError`` (``prefix`` first, then ``described``: the path as the
     YAML writes it) naming the allowed roots, never the file's contents."""
-    real = Path(os.path.realpath(path))
+    try:
+        real = Path(os.path.realpath(path))
+    except OSError as err:  # a link swapped while realpath read it: the path is in motion
+        raise UnsafeSpecError(
+            f"{prefix}{described} changed while it was being resolved ({err.strerror}); not read"
+        ) from None
     if below_real_roots(real, real_roots()):
         return real
     if real == Path(os.path.normpath(os.path.abspath(path))):
