@@ -105,3 +105,29 @@ def mariadb_url(database: str) -> str:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     conn.close()
     return f"mysql+pymysql://root@127.0.0.1:3306/{database}"
+
+
+def s3_client(url: str):  # type: ignore[no-untyped-def]
+    """A boto3 S3 client of the local moto server at ``url`` (moto accepts any key)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """The URL of a moto S3 server (server mode, a free port) shared by the S3 tests; each
+    test module creates its own bucket."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

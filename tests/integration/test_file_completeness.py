@@ -17,12 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto.server import ThreadedMotoServer
 
+from conftest import s3_client
 from wharf import sources
 from wharf.cli import main
 from wharf.dag_factory import build_dag
@@ -416,24 +415,9 @@ class _TamperHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    client(url).create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
-
-
-def client(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+def moto_url(moto_s3: str) -> str:
+    s3_client(moto_s3).create_bucket(Bucket=BUCKET)
+    return moto_s3
 
 
 @pytest.fixture
@@ -465,7 +449,7 @@ def s3_spec(key: str, completeness: dict[str, Any] | None = None) -> DatasetSpec
 
 
 def test_an_s3_download_cut_short_or_changed_is_refused(tamper: Tamper, moto_url: str) -> None:
-    s3 = client(moto_url)
+    s3 = s3_client(moto_url)
     s3.put_object(Bucket=BUCKET, Key="cut/airports.csv", Body=AIRPORTS.encode())
     spec = s3_spec("cut/airports.csv")
     assert len(rows_of(spec)) == ROWS
@@ -490,7 +474,7 @@ def test_an_s3_download_cut_short_or_changed_is_refused(tamper: Tamper, moto_url
 
 
 def test_s3_markers_checksums_and_manifests(tamper: Tamper, moto_url: str) -> None:
-    s3 = client(moto_url)
+    s3 = s3_client(moto_url)
     s3.put_object(Bucket=BUCKET, Key="drop/airports.csv", Body=TRUNCATED.encode())
     s3.put_object(Bucket=BUCKET, Key="drop/airports.csv.sha256", Body=sha256(AIRPORTS).encode())
     with pytest.raises(TerminalError, match=rf"no marker file 's3://{BUCKET}/drop/_SUCCESS'"):

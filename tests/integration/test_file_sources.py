@@ -9,17 +9,15 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto.server import ThreadedMotoServer
 
+from conftest import s3_client
 from wharf import sources
 from wharf.dag_factory import build_dag
 from wharf.sources.file import glob_matcher
@@ -39,25 +37,10 @@ def allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    """A moto S3 server on a free port, with the bucket ``wharf-test``."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    _client(url).create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
-
-
-def _client(url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+def s3_url(moto_s3: str) -> str:
+    """The shared moto S3 server, with the bucket ``wharf-test``."""
+    s3_client(moto_s3).create_bucket(Bucket=BUCKET)
+    return moto_s3
 
 
 @pytest.fixture
@@ -78,7 +61,7 @@ def s3(s3_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     temp = tmp_path / "tmp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    return _client(s3_url)
+    return s3_client(s3_url)
 
 
 def put(s3: Any, key: str, body: str | bytes) -> None:
