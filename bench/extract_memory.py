@@ -1,6 +1,6 @@
 """Extraction memory: peak RSS while each source type streams a 2,000,000-row source.
 
-For each source type it runs ``wharf.sources.extract`` in its own process and reads every
+For each source type it runs ``wharf.extract.extract`` in its own process and reads every
 batch (what the extract step does before writing them to the landing zone), then prints
 rows, seconds, rows/s and that process's peak RSS (``ru_maxrss``, imports included). The
 rows have six columns (id, name, amount, day, seen_at, active):
@@ -9,7 +9,7 @@ rows have six columns (id, name, amount, day, seen_at, active):
 - ``file xlsx``: 1,048,575 rows, an xlsx sheet's limit (1,048,576 rows with the header);
 - ``file s3 csv``: the CSV on a local S3 (moto in server mode, a separate process);
 - ``sql sqlite`` (and ``sql mariadb`` when MariaDB answers on 127.0.0.1:3306);
-- ``http``: a local JSON API (``wharf.demo_servers.RecordsAPI``), 5,000 records a page;
+- ``http``: a local JSON API (``wharf.demo.servers.RecordsAPI``), 5,000 records a page;
 - ``google_sheets``: the local Sheets v4 server, 10,000 rows a request.
 
 The servers run in this parent process, so their memory is not counted (peak RSS is the
@@ -181,8 +181,8 @@ def _write_mariadb(rows: int) -> str | None:
 # --- one extraction, in its own process --------------------------------------------------
 def child(source: dict[str, Any], out: Path) -> None:
     environment.apply(start_database=False)
-    from wharf import sources
-    from wharf.spec import DatasetSpec
+    from wharf import extract
+    from wharf.contract.dataset import DatasetSpec
 
     spec = DatasetSpec.model_validate(
         {
@@ -196,7 +196,7 @@ def child(source: dict[str, Any], out: Path) -> None:
         }
     )
     started = time.perf_counter()
-    rows = sum(batch.num_rows for batch in sources.extract(spec).batches)
+    rows = sum(batch.num_rows for batch in extract.read(spec).batches)
     seconds = time.perf_counter() - started
     out.write_text(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": peak_rss_mb()}))
 
@@ -237,7 +237,7 @@ def main() -> None:
     if args.child:
         return child(json.loads(args.child[0]), Path(args.child[1]))
 
-    from wharf import demo_servers
+    from wharf.demo import servers as demo_servers
 
     paths = write_files(args.rows)
     runs: list[tuple[str, dict[str, Any], dict[str, str]]] = [

@@ -69,7 +69,8 @@ def generate(rows: int, folder: Path) -> tuple[Path, Path]:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from wharf.validation import RUN_ID_COLUMN, curated_schema
+    from wharf.contract.columns import RUN_ID_COLUMN
+    from wharf.validate.contract_checks import curated_schema
 
     parquet, csv = folder / f"rows_{rows}.parquet", folder / f"rows_{rows}.csv"
     if parquet.exists() and csv.exists():
@@ -113,7 +114,7 @@ def generate(rows: int, folder: Path) -> tuple[Path, Path]:
 
 
 def spec_for(csv: Path, dataset: str = "load_throughput", behaviour: str = "OVERWRITE") -> Any:
-    from wharf.spec import DatasetSpec
+    from wharf.contract.dataset import DatasetSpec
 
     return DatasetSpec.model_validate(
         {
@@ -177,7 +178,7 @@ def time_load(conninfo: str, spec: Any, parquet: Path) -> float:
     import psycopg
     import pyarrow.parquet as pq
 
-    from wharf import load
+    from wharf.publish import load
 
     source = pq.ParquetFile(parquet, pre_buffer=False)
     batches = source.iter_batches(batch_size=16_384, use_threads=False)
@@ -223,9 +224,10 @@ def _wharf_step(spec: Any, step: str) -> float:
     if step == "load":
         import airflow.providers.postgres.hooks.postgres  # noqa: F401 (import time excluded)
 
-    from wharf import pipeline, records
+    from wharf.ledger import records
+    from wharf.orchestration import tasks
 
-    run = pipeline.Run(
+    run = tasks.Run(
         dataset_id=spec.dataset_id,
         dag_id=spec.dag_id,
         run_id="bench",
@@ -235,7 +237,7 @@ def _wharf_step(spec: Any, step: str) -> float:
         ingestion_date=datetime.now(UTC).date(),
     )
     started = time.perf_counter()
-    pipeline._BODIES[step](spec, run, records.AuditRow(spec.dataset_id, "bench", step, "running"))
+    tasks._BODIES[step](spec, run, records.AuditRow(spec.dataset_id, "bench", step, "running"))
     return time.perf_counter() - started
 
 
@@ -246,7 +248,7 @@ def _wharf_merge(parquet: Path, csv: Path, table: str, conninfo: str) -> float:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from wharf import load
+    from wharf.publish import load
 
     spec = spec_for(csv, table, "MERGE")
 
@@ -353,7 +355,7 @@ def _reset(conninfo: str, table: str) -> None:
 def _create_reference_table(conninfo: str, table: str) -> None:
     import psycopg
 
-    from wharf.types import postgres_type
+    from wharf.contract.datatypes import postgres_type
 
     columns = ", ".join(f"{name} {postgres_type(kind)}" for name, kind in COLUMNS)
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -407,7 +409,7 @@ def _has(module: str) -> bool:
 def _ensure_wharf_schema(conninfo: str) -> None:
     import psycopg
 
-    from wharf import records
+    from wharf.ledger import records
 
     with psycopg.connect(conninfo) as conn:
         records.ensure_schema(conn)

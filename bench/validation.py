@@ -14,7 +14,7 @@ size it prints, each in its own process (peak RSS is that process's):
 
 Targets (issue #4): the contract <= 10% of the load time; the checks <= 2x the load time
 with peak RSS <= 300 MB at both sizes, GX's import excluded (importing GX alone peaks at
-about 280 MB, so the RSS above it is printed too). Run: ``python bench/validation.py [--rows N ...]``.
+about 280 MB, so the RSS above it is printed too). Run: ``python bench/contract_checks.py [--rows N ...]``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _AFTER_IMPORT_MB = 0.0  # peak RSS once GX is imported (the checks child sets it
 
 
 def spec(csv: Path, dataset: str) -> Any:
-    from wharf.spec import DatasetSpec
+    from wharf.contract.dataset import DatasetSpec
 
     base = lt.spec_for(csv, dataset).model_dump()
     base["checks"] = CHECKS
@@ -65,7 +65,9 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
     import psycopg
     import pyarrow.parquet as pq
 
-    from wharf import checks, load, sources, validation
+    from wharf import extract
+    from wharf.validate import contract_checks, staging
+    from wharf.validate import expectations as checks
 
     conninfo = environment.libpq_conninfo(os.environ["WHARF_BENCH_DB_URL"])
     dataset = spec(csv, table)
@@ -80,15 +82,15 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
         if way == "contract typed":
             schema, batches = pq.read_schema(parquet), curated()
         else:
-            opened = sources.extract(dataset)
+            opened = extract.read(dataset)
             schema, batches = opened.schema, opened.batches
-        report = validation.Report(dataset.dataset_id)
+        report = contract_checks.Report(dataset.dataset_id)
         landed = list(batches)  # read first: only the contract's own cost is timed
-        warm = validation.Report(dataset.dataset_id)  # Arrow's kernels load once, ~0.3 s
-        for _ in validation.curate(dataset, schema, iter(landed[:1]), "bench", warm):
+        warm = contract_checks.Report(dataset.dataset_id)  # Arrow's kernels load once, ~0.3 s
+        for _ in contract_checks.curate(dataset, schema, iter(landed[:1]), "bench", warm):
             pass
         started = time.perf_counter()
-        for _ in validation.curate(dataset, schema, iter(landed), "bench", report):
+        for _ in contract_checks.curate(dataset, schema, iter(landed), "bench", report):
             pass
         assert report.violation_count == 0, report.summary()
         return time.perf_counter() - started
@@ -99,11 +101,11 @@ def child(way: str, parquet: Path, csv: Path, table: str) -> float:
 
     def stage(name: str, columns: list[str]) -> None:
         with psycopg.connect(conninfo) as conn:
-            load.stage(conn, dataset, name, curated(), columns)
+            staging.stage(conn, dataset, name, curated(), columns)
 
     def drop(name: str) -> None:
         with psycopg.connect(conninfo) as conn:
-            load.drop_staged(conn, name)
+            staging.drop_staged(conn, name)
 
     started = time.perf_counter()
     results = checks.run(dataset, curated, stage, lambda: lt.sqlalchemy_url(conninfo), drop)

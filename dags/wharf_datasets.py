@@ -6,8 +6,8 @@ and reported by dags/wharf_yaml_errors.py, so it never hides the other datasets'
 
 from airflow.sdk import get_parsing_context
 
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec, load_specs
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec, load_specs
 
 _only = get_parsing_context().dag_id  # set when a worker starts one task
 # A task start reads only its own YAML (the DAG id is "<domain>.<dataset>", its file name).

@@ -6,7 +6,7 @@ from dags/wharf_datasets.py, which a broken YAML never stops.
 
 from airflow.sdk import get_parsing_context
 
-from wharf.spec import load_specs
+from wharf.specfiles import load_specs
 
 if get_parsing_context().dag_id is None:  # a worker starting a task needs no report
     _specs, _errors = load_specs()

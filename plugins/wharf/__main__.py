@@ -1,3 +1,3 @@
-from wharf.cli import main
+from wharf.cli.main import main
 
 raise SystemExit(main())

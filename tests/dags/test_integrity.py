@@ -11,7 +11,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import BaseHook
 
-from wharf.spec import load_specs
+from wharf.specfiles import load_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = str(ROOT / "dags")

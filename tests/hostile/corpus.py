@@ -8,7 +8,7 @@ dags folder with every case in it still loads every other DAG.
 
 from __future__ import annotations
 
-from wharf import config
+from wharf import settings
 
 GOOD = """\
 metadata:
@@ -256,7 +256,7 @@ CASES: dict[str, tuple[bytes, str]] = {
     "file_outside_roots": (
         FILE_GOOD.replace("path: orders.csv", "path: /etc/passwd").encode(),
         f"9: source.path: '/etc/passwd' is outside the allowed file roots "
-        f"({config.reference_dir()}): use a path relative to include/reference/, or an "
+        f"({settings.reference_dir()}): use a path relative to include/reference/, or an "
         "operator adds its folder to WHARF_FILE_ROOTS",
     ),
     "file_dot_dot": (

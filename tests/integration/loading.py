@@ -10,9 +10,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from wharf import load
-from wharf.spec import DatasetSpec
-from wharf.validation import RUN_ID_COLUMN, curated_schema
+from wharf.contract.columns import RUN_ID_COLUMN
+from wharf.contract.dataset import DatasetSpec
+from wharf.publish import load
+from wharf.validate.contract_checks import curated_schema
 
 COLUMNS = [
     {"name": "id", "data_type": "integer", "allow_null": False, "description": "Row id."},

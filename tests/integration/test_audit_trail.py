@@ -25,9 +25,9 @@ import psycopg
 import pytest
 
 from conftest import DATASETS_URL, _libpq
-from wharf import records
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf.ledger import records
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 YAML = """\
 metadata:
@@ -57,8 +57,8 @@ CHILD = textwrap.dedent(
     import sys
     from datetime import datetime
     sys.path.insert(0, sys.argv[1])
-    from wharf.dag_factory import build_dag
-    from wharf.spec import get_spec
+    from wharf.orchestration.dag_factory import build_dag
+    from wharf.specfiles import get_spec
     day = datetime.fromisoformat(sys.argv[3])
     build_dag(get_spec(sys.argv[2])).test(logical_date=day, run_after=day)
     """

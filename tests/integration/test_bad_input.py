@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from wharf import config
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf import settings
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 ORDERS = """\
 metadata:
@@ -96,7 +96,7 @@ def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) 
     ).fetchone() == ("failed", 3)
 
     landing = sorted(
-        (Path(config.lake_root().removeprefix("file://")) / "landing/shop/orders").rglob(
+        (Path(settings.lake_root().removeprefix("file://")) / "landing/shop/orders").rglob(
             "*.parquet"
         )
     )

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from wharf import checks
-from wharf.cli import main
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf.cli.main import main
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
+from wharf.validate import expectations as checks
 
 YAML = """\
 metadata:

@@ -12,10 +12,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from wharf import checks
-from wharf.cli import main
+from wharf.cli.main import main
+from wharf.contract.checks import Check
+from wharf.contract.dataset import DatasetSpec
 from wharf.errors import UnsafeSpecError
-from wharf.spec import Check, DatasetSpec, load_spec, load_specs
+from wharf.specfiles import load_spec, load_specs
+from wharf.validate import expectations
 
 YAML = """\
 metadata:
@@ -297,10 +299,10 @@ def test_checks_refuse_again_at_run_time(
     )
     rows = batches_of({"id": [1, 2], "customer": ["c1", None], "amount": [-1, 5]})
     with pytest.raises(UnsafeSpecError) as caught:
-        checks.run(spec, rows, never, never, never)
+        expectations.run(spec, rows, never, never, never)
     assert str(caught.value) == message
     with pytest.raises(UnsafeSpecError):
-        checks.build(spec.checks[0])
+        expectations.build(spec.checks[0])
 
 
 def test_a_check_changed_after_validation_is_refused_at_run_time(schemas: Path) -> None:
@@ -310,11 +312,11 @@ def test_a_check_changed_after_validation_is_refused_at_run_time(schemas: Path) 
     spec.checks[0].arguments["row_condition"] = "amount > 0"  # the dict inside is mutable
     rows = batches_of({"id": [1], "customer": ["c"], "amount": [1]})
     with pytest.raises(UnsafeSpecError, match="row_condition is evaluated as Python by pandas"):
-        checks.run(spec, rows, never, never, never)
+        expectations.run(spec, rows, never, never, never)
 
 
 # --- regexes on RE2 -------------------------------------------------------------------------
-def by_name(results: list[checks.CheckResult]) -> dict[str, checks.CheckResult]:
+def by_name(results: list[expectations.CheckResult]) -> dict[str, expectations.CheckResult]:
     return {r.expectation: r for r in results}
 
 
@@ -328,7 +330,9 @@ def test_catastrophic_patterns_run_in_linear_time_on_long_values(schemas: Path) 
     # 49 s on one 31-character value. RE2 is linear in the text.
     values = ["a" * 10_000 + "b"] * 150 + [" " * 10_000 + "x"] * 150 + ["a" * 10_000] * 100
     values += [" " * 5_000] * 50 + [None] * 10
-    results = by_name(checks.run(spec, batches_of({"customer": values}, 97), never, never, never))
+    results = by_name(
+        expectations.run(spec, batches_of({"customer": values}, 97), never, never, never)
+    )
     matched = results["expect_column_values_to_match_regex"]
     assert (matched.element_count, matched.missing_count, matched.unexpected_count) == (
         460,
@@ -336,8 +340,8 @@ def test_catastrophic_patterns_run_in_linear_time_on_long_values(schemas: Path) 
         350,
     )
     assert matched.success is False
-    assert matched.samples[0] == "a" * checks.SAMPLE_CHARS + "..."  # the log stays readable
-    assert len(matched.samples) == checks.MAX_SAMPLES
+    assert matched.samples[0] == "a" * expectations.SAMPLE_CHARS + "..."  # the log stays readable
+    assert len(matched.samples) == expectations.MAX_SAMPLES
     trailing = results["expect_column_values_to_not_match_regex"]
     assert (trailing.unexpected_count, trailing.success) == (50, False)  # only the blanks
 
@@ -345,7 +349,7 @@ def test_catastrophic_patterns_run_in_linear_time_on_long_values(schemas: Path) 
 def test_the_regex_checks_agree_with_great_expectations(
     schemas: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(checks, "CHUNK_ROWS", 4)  # 11 rows in 3 chunks: totals must add up
+    monkeypatch.setattr(expectations, "CHUNK_ROWS", 4)  # 11 rows in 3 chunks: totals must add up
     checks_text = (
         "  - expect_column_values_to_match_regex: {column: customer, regex: '^c[0-9]$'}\n"
         "  - expect_column_values_to_not_match_regex: {column: customer, regex: '1'}\n"
@@ -362,7 +366,7 @@ def test_the_regex_checks_agree_with_great_expectations(
     rows = batches_of({"customer": customers, "amount": amounts})
     wharf = [
         (r.unexpected_count, r.missing_count, r.element_count, r.success, r.samples)
-        for r in checks.run(spec, rows, never, never, never)
+        for r in expectations.run(spec, rows, never, never, never)
     ]
     assert wharf == [gx_result(check, customers, amounts) for check in spec.checks]
     assert [(w[0], w[3]) for w in wharf] == [  # the example is not trivial
@@ -389,9 +393,9 @@ def gx_result(check: Check, customers: list[Any], amounts: list[Any]) -> tuple[A
             )
         }
     )
-    outcome = batch.validate(checks.build(check), result_format="SUMMARY").to_json_dict()
+    outcome = batch.validate(expectations.build(check), result_format="SUMMARY").to_json_dict()
     found = outcome["result"]
-    samples = found["partial_unexpected_list"][: checks.MAX_SAMPLES]
+    samples = found["partial_unexpected_list"][: expectations.MAX_SAMPLES]
     if check.arguments["column"] == "amount":  # pandas made the integers float64
         samples = [int(s) for s in samples]
     return (
@@ -412,7 +416,7 @@ def test_the_allow_list_matches_great_expectations() -> None:
     from great_expectations.expectations.expectation import Expectation
     from great_expectations.util import camel_to_snake
 
-    from wharf import spec
+    from wharf.contract import checks as spec
 
     gx = {
         cls.expectation_type or camel_to_snake(cls.__name__): cls  # unregistered: deprecated

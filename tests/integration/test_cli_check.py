@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from wharf import config, environment
-from wharf.cli import main
+from wharf import environment, settings
+from wharf.cli.main import main
 
 SQL_YAML = """\
 metadata:
@@ -153,7 +153,7 @@ def test_a_missing_local_file_is_an_error(
 def test_a_path_relative_to_the_wrong_folder_names_the_right_one(
     schemas: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (config.reference_dir() / "airlines.csv").is_file()
+    assert (settings.reference_dir() / "airlines.csv").is_file()
     file = write(
         schemas, "wrong", FILE_YAML.format(dataset="wrong", path="include/reference/airlines.csv")
     )

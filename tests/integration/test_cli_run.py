@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from wharf import config
-from wharf.cli import main
+from wharf import settings
+from wharf.cli.main import main
 
 YAML = """\
 metadata:
@@ -164,7 +164,7 @@ def test_a_failing_dataset_shows_the_failed_step_and_its_cause(
     assert len(validate) == 1, out
     assert re.match(r"\s+validate\s+FAILED\s+clirun\.broken: .*'id'.*integer", validate[0]), out
     assert any(re.match(r"\s+load\s+upstream_failed", line) for line in lines), out
-    log = config.state_dir() / "logs" / "clirun.broken.log"
+    log = settings.state_dir() / "logs" / "clirun.broken.log"
     assert f"(log: {log})" in out
     assert summary_row(out, ds)[-1] == "FAILED"
 
@@ -200,7 +200,7 @@ def test_a_retry_wait_is_shown_and_the_log_stays_small(
             "  type: http\n  conn_id: clirun_down\n  path: /v1/rows\n  retry: {max_attempts: 1}\n",
         )
     )
-    log = config.state_dir() / "logs" / "clirun.flaky.log"
+    log = settings.state_dir() / "logs" / "clirun.flaky.log"
     sizes: list[tuple[datetime, int]] = []  # the log's size, sampled while the run goes on
     done = threading.Event()
 

@@ -9,10 +9,10 @@ import pyarrow.compute as pc
 import pytest
 
 from conftest import mariadb_url
-from wharf.dag_factory import build_dag
-from wharf.demo import FLIGHTS_ROWS, read_table, seed
-from wharf.demo_servers import demo_api, demo_sheets, start, vega_file, vega_records, write_key
-from wharf.spec import get_spec
+from wharf.demo.seed import FLIGHTS_ROWS, read_table, seed
+from wharf.demo.servers import demo_api, demo_sheets, start, vega_file, vega_records, write_key
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 
 def run_dag(dataset_id: str) -> str:

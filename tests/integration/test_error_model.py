@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 YAML = """\
 metadata:
@@ -102,16 +102,16 @@ def test_builtin_errors_are_classified(error: Exception, terminal: bool) -> None
 def _wharf_errors() -> list[tuple[str, bool]]:
     # Each failure issue #11 item 7 names, by the class Wharf raises for it.
     return [
-        ("wharf.validation:ContractError", True),  # a contract violation
-        ("wharf.load:GuardError", True),  # a guard refusal
-        ("wharf.schema_changes:SchemaChangeError", True),  # a breaking schema change
-        ("wharf.spec:SpecError", True),  # a YAML mistake
-        ("wharf.sources.http:HttpClientError", True),  # HTTP 4xx
-        ("wharf.sources.http:HttpOriginError", True),  # a link to another host
-        ("wharf.sources.http:HttpServerError", False),  # 5xx or 429 after the last retry
-        ("wharf.sources.http:HttpDeadlineError", False),  # timeout_seconds passed
-        ("wharf.sources.google_sheets:SheetsClientError", True),
-        ("wharf.sources.google_sheets:SheetsServerError", False),
+        ("wharf.validate.contract_checks:ContractError", True),  # a contract violation
+        ("wharf.publish.load:GuardError", True),  # a guard refusal
+        ("wharf.publish.schema_changes:SchemaChangeError", True),  # a breaking schema change
+        ("wharf.specfiles:SpecError", True),  # a YAML mistake
+        ("wharf.extract.http:HttpClientError", True),  # HTTP 4xx
+        ("wharf.extract.http:HttpOriginError", True),  # a link to another host
+        ("wharf.extract.http:HttpServerError", False),  # 5xx or 429 after the last retry
+        ("wharf.extract.http:HttpDeadlineError", False),  # timeout_seconds passed
+        ("wharf.extract.google_sheets:SheetsClientError", True),
+        ("wharf.extract.google_sheets:SheetsServerError", False),
         ("airflow.sdk.exceptions:AirflowNotFoundException", True),  # an unknown conn_id
         ("psycopg:OperationalError", False),  # connection lost, lock timeout
         ("psycopg.errors:LockNotAvailable", False),

@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import s3_client
-from wharf import sources
-from wharf.cli import main
-from wharf.dag_factory import build_dag
-from wharf.demo_servers import start
+from wharf import extract
+from wharf.cli.main import main
+from wharf.contract.dataset import DatasetSpec
+from wharf.demo.servers import start
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError, is_terminal
-from wharf.spec import DatasetSpec, SpecError, get_spec, load_spec
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import SpecError, get_spec, load_spec
 
 BUCKET = "wharf-complete"
 CANARY = "canary-5b91c3-do-not-publish"
@@ -132,7 +133,7 @@ def table_md5(pg: Any) -> tuple[int, str]:
 
 
 def rows_of(spec: DatasetSpec) -> list[dict[str, Any]]:
-    return [row for batch in sources.extract(spec).batches for row in batch.to_pylist()]
+    return [row for batch in extract.read(spec).batches for row in batch.to_pylist()]
 
 
 def spec_of(source: dict[str, Any]) -> DatasetSpec:
@@ -478,7 +479,7 @@ def test_s3_markers_checksums_and_manifests(tamper: Tamper, moto_url: str) -> No
     s3.put_object(Bucket=BUCKET, Key="drop/airports.csv", Body=TRUNCATED.encode())
     s3.put_object(Bucket=BUCKET, Key="drop/airports.csv.sha256", Body=sha256(AIRPORTS).encode())
     with pytest.raises(TerminalError, match=rf"no marker file 's3://{BUCKET}/drop/_SUCCESS'"):
-        sources.extract(s3_spec("drop/*.csv", {"marker": "_SUCCESS"}))
+        extract.read(s3_spec("drop/*.csv", {"marker": "_SUCCESS"}))
     s3.put_object(Bucket=BUCKET, Key="drop/_SUCCESS", Body=b"")
     assert len(rows_of(s3_spec("drop/*.csv", {"marker": "_SUCCESS"}))) == ROWS
 

@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from wharf import config, sources
-from wharf.cli import main
-from wharf.dag_factory import build_dag
+from wharf import extract, settings
+from wharf.cli.main import main
+from wharf.contract.dataset import DatasetSpec
+from wharf.contract.file_source import FileSource
 from wharf.errors import TerminalError, UnsafeSpecError
-from wharf.sources.file import open_below
-from wharf.spec import DatasetSpec, FileSource, get_spec
+from wharf.extract.file import open_below
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 DAGS = str(Path(__file__).resolve().parents[2] / "dags")
 CANARY = "canary-4f1d9e-do-not-publish"
@@ -59,7 +61,7 @@ class Place:
 
     @property
     def roots_text(self) -> str:
-        return f"{config.reference_dir()}, {self.root}"
+        return f"{settings.reference_dir()}, {self.root}"
 
     def yaml(self, dataset: str, path: str, fmt: str = "csv") -> Path:
         folder = self.schemas / "shop"
@@ -185,9 +187,9 @@ def test_proc_self_environ(place: Place, capsys: Any, monkeypatch: Any, caplog: 
     )
     # An operator's root of '/' (which holds /proc), or one not absolute, is ignored.
     monkeypatch.setenv("WHARF_FILE_ROOTS", os.pathsep.join(["/", str(place.root), "data", "/dev"]))
-    with caplog.at_level(logging.WARNING, logger="wharf.config"):
-        assert config.file_roots() == (config.reference_dir(), place.root)
-    assert [r.getMessage() for r in caplog.records if r.name == "wharf.config"] == [
+    with caplog.at_level(logging.WARNING, logger="wharf.settings"):
+        assert settings.file_roots() == (settings.reference_dir(), place.root)
+    assert [r.getMessage() for r in caplog.records if r.name == "wharf.settings"] == [
         "WHARF_FILE_ROOTS: '/' is or holds /proc, /sys or /dev, which Wharf never reads; ignored",
         "WHARF_FILE_ROOTS: 'data' is not an absolute path; ignored",
         "WHARF_FILE_ROOTS: '/dev' is or holds /proc, /sys or /dev, which Wharf never reads; "
@@ -314,7 +316,7 @@ def spec_of(source: dict[str, Any]) -> DatasetSpec:
 
 
 def read(spec: DatasetSpec) -> list[dict[str, Any]]:
-    return [row for batch in sources.extract(spec).batches for row in batch.to_pylist()]
+    return [row for batch in extract.read(spec).batches for row in batch.to_pylist()]
 
 
 def test_the_reader_refuses_what_changed_after_the_yaml_was_loaded(
@@ -344,7 +346,7 @@ def test_the_reader_refuses_what_changed_after_the_yaml_was_loaded(
     folder.mkdir()
     for name in ("a", "b"):
         (folder / f"{name}.csv").write_text(f"id,note\n1,{name}\n")
-    opened = sources.extract(spec_of({"path": str(folder / "*.csv")}))
+    opened = extract.read(spec_of({"path": str(folder / "*.csv")}))
     batches = iter(opened.batches)
     assert next(batches).to_pylist() == [{"id": "1", "note": "a"}]
     (folder / "b.csv").unlink()
@@ -371,7 +373,7 @@ def test_the_s3_reader_refuses_a_bucket_no_longer_allowed(monkeypatch: Any) -> N
     spec = spec_of({"path": "s3://wharf-test/x.csv"})
     monkeypatch.setenv("WHARF_S3_BUCKETS", "")
     with pytest.raises(UnsafeSpecError) as refused:
-        sources.extract(spec)
+        extract.read(spec)
     assert str(refused.value) == (
         "shop.r: source.path bucket 'wharf-test' is not allowed: an operator lists the buckets "
         "file sources may read in WHARF_S3_BUCKETS (allowed: none)"

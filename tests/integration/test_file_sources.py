@@ -18,10 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import s3_client
-from wharf import sources
-from wharf.dag_factory import build_dag
-from wharf.sources.file import glob_matcher
-from wharf.spec import DatasetSpec, FileSource, SpecError, get_spec, load_spec
+from wharf import extract
+from wharf.contract.dataset import DatasetSpec
+from wharf.contract.file_source import FileSource
+from wharf.extract.file import glob_matcher
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import SpecError, get_spec, load_spec
 
 BUCKET = "wharf-test"
 OWNERS = "owners: [{name: Shop team, email: shop@example.org}]"
@@ -84,7 +86,7 @@ def spec_of(source: dict[str, Any], columns: list[dict[str, Any]] | None = None)
 
 
 def rows_of(spec: DatasetSpec) -> list[dict[str, Any]]:
-    return [row for batch in sources.extract(spec).batches for row in batch.to_pylist()]
+    return [row for batch in extract.read(spec).batches for row in batch.to_pylist()]
 
 
 def left_behind() -> list[str]:
@@ -184,7 +186,7 @@ def test_an_s3_glob_reads_the_matching_keys_in_name_order(s3: Any) -> None:
     ]:
         put(s3, key, f"id,note\n{len(day)},{day}\n")
     spec = spec_of({"path": f"s3://{BUCKET}/raw/2026-*/*.csv", "conn_id": "s3_test"})
-    opened = sources.extract(spec)
+    opened = extract.read(spec)
     assert opened.description == f"3 files s3://{BUCKET}/raw/2026-*/*.csv"
     assert [r["note"] for b in opened.batches for r in b.to_pylist()] == ["a", "c", "b"]
     assert left_behind() == []
@@ -195,11 +197,11 @@ def test_an_s3_glob_reads_the_matching_keys_in_name_order(s3: Any) -> None:
     assert left_behind() == []
     missing = spec_of({"path": f"s3://{BUCKET}/raw/1999-*/*.csv", "conn_id": "s3_test"})
     with pytest.raises(FileNotFoundError, match=rf"no source file matches s3://{BUCKET}/raw/1999"):
-        sources.extract(missing)
+        extract.read(missing)
     os.environ["WHARF_S3_BUCKETS"] = f"{BUCKET},no-such-bucket"  # restored by `allowed`
     no_bucket = spec_of({"path": "s3://no-such-bucket/*.csv", "conn_id": "s3_test"})
     with pytest.raises(FileNotFoundError, match="no bucket 'no-such-bucket'"):
-        sources.extract(no_bucket)
+        extract.read(no_bucket)
 
 
 @pytest.mark.parametrize(
@@ -228,13 +230,13 @@ def test_a_parquet_object_on_s3_keeps_its_types(s3: Any) -> None:
     spec = spec_of(
         {"path": f"s3://{BUCKET}/parquet/notes.parquet", "conn_id": "s3_test", "format": "parquet"}
     )
-    opened = sources.extract(spec)
+    opened = extract.read(spec)
     assert opened.schema == table.schema
     assert pa.Table.from_batches(list(opened.batches)).equals(table)
     assert left_behind() == []
 
     # A dropped, never read extract deletes its download too.
-    unread = sources.extract(spec)
+    unread = extract.read(spec)
     assert len(left_behind()) == 1
     del unread
     assert left_behind() == []
@@ -453,7 +455,7 @@ def test_a_gzip_that_is_not_one_is_named_not_quoted(tmp_path: Path) -> None:
 
 
 def test_a_records_path_error_names_a_few_keys_never_values() -> None:
-    from wharf.sources.json_records import records_getter
+    from wharf.extract.json_records import records_getter
 
     page = {f"{CANARY}-{i}" * 3: CANARY for i in range(12)}
     with pytest.raises(ValueError) as failed:

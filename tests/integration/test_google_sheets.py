@@ -1,4 +1,4 @@
-"""``type: google_sheets`` against the fake Google of ``wharf.demo_servers`` (OAuth token
+"""``type: google_sheets`` against the fake Google of ``wharf.demo.servers`` (OAuth token
 endpoint, spreadsheets.get, values.get) over real HTTP: a DAG run loads typed values; rows are
 read chunk by chunk, each once, across gaps; a changed header fails the run before any data is
 read and leaves the published table as it was; 429/5xx are retried, other 4xx fail at once."""
@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from conftest import pg_connect
-from wharf import demo_servers, sources
-from wharf.dag_factory import build_dag
-from wharf.demo_servers import SheetsAPI, sheets_error
-from wharf.sources.google_sheets import SheetHeaderError, SheetsSourceError
-from wharf.spec import get_spec
+from wharf import extract
+from wharf.demo import servers
+from wharf.demo.servers import SheetsAPI, sheets_error
+from wharf.extract.google_sheets import SheetHeaderError, SheetsSourceError
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 SPREADSHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
 HEADER = ["id", "amount", "day", "paid", "Customer name"]
@@ -56,7 +57,7 @@ columns:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SheetsAPI]:
-    api = demo_servers.start(SheetsAPI({}))
+    api = servers.start(SheetsAPI({}))
     assert isinstance(api, SheetsAPI)
     yield api
     api.shutdown()
@@ -91,7 +92,7 @@ def run(dataset_id: str) -> str:
 
 
 def extracted(dataset_id: str) -> list[dict[str, Any]]:
-    opened = sources.extract(get_spec(dataset_id))
+    opened = extract.read(get_spec(dataset_id))
     return [row for batch in opened.batches for row in batch.to_pylist()]
 
 
@@ -151,7 +152,7 @@ def test_rows_are_read_in_chunks_each_once_across_a_gap(
         "Orders 2024": [HEADER, *rows[:500], *gap, *rows[500:]],
     }
     dataset_id = write(schemas, "chunked", batch_size=200)
-    with caplog.at_level(logging.INFO, logger="wharf.sources.google_sheets"):
+    with caplog.at_level(logging.INFO, logger="wharf.extract.google_sheets"):
         got = extracted(dataset_id)
 
     assert [r["id"] for r in got] == [str(i) for i in range(1, 1101)]
@@ -177,7 +178,7 @@ def test_trailing_blank_rows_are_dropped(
         "Orders 2024": [HEADER, *numbered_rows(range(1, 4)), blank, blank, [None], []]
     }
     dataset_id = write(schemas, "trailing")
-    with caplog.at_level(logging.INFO, logger="wharf.sources.google_sheets"):
+    with caplog.at_level(logging.INFO, logger="wharf.extract.google_sheets"):
         got = extracted(dataset_id)
     assert [r["id"] for r in got] == ["1", "2", "3"]
     assert "dropped 0 blank rows between rows with data and 996 after the last" in caplog.text
@@ -260,7 +261,7 @@ def test_a_transient_error_is_retried(
     first_chunk = "/values/'Orders 2024'!A2:E501"
     faults: list[str] = []
 
-    def once(path: str) -> demo_servers.Fault | None:
+    def once(path: str) -> servers.Fault | None:
         if path.endswith(first_chunk) and not faults:
             faults.append(path)
             return sheets_error(status, reason, "Try again later.")

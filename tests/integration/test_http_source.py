@@ -1,4 +1,4 @@
-"""The http source against a real local HTTP server (``wharf.demo_servers.RecordsAPI``)
+"""The http source against a real local HTTP server (``wharf.demo.servers.RecordsAPI``)
 serving vega-datasets' 406 cars: every pagination style reads each record once; 429 and
 5xx are retried (honouring Retry-After) without reading a page twice; a page that keeps
 failing fails the run and the published table is left as it was; other 4xx fail at once."""
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from wharf import sources
-from wharf.dag_factory import build_dag
-from wharf.demo_servers import Fault, RecordsAPI, start, vega_records
-from wharf.sources.http import HttpSourceError
-from wharf.spec import get_spec
+from wharf import extract
+from wharf.demo.servers import Fault, RecordsAPI, start, vega_records
+from wharf.extract.http import HttpSourceError
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 CARS = vega_records("cars.json")
 
@@ -78,7 +78,7 @@ def write_yaml(schemas: Path, pagination: str = STYLES["page"], **replace: str) 
 
 
 def extracted_rows() -> list[dict[str, Any]]:
-    result = sources.extract(get_spec("autos.cars"))
+    result = extract.read(get_spec("autos.cars"))
     return [row for batch in result.batches for row in batch.to_pylist()]
 
 
@@ -215,12 +215,12 @@ def test_params_take_the_run_interval(api: RecordsAPI, schemas: Path) -> None:
         **{"  path: /v1/cars\n": "  path: /v1/cars\n  params: {since: '{data_interval_start}'}\n"},
     )
     start_at = datetime(2026, 3, 1, tzinfo=UTC)
-    window = sources.Window(start_at, start_at, datetime(2026, 3, 2, tzinfo=UTC))
-    result = sources.extract(get_spec("autos.cars"), window)
+    window = extract.Window(start_at, start_at, datetime(2026, 3, 2, tzinfo=UTC))
+    result = extract.read(get_spec("autos.cars"), window)
     assert sum(b.num_rows for b in result.batches) == len(CARS)
     assert "since=2026-03-01T00%3A00%3A00%2B00%3A00" in api.requests[0]
     with pytest.raises(ValueError, match="has none"):
-        sources.extract(get_spec("autos.cars"))  # a manual run has no interval
+        extract.read(get_spec("autos.cars"))  # a manual run has no interval
 
 
 # --- when pagination stops ------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_a_server_that_repeats_its_last_page_is_stopped(api: RecordsAPI, schemas
 
 
 def test_stop_settings_are_checked_in_the_yaml(schemas: Path) -> None:
-    from wharf.spec import SpecError, load_spec
+    from wharf.specfiles import SpecError, load_spec
 
     write_yaml(schemas, "{style: page, total_path: '$.meta[['}")
     with pytest.raises(

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from wharf import sources
-from wharf.cli import main
-from wharf.dag_factory import build_dag
-from wharf.demo_servers import RecordsAPI, start, vega_records
+from wharf import extract
+from wharf.cli.main import main
+from wharf.demo.servers import RecordsAPI, start, vega_records
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError
-from wharf.sources.http import HttpSourceError
-from wharf.spec import get_spec
+from wharf.extract.http import HttpSourceError
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 CARS = vega_records("cars.json")
 LOGIN = "wharf-reader"
@@ -131,7 +131,7 @@ def first_page_then(link_to: str, link_header: bool = False) -> Any:
 
 
 def extracted_rows() -> list[dict[str, Any]]:
-    result = sources.extract(get_spec(DATASET))
+    result = extract.read(get_spec(DATASET))
     return [row for batch in result.batches for row in batch.to_pylist()]
 
 
@@ -426,7 +426,7 @@ def test_good_param_templates_pass_and_render(good: RecordsAPI, schemas: Path) -
     )
     assert main(["check", str(file)]) == 0
     at = datetime(2026, 3, 1, tzinfo=UTC)
-    result = sources.extract(get_spec(DATASET), sources.Window(at, at, at))
+    result = extract.read(get_spec(DATASET), extract.Window(at, at, at))
     assert sum(b.num_rows for b in result.batches) == len(CARS)
     assert "since=from+2026-03-01T00%3A00%3A00%2B00%3A00+%7Bx%7D" in good.requests[0]
 
@@ -442,5 +442,5 @@ def test_the_renderer_refuses_a_bad_template_at_run_time(good: RecordsAPI, schem
 
     at = datetime(2026, 3, 1, tzinfo=UTC)
     with pytest.raises(UnsafeSpecError, match=r"^autos.trusted_cars: source.params.since: "):
-        list(sources.extract(bad, sources.Window(at, at, at)).batches)
+        list(extract.read(bad, extract.Window(at, at, at)).batches)
     assert good.requests == []

@@ -14,9 +14,9 @@ import pytest
 from cursor_sources import Source, dataset_yaml, open_source
 
 from conftest import pg_connect
-from wharf import sources
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf import extract
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 YAML = """\
 metadata:
@@ -106,15 +106,15 @@ def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
 
 def test_a_backfill_reads_its_interval_whatever_the_watermark(stock: sqlite3.Connection) -> None:
     spec = get_spec("shop.stock")
-    window = sources.Window(
+    window = extract.Window(
         data_interval_start=datetime(2026, 1, 2, tzinfo=UTC),
         data_interval_end=datetime(2026, 1, 3, tzinfo=UTC),
         watermark=datetime(2026, 1, 9, tzinfo=UTC),
         backfill=True,
     )
-    opened = sources.extract(spec, window)
+    opened = extract.read(spec, window)
     assert [r["id"] for b in opened.batches for r in b.to_pylist()] == [2]
-    past = sources.extract(spec, sources.Window(watermark=datetime(2026, 1, 2, 12, tzinfo=UTC)))
+    past = extract.read(spec, extract.Window(watermark=datetime(2026, 1, 2, 12, tzinfo=UTC)))
     assert [r["id"] for b in past.batches for r in b.to_pylist()] == [3]
 
 
@@ -186,7 +186,7 @@ def test_a_lookback_rereads_rows_updated_below_the_watermark(
 def test_watermark_reset_makes_the_next_run_read_everything(
     events: Source, schemas: Path, pg: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wharf.cli import main
+    from wharf.cli.main import main
 
     events.insert((1, "a", NOON - timedelta(hours=1)), (2, "b", NOON))
     assert run_events(schemas, events) == ("success", 2)

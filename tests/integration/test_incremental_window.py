@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from cursor_sources import KINDS, Source, dataset_yaml, open_source
 
-from wharf import sources
+from wharf import extract
 from wharf.errors import TerminalError
-from wharf.spec import get_spec
+from wharf.specfiles import get_spec
 
 T = datetime(2026, 3, 1)
 ROWS = [
@@ -48,17 +48,17 @@ def write_spec(schemas: Path, source: Source, lookback: str | int | None = None)
     (schemas / "shop" / "events.yaml").write_text(dataset_yaml(source, lookback))
 
 
-def ids(window: sources.Window) -> list[int]:
-    opened = sources.extract(get_spec("shop.events"), window)
+def ids(window: extract.Window) -> list[int]:
+    opened = extract.read(get_spec("shop.events"), window)
     return sorted(r["id"] for b in opened.batches for r in b.to_pylist())
 
 
 def test_the_extract_says_which_window_it_bound(source: Source, schemas: Path) -> None:
     write_spec(schemas, source)
-    hour = sources.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True)
+    hour = extract.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True)
     start, end = source.value(T.replace(hour=5)), source.value(T.replace(hour=6))
     shown = [repr(v) if isinstance(v, str) else str(v) for v in (start, end)]
-    opened = sources.extract(get_spec("shop.events"), hour)
+    opened = extract.read(get_spec("shop.events"), hour)
     assert sum(b.num_rows for b in opened.batches) == 2  # reading to the end closes the read
     note = opened.description
     assert note.endswith(f"; updated_at in [{shown[0]}, {shown[1]})"), note
@@ -71,14 +71,14 @@ def utc(hour: int, minute: int = 0, day: int = 1) -> datetime:
 def test_a_backfill_reads_exactly_the_rows_of_each_interval(source: Source, schemas: Path) -> None:
     write_spec(schemas, source)
     for hour, expected in HOURS.items():
-        window = sources.Window(
+        window = extract.Window(
             data_interval_start=utc(hour),
             data_interval_end=utc(hour + 1),
             watermark=utc(23),  # a backfill ignores the watermark
             backfill=True,
         )
         assert (hour, ids(window)) == (hour, expected)
-    day = sources.Window(data_interval_start=utc(0), data_interval_end=utc(0, day=2), backfill=True)
+    day = extract.Window(data_interval_start=utc(0), data_interval_end=utc(0, day=2), backfill=True)
     assert ids(day) == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -86,14 +86,14 @@ def test_the_watermark_is_inclusive_and_the_lookback_reaches_back(
     source: Source, schemas: Path
 ) -> None:
     write_spec(schemas, source)
-    assert ids(sources.Window()) == [1, 2, 3, 4, 5, 6, 7]  # no watermark yet: everything
-    assert ids(sources.Window(watermark=utc(6, 30))) == [4, 5, 6, 7]
-    assert ids(sources.Window(watermark=utc(8, 15))) == [7]
-    assert ids(sources.Window(watermark=utc(9))) == []
+    assert ids(extract.Window()) == [1, 2, 3, 4, 5, 6, 7]  # no watermark yet: everything
+    assert ids(extract.Window(watermark=utc(6, 30))) == [4, 5, 6, 7]
+    assert ids(extract.Window(watermark=utc(8, 15))) == [7]
+    assert ids(extract.Window(watermark=utc(9))) == []
     write_spec(schemas, source, lookback="PT1H")
-    assert ids(sources.Window(watermark=utc(7))) == [3, 4, 5, 6, 7]
+    assert ids(extract.Window(watermark=utc(7))) == [3, 4, 5, 6, 7]
     write_spec(schemas, source, lookback=60)  # seconds
-    assert ids(sources.Window(watermark=utc(7))) == [5, 6, 7]
+    assert ids(extract.Window(watermark=utc(7))) == [5, 6, 7]
 
 
 def test_the_departures_example_backfills_each_hour_of_the_real_flights(
@@ -103,7 +103,7 @@ def test_the_departures_example_backfills_each_hour_of_the_real_flights(
     hour's backfill reads the flights of that hour, counted from the package's CSV."""
     from collections import Counter
 
-    from wharf.demo import read_table, seed
+    from wharf.demo.seed import read_table, seed
 
     db = tmp_path / "flights.sqlite"
     seed(f"sqlite:///{db}", tables=("flights",))
@@ -113,16 +113,16 @@ def test_the_departures_example_backfills_each_hour_of_the_real_flights(
     hours = sorted(per_hour)
     for text in [*hours[:3], hours[len(hours) // 2]]:  # the first three hours, and one more
         start = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        window = sources.Window(
+        window = extract.Window(
             data_interval_start=start,
             data_interval_end=start + timedelta(hours=1),
             backfill=True,
         )
-        read = sum(b.num_rows for b in sources.extract(spec, window).batches)
+        read = sum(b.num_rows for b in extract.read(spec, window).batches)
         assert (text, read) == (text, per_hour[text])
     last = max(per_hour)
     watermark = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    newest = sources.extract(spec, sources.Window(watermark=watermark))
+    newest = extract.read(spec, extract.Window(watermark=watermark))
     assert sum(b.num_rows for b in newest.batches) == per_hour[last]
 
 
@@ -147,15 +147,15 @@ def test_text_that_cannot_be_compared_as_its_format_is_refused(
     conn = sqlite_events(schemas, tmp_path, monkeypatch, "TEXT", dataset_yaml(source))
     conn.execute("INSERT INTO events VALUES (1, 'a', '01/03/2026 05:00:00')")
     conn.commit()
-    backfill = sources.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True)
-    for window in (backfill, sources.Window(watermark=utc(5))):
+    backfill = extract.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True)
+    for window in (backfill, extract.Window(watermark=utc(5))):
         with pytest.raises(TerminalError, match="does not sort as time does"):
             ids(window)
     conn.execute("UPDATE events SET updated_at = '2026-03-01 05:00:00'")  # not its format
     conn.commit()
     with pytest.raises(TerminalError, match="not written in its format '%d/%m/%Y %H:%M:%S'"):
         ids(backfill)
-    assert ids(sources.Window()) == [1]  # no window: nothing to compare
+    assert ids(extract.Window()) == [1]  # no window: nothing to compare
 
 
 def test_integer_and_date_cursors(
@@ -166,9 +166,9 @@ def test_integer_and_date_cursors(
     conn = sqlite_events(schemas, tmp_path, monkeypatch, "INTEGER", yaml)
     conn.executemany("INSERT INTO events VALUES (?, 'x', ?)", [(i, i * 10) for i in range(1, 6)])
     conn.commit()
-    assert ids(sources.Window(watermark=40)) == [3, 4, 5]  # >= 40 - 10
+    assert ids(extract.Window(watermark=40)) == [3, 4, 5]  # >= 40 - 10
     with pytest.raises(TerminalError, match="is an integer, so a backfill"):
-        ids(sources.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True))
+        ids(extract.Window(data_interval_start=utc(5), data_interval_end=utc(6), backfill=True))
 
     # A date cursor held as ISO text: an hour's interval holds a day when it holds its midnight.
     yaml = dataset_yaml(Source("sqlite_text", None, "", "%Y-%m-%d"), lookback="P1D")
@@ -180,7 +180,7 @@ def test_integer_and_date_cursors(
         "INSERT INTO events VALUES (?, 'x', ?)", [(i, f"2026-03-0{i}") for i in range(1, 6)]
     )
     conn.commit()
-    day = sources.Window(
+    day = extract.Window(
         data_interval_start=utc(0, day=2), data_interval_end=utc(0, day=3), backfill=True
     )
     assert ids(day) == [2]
@@ -190,7 +190,7 @@ def test_integer_and_date_cursors(
         (utc(1, day=2), utc(2, day=2)),
     ]
     assert [
-        ids(sources.Window(data_interval_start=a, data_interval_end=b, backfill=True))
+        ids(extract.Window(data_interval_start=a, data_interval_end=b, backfill=True))
         for a, b in hours
     ] == [[], [2], []]
-    assert ids(sources.Window(watermark=date(2026, 3, 4))) == [3, 4, 5]  # >= 4th less a day
+    assert ids(extract.Window(watermark=date(2026, 3, 4))) == [3, 4, 5]  # >= 4th less a day

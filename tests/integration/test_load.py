@@ -23,8 +23,9 @@ from loading import (
 )
 
 from conftest import DATASETS_URL, _libpq, pg_connect
-from wharf import load, records
-from wharf.schema_changes import SchemaChangeError
+from wharf.ledger import records
+from wharf.publish import load
+from wharf.publish.schema_changes import SchemaChangeError
 
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY2 = datetime(2026, 1, 2, tzinfo=UTC)

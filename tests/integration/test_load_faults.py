@@ -26,8 +26,10 @@ import pytest
 from loading import checksum, data_checksum, make_spec, sample, table_name
 
 from conftest import DATASETS_URL, _libpq
-from wharf import load, records
-from wharf.validation import RUN_ID_COLUMN, curated_schema
+from wharf.contract.columns import RUN_ID_COLUMN
+from wharf.ledger import records
+from wharf.publish import load
+from wharf.validate.contract_checks import curated_schema
 
 CHILD = Path(__file__).with_name("load_child.py")
 ROWS = 50_000

@@ -10,9 +10,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from wharf import config
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf import settings
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 ORDERS = """\
 metadata:
@@ -84,7 +84,7 @@ def test_bad_rows_are_quarantined_and_good_rows_load(orders: Path, pg: Any) -> N
             {"id": "10", "customer": "eve", "placed_on": "not a date"},
         ),
     ]
-    lake = Path(config.lake_root().removeprefix("file://")) / "quarantine/shop/quarantined_orders"
+    lake = Path(settings.lake_root().removeprefix("file://")) / "quarantine/shop/quarantined_orders"
     files = list(lake.rglob("*.parquet"))
     assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 2
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 EVENTS = """\
 metadata:

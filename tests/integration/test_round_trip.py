@@ -16,9 +16,9 @@ import pymysql
 import pytest
 
 from conftest import mariadb_url
-from wharf import config
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf import settings
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 SOURCE_ROWS = [
     (1, None, -32768, 9223372036854775807, Decimal("12345678901234567890.123456789"), 0.1,
@@ -87,7 +87,7 @@ def test_every_column_equals_the_mariadb_source(schemas: Path, pg: Any, monkeypa
     ]
     assert loaded == expected
     assert [type(v) for v in loaded[1][:4]] == [int, int, int, int]  # not floats
-    curated = Path(config.lake_root().removeprefix("file://")) / "curated/checks/round_trip"
+    curated = Path(settings.lake_root().removeprefix("file://")) / "curated/checks/round_trip"
     folders = sorted(p.parent.relative_to(curated).parts[2:] for p in curated.rglob("*.parquet"))
     assert folders == [
         ("small=-32768", "big=9223372036854775807"),

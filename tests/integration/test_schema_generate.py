@@ -14,10 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wharf import sources, validation
-from wharf.cli import main
-from wharf.demo import _data_dir
-from wharf.spec import load_spec
+from wharf import extract
+from wharf.cli.main import main
+from wharf.demo.seed import _data_dir
+from wharf.specfiles import load_spec
+from wharf.validate import contract_checks
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +44,11 @@ def adopt(schemas: Path, draft: str, domain: str, dataset: str) -> Any:
     return load_spec(folder / f"{dataset}.yaml")
 
 
-def violations(spec: Any) -> validation.Report:
+def violations(spec: Any) -> contract_checks.Report:
     """The whole source checked against the drafted contract."""
-    opened = sources.extract(spec)
-    report = validation.Report(spec.dataset_id)
-    for _ in validation.curate(spec, opened.schema, opened.batches, "test", report):
+    opened = extract.read(spec)
+    report = contract_checks.Report(spec.dataset_id)
+    for _ in contract_checks.curate(spec, opened.schema, opened.batches, "test", report):
         pass
     return report
 
@@ -201,8 +202,8 @@ def write_draft(capsys: Any, schemas: Path, domain: str, dataset: str, *args: st
 
 
 def run_dag(dataset_id: str) -> str:
-    from wharf.dag_factory import build_dag
-    from wharf.spec import get_spec
+    from wharf.orchestration.dag_factory import build_dag
+    from wharf.specfiles import get_spec
 
     return str(build_dag(get_spec(dataset_id)).test().state)
 

@@ -14,9 +14,9 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from wharf import config
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf import settings
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 CANARY = "canary-Pa55w0rd-7f3e1b"
 
@@ -52,7 +52,7 @@ def _everything_written(pg: Any) -> dict[str, str]:
     for (table,) in tables:
         rows = pg.execute(f"SELECT row_to_json(t)::text FROM wharf.{table} t").fetchall()
         found[f"wharf.{table}"] = "\n".join(r[0] for r in rows)
-    lake = Path(config.lake_root().removeprefix("file://"))
+    lake = Path(settings.lake_root().removeprefix("file://"))
     for file in lake.rglob("*"):
         if file.is_file():
             found[str(file)] = file.read_bytes().decode("latin-1")

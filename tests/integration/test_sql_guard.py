@@ -24,12 +24,15 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import DATASETS_URL, mariadb_url, pg_connect
-from wharf import data_cuts
-from wharf.cli import cmd_check
+from wharf import connections
+from wharf.cli.check import cmd_check
+from wharf.contract.dataset import DatasetSpec
 from wharf.errors import TerminalError, UnsafeSpecError
-from wharf.sources import Window
-from wharf.sources import sql as sql_source
-from wharf.spec import DatasetSpec, load_spec
+from wharf.extract import Window
+from wharf.extract import sql as sql_source
+from wharf.publish import data_cuts
+from wharf.specfiles import load_spec
+from wharf.specfiles.sql_files import cut_sql
 
 YAML = """\
 metadata:
@@ -169,7 +172,7 @@ def test_postgres_source_cannot_be_written(
 
     outfile = tmp_path / "copied"
     _assert_each_refused(schemas, capsys, POSTGRES_HOSTILE, outfile, intact)
-    url = sql_source.sqlalchemy_url("guarded_db")
+    url = connections.sqlalchemy_url("guarded_db")
     engine = sa.create_engine(url)
     for write in ("DELETE FROM sg_source.victim", "DROP TABLE sg_source.victim"):
         with engine.connect() as source:
@@ -408,7 +411,7 @@ def test_a_cut_runs_as_its_role_and_adopts_a_view_an_earlier_wharf_made(
     kind = "MATERIALIZED VIEW" if materialized else "VIEW"
     with pg_connect() as pg:  # as an earlier Wharf did: the superuser owns the view
         pg.execute("CREATE SCHEMA IF NOT EXISTS cuts")
-        pg.execute(f"CREATE {kind} {spec.dataset_id} AS {spec.sql_text.rstrip().rstrip(';')}")
+        pg.execute(f"CREATE {kind} {spec.dataset_id} AS {cut_sql(spec).rstrip().rstrip(';')}")
         pg.execute("INSERT INTO cutsrc.t VALUES (4), (5)")
     assert data_cuts.inputs(spec) == ["cutsrc.t"]  # found by sqlglot, no depends_on
     with _datasets_conn() as conn:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from hostile.corpus import GOOD
-from wharf.dag_factory import build_dag
-from wharf.spec import get_spec
+from wharf.orchestration.dag_factory import build_dag
+from wharf.specfiles import get_spec
 
 
 def test_a_yaml_made_hostile_after_parsing_fails_without_touching_wharf_tables(

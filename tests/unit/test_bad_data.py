@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wharf import sources, validation
-from wharf.spec import DatasetSpec
+from wharf import extract
+from wharf.contract.dataset import DatasetSpec
+from wharf.validate import contract_checks
 
 COLUMNS = [
     {"name": "id", "data_type": "integer", "allow_null": False},
@@ -73,11 +74,11 @@ def spec_for(path: Path) -> DatasetSpec:
     )
 
 
-def check(path: Path) -> validation.Report:
+def check(path: Path) -> contract_checks.Report:
     spec = spec_for(path)
-    opened = sources.extract(spec)
-    report = validation.Report(spec.dataset_id)
-    for _ in validation.curate(spec, opened.schema, opened.batches, "test", report):
+    opened = extract.read(spec)
+    report = contract_checks.Report(spec.dataset_id)
+    for _ in contract_checks.curate(spec, opened.schema, opened.batches, "test", report):
         pass
     return report
 
@@ -97,7 +98,7 @@ def test_the_good_row_alone_passes(tmp_path: Path) -> None:
 
 def test_a_missing_column_is_named_with_what_was_found(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_text("id,qty,price,paid,day\n1,5,9.99,yes,31/01/2024\n")
-    with pytest.raises(validation.MissingColumnsError) as caught:
+    with pytest.raises(contract_checks.MissingColumnsError) as caught:
         check(tmp_path / "orders.csv")
     assert str(caught.value) == (
         "shop.orders: the source has no column 'at' (found: id, qty, price, paid, day)"
@@ -130,7 +131,7 @@ def extract_rows(tmp_path: Path, **source: object) -> list[dict[str, object]]:
             ],
         }
     )
-    return [row for batch in sources.extract(spec).batches for row in batch.to_pylist()]
+    return [row for batch in extract.read(spec).batches for row in batch.to_pylist()]
 
 
 def test_csv_dialect_options(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from wharf.spec import CHECK_ARGUMENTS, REFUSED_EXPECTATIONS, Check, check_problem
+from wharf.contract.checks import CHECK_ARGUMENTS, REFUSED_EXPECTATIONS, Check, check_problem
 
 NAMES = st.sampled_from(sorted({*CHECK_ARGUMENTS, *REFUSED_EXPECTATIONS})) | st.text(max_size=30)
 ARGUMENT_NAMES = st.sampled_from(

@@ -11,9 +11,11 @@ from typing import Any
 import pydantic
 import pytest
 
-from wharf import sources, validation
-from wharf.cli import main
-from wharf.spec import Column, DatasetSpec
+from wharf import extract
+from wharf.cli.main import main
+from wharf.contract.columns import Column
+from wharf.contract.dataset import DatasetSpec
+from wharf.validate import contract_checks
 
 
 @pytest.mark.parametrize(
@@ -52,9 +54,9 @@ def test_dates_in_a_non_rapid_format_are_read_strictly(
             ],
         }
     )
-    opened = sources.extract(spec)
-    report = validation.Report(spec.dataset_id)
-    batches = list(validation.curate(spec, opened.schema, opened.batches, "r", report))
+    opened = extract.read(spec)
+    report = contract_checks.Report(spec.dataset_id)
+    batches = list(contract_checks.curate(spec, opened.schema, opened.batches, "r", report))
     assert batches[0].column(1).to_pylist() == [
         date(2000, 1, 1),
         date(2024, 2, 29),
@@ -118,6 +120,6 @@ def test_each_accepted_format_reads_the_date_python_reads(
     import pyarrow as pa
 
     column = Column(name="day", data_type="date", format=fmt)
-    report = validation.Report("d.days")
-    typed, bad = validation.check_column(pa.array([text, None]), column, 1, report)
+    report = contract_checks.Report("d.days")
+    typed, bad = contract_checks.check_column(pa.array([text, None]), column, 1, report)
     assert (typed.to_pylist(), bad, report.violation_count) == ([expected, None], None, 0)

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostile.corpus import CASES, GOOD
-from wharf.spec import DatasetSpec, SpecError, load_spec, load_spec_cached
+from wharf.contract.dataset import DatasetSpec
+from wharf.specfiles import SpecError, load_spec, load_spec_cached
 
 
 def _messages(file: Path) -> str:

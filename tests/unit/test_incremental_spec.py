@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wharf.spec import SpecError, load_spec
+from wharf.specfiles import SpecError, load_spec
 
 YAML = """\
 metadata:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wharf.spec import SpecError, load_spec, load_specs
+from wharf.specfiles import SpecError, load_spec, load_specs
 
 GOOD = """\
 metadata:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from wharf.contract.sql_rules import CHECK_DIALECTS, check_query, tables_read
 from wharf.errors import UnsafeSpecError
-from wharf.sql_guard import CHECK_DIALECTS, check_query, tables_read
 
 READS = [
     "SELECT * FROM orders ORDER BY id",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from wharf.spec import DatasetSpec
-from wharf.validation import Report, Violation
-from wharf.validation_report import render
+from wharf.contract.dataset import DatasetSpec
+from wharf.validate.contract_checks import Report, Violation
+from wharf.validate.report import render
 
 
 def test_values_are_escaped() -> None:

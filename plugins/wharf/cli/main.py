@@ -1,0 +1,113 @@
+"""``wharf`` command line: check YAML, run datasets once, run the demo.
+
+wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
+wharf schema generate       draft a dataset YAML from a sample file or a source table
+wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order,
+                            for the schedule's latest complete interval (--logical-date)
+wharf demo                  write the example source database, start the local API and
+                            Sheets servers, then ``run`` everything
+wharf serve-demo            serve the demo's API and Sheets servers until Ctrl-C
+wharf env                   print the environment as shell exports (starts the database)
+wharf watermark reset DATASET
+                            delete an incremental dataset's watermark: its next run reads
+                            the source from scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+
+from wharf import environment, settings
+from wharf.cli.check import cmd_check
+from wharf.cli.demo import cmd_demo, cmd_serve_demo
+from wharf.cli.generate import cmd_schema_generate
+from wharf.cli.run import cmd_run, cmd_run_dag
+from wharf.cli.watermark import cmd_watermark_reset
+
+
+def cmd_env() -> int:
+    environment.apply()
+    keys = [
+        *environment.airflow_defaults(),
+        f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}",
+        *environment.demo_connections(),
+    ]
+    for key in keys:
+        print(f"export {key}='{os.environ[key]}'")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="wharf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="check dataset YAML files")
+    check.add_argument("paths", nargs="*", help="files or folders (default: include/schemas)")
+    check.add_argument(
+        "--rapid", action="store_true", help="also report rAPId's stricter date-format rule"
+    )
+    schema = sub.add_parser("schema", help="dataset YAML tools")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True)
+    gen = schema_sub.add_parser(
+        "generate", help="draft a dataset YAML from a sample file (CSV, Parquet, xlsx) or table"
+    )
+    gen.add_argument("sample", nargs="?", help="a CSV, Parquet or xlsx file")
+    gen.add_argument("--conn-id", help="an Airflow connection to read --table from instead")
+    gen.add_argument("--table", help="'table' or 'schema.table' behind --conn-id")
+    gen.add_argument("--domain", required=True)
+    gen.add_argument("--dataset", required=True)
+    gen.add_argument("--rows", type=int, default=100_000, help="sample size (default 100,000)")
+    gen.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
+    gen.add_argument(
+        "--write", action="store_true", help="write include/schemas/<domain>/<dataset>.yaml"
+    )
+    run = sub.add_parser("run", help="run datasets once, print rows extracted/loaded")
+    run.add_argument("datasets", nargs="*", help="dataset ids such as transport.flights")
+    run.add_argument(
+        "--logical-date",
+        type=_logical_date,
+        help="the run's logical date, YYYY-MM-DD or an ISO time (UTC unless an offset is "
+        "given); default: the schedule's latest complete interval (no schedule: today 00:00)",
+    )
+    sub.add_parser("demo", help="seed the example source and run every dataset")
+    sub.add_parser("serve-demo", help="serve the demo's local API and Sheets servers")
+    sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
+    watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
+    watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
+    reset = watermark_sub.add_parser(
+        "reset", help="delete a dataset's watermark: its next run reads from scratch"
+    )
+    reset.add_argument("dataset", help="a dataset id such as transport.departures")
+    run_dag = sub.add_parser("run-dag", help=argparse.SUPPRESS)
+    run_dag.add_argument("dag_id")
+    run_dag.add_argument("--logical-date", type=_logical_date)
+    run_dag.add_argument("--events-fd", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return cmd_check(args.paths, rapid=args.rapid)
+    if args.command == "schema":
+        return cmd_schema_generate(args)
+    if args.command == "run":
+        return cmd_run(args.datasets, args.logical_date)
+    if args.command == "demo":
+        return cmd_demo()
+    if args.command == "env":
+        return cmd_env()
+    if args.command == "serve-demo":
+        return cmd_serve_demo()
+    if args.command == "watermark":
+        return cmd_watermark_reset(args.dataset)
+    return cmd_run_dag(args.dag_id, args.logical_date, args.events_fd)
+
+
+def _logical_date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

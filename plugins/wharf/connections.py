@@ -1,0 +1,97 @@
+"""Airflow connections -> clients: the one place credentials become connections.
+
+The datasets PostgreSQL database (psycopg, through the Postgres provider's hook) and the
+SQLAlchemy URL of any SQL connection (sources and the datasets database)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from wharf import settings
+
+_DDL_LOCK = "wharf.ddl"
+
+
+def connect() -> Any:
+    """A new psycopg 3 connection (not autocommit) from the Airflow connection
+    ``wharf_datasets`` (or ``WHARF_DATASETS_CONN_ID``), via the Postgres provider's hook."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    conn: Any = PostgresHook(postgres_conn_id=settings.datasets_conn_id()).get_conn()
+    conn.autocommit = False
+    return conn
+
+
+def datasets_sqlalchemy_url() -> str:
+    """A SQLAlchemy URL (psycopg 3) of the datasets database, from the same Airflow
+    connection, with its password (for pandas/GX engines)."""
+    url: str = sqlalchemy_url(settings.datasets_conn_id()).render_as_string(hide_password=False)
+    return url
+
+
+# Airflow connection type -> SQLAlchemy driver. A connection's extra may name its own
+# {"sqlalchemy_scheme": "..."} for any other database SQLAlchemy reaches.
+_SCHEMES = {
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite",
+}
+
+
+def sqlalchemy_url(conn_id: str) -> Any:
+    """A SQLAlchemy URL built from an Airflow connection.
+
+    Raises ``ValueError`` for a connection type with no known driver and no
+    ``sqlalchemy_scheme`` in its extra.
+    """
+    from airflow.sdk import BaseHook
+    from sqlalchemy.engine import URL
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson
+    scheme = extra.get("sqlalchemy_scheme") or _SCHEMES.get(conn.conn_type or "")
+    if scheme is None:
+        raise ValueError(
+            f"connection {conn_id!r} has type {conn.conn_type!r}, which Wharf cannot read: "
+            f"use one of {', '.join(sorted(_SCHEMES))} or set extra.sqlalchemy_scheme"
+        )
+    if scheme == "sqlite":
+        return URL.create("sqlite", database=conn.schema or conn.host)
+    # A Unix-socket folder (the embedded PostgreSQL) goes in the ``host`` query parameter.
+    socket = (conn.host or "").startswith("/")
+    return URL.create(
+        scheme,
+        username=conn.login or None,
+        password=conn.password or None,
+        host=None if socket else conn.host or None,
+        port=None if socket else conn.port or None,
+        database=conn.schema or None,
+        query={"host": conn.host or ""} if socket else {},
+    )
+
+
+def qualified(schema: str, name: str) -> sql.Identifier:
+    """A quoted ``schema.name``; both parts come from validated YAML and are quoted anyway."""
+    return sql.Identifier(schema, name)
+
+
+def lock_ddl(cur: Any) -> None:
+    """Serialise DDL across processes for this transaction: two tasks that both
+    ``CREATE SCHEMA IF NOT EXISTS`` at once otherwise race on the catalog."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_DDL_LOCK,))
+
+
+def lock_dataset(cur: Any, dataset_id: str) -> None:
+    """One publish per dataset at a time, for this transaction."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"wharf.publish.{dataset_id}",))
+
+
+def relation_exists(cur: Any, schema: str, name: str) -> bool:
+    cur.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (sql.Identifier(schema, name).as_string(cur),)
+    )
+    return bool(cur.fetchone()[0])

@@ -1,0 +1,39 @@
+"""What every contract model shares: frozen, no unknown keys, and errors that point at
+the key they are about (``wharf.specfiles`` turns the key path into a line)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+)
+from pydantic_core import PydanticCustomError
+
+
+class ContractModel(BaseModel):
+    """A YAML mapping: frozen, and an unknown key is an error (``extra='forbid'``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def spec_error(message: str, *at: str | int) -> PydanticCustomError:
+    """A model-level error; ``at`` is the key path it points at (its line is reported)."""
+    return PydanticCustomError("wharf_spec", message, {"at": at} if at else None)
+
+
+def rapid_error(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
+    """An error quoting the rAPId rule it enforces; ``at`` in ``ctx`` points at a key."""
+    return PydanticCustomError("rapid_rule", message + " (rAPId: " + rule + ")", ctx or None)
+
+
+def jsonpath_problem(path: str) -> str | None:
+    """Why ``path`` is not a JSONPath (jsonpath-ng's parser), or None if it is one."""
+    from jsonpath_ng import parse
+
+    try:
+        parse(path)
+    except Exception as err:  # jsonpath-ng raises bare Exception and JsonPathLexerError
+        return str(err)
+    return None

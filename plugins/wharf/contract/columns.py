@@ -1,0 +1,90 @@
+"""rAPId's ``columns``: one typed column each, with its date format rules."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from wharf.contract.base import ContractModel, spec_error
+from wharf.contract.datatypes import DataType
+from wharf.contract.names import ColumnName
+
+# rAPId accepts date formats made of %Y, %m and %d (each once) joined by '/' or '-'; Wharf
+# accepts any strptime format that reads back a date (``rapid_date_format_problem`` says which
+# ones rAPId would refuse, for ``wharf check --rapid``).
+_RAPID_DATE_FORMAT = re.compile(r"%[Ymd][/-]%[Ymd][/-]%[Ymd]|%[Ym][/-]%[Ym]")
+RAPID_DATE_RULE = "You must specify a valid data format"
+
+
+def rapid_date_format_problem(fmt: str) -> str | None:
+    """Why rAPId would refuse ``fmt`` as a date column's format, or None if it accepts it."""
+    codes_once = all(fmt.count(code) <= 1 for code in ("Y", "m", "d"))
+    if _RAPID_DATE_FORMAT.fullmatch(fmt) and codes_once:
+        return None
+    return (
+        f"date format {fmt!r} is not one rAPId accepts: it takes %Y, %m and %d (each once) "
+        f"joined by '/' or '-', e.g. '%d/%m/%Y' (rAPId: {RAPID_DATE_RULE})"
+    )
+
+
+class Column(ContractModel):
+    name: ColumnName
+    data_type: DataType
+    allow_null: bool = True
+    partition_index: int | None = Field(default=None, ge=0)
+    format: str | None = Field(default=None, max_length=100)
+    description: str = Field(default="", max_length=2_000)
+    # The source's own heading when it breaks the style guide (e.g. 'Order ID' -> order_id).
+    source_name: str | None = Field(default=None, min_length=1, max_length=1_000)
+    # No two rows may share a value (checked over the whole dataset in validate).
+    unique: bool = False
+
+    @model_validator(mode="after")
+    def _format_fits_type(self) -> Column:
+        if self.format is None:
+            return self
+        if self.data_type == "date":
+            # rAPId's own formats, and any other that reads back a date (``Jan 1 2000``).
+            if rapid_date_format_problem(self.format) is not None:
+                _check_timestamp_format(self.format, "date", "'%d/%m/%Y' or '%b %d %Y'")
+        elif self.data_type == "timestamp":
+            _check_timestamp_format(self.format)
+        else:
+            raise spec_error(
+                f"'format' applies to date and timestamp columns, not {self.data_type}"
+            )
+        return self
+
+
+def _check_timestamp_format(
+    fmt: str, kind: str = "timestamp", example: str = "'%Y-%m-%d %H:%M:%S'"
+) -> None:
+    """A strptime format must read back what it writes, and name a year, month and day."""
+    moment = datetime(2001, 2, 3, 4, 5, 6)
+    try:
+        ok = datetime.strptime(moment.strftime(fmt), fmt).date() == moment.date()
+    except (ValueError, re.error):  # re.error: a code given twice ('%d %d')
+        ok = False
+    if not ok:
+        raise PydanticCustomError(
+            "wharf_format",
+            f"{kind} format {{value}} does not read back the date it writes: use strptime "
+            f"codes with a year, month and day, e.g. {example}",
+            {"value": repr(fmt)},
+        )
+
+
+# The columns Wharf adds to every curated file and published table (names.RESERVED_PREFIX
+# keeps a YAML from declaring them): which run wrote the row, when, and for which logical date.
+RUN_ID_COLUMN = "_wharf_run_id"
+LOADED_AT_COLUMN = "_wharf_loaded_at"
+LOGICAL_DATE_COLUMN = "_wharf_logical_date"
+# A quarantined row's row number in its landing file, and why it was rejected.
+QUARANTINE_ROW = "_wharf_row"
+QUARANTINE_REASON = "_wharf_reason"

@@ -1,0 +1,272 @@
+"""One dataset YAML as a whole: metadata, columns, source, schedule, load options, checks
+and, for data cuts, their SQL file and inputs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from wharf.contract.base import ContractModel, rapid_error, spec_error
+from wharf.contract.checks import Check
+from wharf.contract.columns import Column
+from wharf.contract.metadata import Metadata
+from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN
+from wharf.contract.schedule import schedule_expression
+from wharf.contract.sources import Source
+from wharf.contract.sql_rules import reserved_schema
+from wharf.contract.sql_source import Incremental
+
+
+class LoadOptions(ContractModel):
+    """How ``load`` may change the published table (Wharf's addition to rAPId's schema)."""
+
+    # An empty extract is more often a broken source than an empty dataset.
+    allow_empty: bool = False
+    # DBT Data Workspace refuses a full load under 90% of the published rows.
+    min_row_fraction: float = Field(default=0.9, ge=0, le=1)
+    # Removing a column or changing its type (a major schema version, as MoJ's platform
+    # classifies them) needs this; adding a column (minor) never does.
+    allow_destructive_changes: bool = False
+
+
+def _cut_sql_name(value: str | None) -> str | None:
+    """A data cut's ``sql``: a plain relative ``.sql`` name below include/sql/ (lexically;
+    the resolved path is checked where the file is read)."""
+    from wharf.contract.sql_rules import cut_sql_name_problem
+
+    problem = None if value is None else cut_sql_name_problem(value)
+    if problem:
+        raise PydanticCustomError("wharf_cut_sql", "{problem}", {"problem": problem})
+    return value
+
+
+def _cut_input(value: str) -> str:
+    """A ``depends_on`` entry: a dataset id ``domain.dataset``, never Wharf's own schemas or
+    the catalogs (the data-cut role is granted SELECT on each input)."""
+
+    schema, dot, table = value.partition(".")
+    if not (dot and NAME_PATTERN.fullmatch(schema) and NAME_PATTERN.fullmatch(table)):
+        raise PydanticCustomError(
+            "wharf_cut_input",
+            "{value} is not a dataset id: expected domain.dataset in lowercase letters, digits "
+            "and underscores",
+            {"value": repr(value)},
+        )
+    if reserved_schema(schema):
+        raise PydanticCustomError(
+            "wharf_cut_input",
+            "{value}: a data cut reads datasets, not the {schema} schema",
+            {"value": repr(value), "schema": repr(schema)},
+        )
+    return value
+
+
+class DatasetSpec(ContractModel):
+    """One dataset YAML. ``dataset_id`` (``<domain>.<dataset>``) is also its DAG id."""
+
+    metadata: Metadata
+    columns: tuple[Column, ...] = Field(default=(), max_length=MAX_COLUMNS)
+    source: Source | None = None
+    schedule: Annotated[str | None, AfterValidator(schedule_expression)] = "@daily"
+    retries: int = Field(default=2, ge=0, le=10)
+    # Between 1 s and 1 day: Airflow's retry arithmetic overflows on huge delays and leaves
+    # the run "running" forever. Retries back off exponentially from this delay.
+    retry_delay: timedelta = Field(
+        default=timedelta(minutes=5), ge=timedelta(seconds=1), le=timedelta(days=1)
+    )
+    # The first date the dataset's data exists: a run or backfill of an earlier logical date
+    # fails at once, naming it. (The DAGs themselves start in 1970, so Airflow never skips a
+    # backfill's tasks silently.)
+    start_date: date | None = None
+    # Each task's execution_timeout: a hostile regex or a stalled source cannot hold a
+    # worker slot for ever.
+    task_timeout: timedelta = Field(
+        default=timedelta(hours=2), ge=timedelta(minutes=1), le=timedelta(hours=24)
+    )
+    load: LoadOptions = LoadOptions()
+    # Great Expectations checks: a failed error-level one fails validate (nothing published).
+    checks: tuple[Check, ...] = ()
+    # What a row that breaks the contract does: fail the run, or go to quarantine (the lake's
+    # quarantine zone and wharf.quarantine, with its reasons) while the good rows load.
+    on_invalid: Literal["fail", "quarantine"] = "fail"
+    # With quarantine: the run still fails when more than this share of the rows is rejected.
+    max_rejected_fraction: float = Field(default=0.05, ge=0, le=1)
+    # data cuts only
+    sql: Annotated[str | None, AfterValidator(_cut_sql_name)] = None
+    materialized: bool = False
+    depends_on: tuple[Annotated[str, AfterValidator(_cut_input)], ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        kind = self.metadata.kind
+        if kind == "data_cut":
+            if self.sql is None:
+                raise spec_error("a data_cut needs 'sql': the name of a file under include/sql/")
+            if self.source is not None:
+                raise spec_error(
+                    "a data_cut has no 'source': its inputs are other datasets", "source"
+                )
+            return self
+        if self.source is None:
+            raise spec_error(f"a {kind} dataset needs a 'source'")
+        if kind == "reference" and self.source.type != "file":
+            raise spec_error(
+                "a reference dataset's source must be a file in include/reference/", "source"
+            )
+        if not self.columns:
+            raise spec_error("a dataset needs at least one entry under 'columns'", "columns")
+        names = [c.name for c in self.columns]
+        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+        if duplicates:
+            raise spec_error(f"duplicate column names: {', '.join(duplicates)}", "columns")
+        known = set(names)
+        missing = [k for k in self.metadata.primary_key if k not in known]
+        if missing:
+            raise spec_error(
+                f"primary_key names columns that do not exist: {', '.join(missing)}",
+                "metadata",
+                "primary_key",
+            )
+        self._check_keys()
+        self._check_incremental()
+        unknown = [c for c in getattr(self.source, "column_paths", {}) if c not in known]
+        if unknown:
+            raise spec_error(
+                f"column_paths names column(s) {', '.join(map(repr, unknown))}, which are not "
+                "in 'columns'",
+                "source",
+                "column_paths",
+            )
+        for index, check in enumerate(self.checks):
+            unknown = [c for c in check.columns if c not in known]
+            if unknown:
+                raise spec_error(
+                    f"{check.expectation} names column(s) {', '.join(map(repr, unknown))}, "
+                    "which are not in 'columns'",
+                    "checks",
+                    index,
+                )
+        if self.sql is not None or self.depends_on:
+            raise spec_error("'sql' and 'depends_on' are only for kind: data_cut")
+        return self
+
+    def _check_keys(self) -> None:
+        meta, by_name = self.metadata, {c.name: c for c in self.columns}
+        if meta.update_behaviour == "MERGE" and not meta.primary_key:
+            raise spec_error(
+                "update_behaviour MERGE needs a primary_key: the columns rows match on",
+                "metadata",
+                "update_behaviour",
+            )
+        nullable = [k for k in meta.primary_key if by_name[k].allow_null]
+        if nullable:
+            raise spec_error(
+                f"primary_key column(s) {', '.join(nullable)} must have allow_null: false",
+                "metadata",
+                "primary_key",
+            )
+        indexes = sorted(c.partition_index for c in self.columns if c.partition_index is not None)
+        if indexes and indexes != list(range(len(indexes))):
+            raise spec_error(
+                f"partition_index values must start at 0 and be sequential; found {indexes}",
+                "columns",
+            )
+        if indexes and len(indexes) == len(self.columns):
+            raise rapid_error(
+                "At least one column should not be partitioned",
+                "partition_index cannot be set on every column",
+                at=("columns",),
+            )
+        nullable = [c.name for c in self.columns if c.partition_index is not None and c.allow_null]
+        if nullable:
+            raise spec_error(
+                f"partition column(s) {', '.join(nullable)} must have allow_null: false "
+                "(a partition folder needs a value)",
+                "columns",
+            )
+
+    def _check_incremental(self) -> None:
+        incremental = self.incremental
+        if incremental is None:
+            return
+        if self.metadata.update_behaviour != "MERGE":
+            raise spec_error(
+                "an incremental source needs update_behaviour: MERGE (and a primary_key): it "
+                "reads only rows past the watermark, so OVERWRITE would drop the rest of the "
+                "table and a re-run of an APPEND run would delete its rows and read none back",
+                "source",
+                "incremental",
+            )
+        column = {c.name: c for c in self.columns}.get(incremental.cursor)
+        if column is None:
+            raise spec_error(
+                f"incremental cursor {incremental.cursor!r} is not in 'columns'",
+                "source",
+                "incremental",
+            )
+        orderable = ("integer", "int", "bigint", "smallint", "tinyint", "date", "timestamp")
+        if column.data_type not in orderable or column.allow_null:
+            raise spec_error(
+                f"incremental cursor {column.name!r} must be an integer, date or timestamp "
+                "column with allow_null: false (a NULL cursor would never be read)",
+                "source",
+                "incremental",
+            )
+        integer = column.data_type not in ("date", "timestamp")
+        if integer and isinstance(incremental.lookback, timedelta):
+            raise spec_error(
+                f"incremental cursor {column.name!r} is an integer: its lookback is an integer "
+                "to subtract from the watermark, not a duration",
+                "source",
+                "incremental",
+                "lookback",
+            )
+
+    @property
+    def all_checks(self) -> list[Check]:
+        """The YAML's checks, then one uniqueness check per ``unique: true`` column."""
+        implied = [
+            Check(expectation="expect_column_values_to_be_unique", arguments={"column": c.name})
+            for c in self.columns
+            if c.unique
+        ]
+        return [*self.checks, *implied]
+
+    @property
+    def incremental(self) -> Incremental | None:
+        """The source's ``incremental`` settings (sql sources), or None."""
+        found: Incremental | None = getattr(self.source, "incremental", None)
+        return found
+
+    @property
+    def cursor_type(self) -> str | None:
+        """The data_type of the incremental cursor column, or None."""
+        if self.incremental is None:
+            return None
+        return next(c.data_type for c in self.columns if c.name == self.incremental.cursor)
+
+    @property
+    def partition_columns(self) -> list[str]:
+        """Columns with a ``partition_index``, in index order (rAPId)."""
+        keyed = [c for c in self.columns if c.partition_index is not None]
+        return [c.name for c in sorted(keyed, key=lambda c: c.partition_index or 0)]
+
+    @property
+    def dataset_id(self) -> str:
+        return f"{self.metadata.domain}.{self.metadata.dataset}"
+
+    @property
+    def dag_id(self) -> str:
+        return self.dataset_id
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]

@@ -1,0 +1,114 @@
+"""spec -> DAG. Only wiring: every task body lives in ``wharf.orchestration.tasks``.
+
+Tasks receive the dataset id, never strings from the YAML: Airflow renders every string
+argument of an operator as a Jinja template, so a YAML value such as
+``{{ conn.x.password }}`` would be expanded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
+
+from wharf.contract.dataset import DatasetSpec
+from wharf.contract.schedule import CRON_PRESETS
+
+# A fixed start date: the schedule, not the wall clock, decides the runs (catchup is off).
+# 1970: a DAG's tasks do not exist for logical dates before its start_date, so a backfill of
+# 2013 ran no task and succeeded; the YAML's own start_date is enforced by the task bodies.
+START_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def asset(dataset_id: str) -> Asset:
+    """The Asset a dataset's DAG updates. No host in the URI: building it must not read the
+    datasets connection at parse time."""
+    domain, _, dataset = dataset_id.partition(".")
+    return Asset(name=dataset_id, uri=f"wharf://datasets/{domain}/{dataset}")
+
+
+def _schedule(spec: DatasetSpec) -> Any:
+    if spec.schedule is None:
+        return None
+    # A data interval [start, end) per run, as incremental loads and backfills need; a
+    # preset string would give a zero-width CronTriggerTimetable.
+    return CronDataIntervalTimetable(CRON_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC")
+
+
+def _doc(spec: DatasetSpec) -> str:
+    meta = spec.metadata
+    rows = "\n".join(
+        f"| `{c.name}` | {c.data_type} | {'yes' if c.allow_null else 'no'} | {c.description} |"
+        for c in spec.columns
+    )
+    return (
+        f"### {spec.dataset_id}\n\n{meta.description}\n\n"
+        f"kind: **{meta.kind}** · sensitivity: **{meta.sensitivity}** · "
+        f"update_behaviour: **{meta.update_behaviour}**\n\n"
+        "| column | data_type | allow_null | description |\n|---|---|---|---|\n" + rows
+    )
+
+
+def build_dag(spec: DatasetSpec) -> DAG:
+    """The DAG of one dataset: ``extract -> validate -> load -> refresh_data_cuts -> record``
+    (a data cut: ``refresh_data_cuts -> record``). ``record`` runs whatever happened upstream."""
+    meta = spec.metadata
+    dag = DAG(
+        dag_id=spec.dag_id,
+        description=(meta.description or spec.dataset_id)[:200],
+        doc_md=_doc(spec),
+        schedule=_schedule(spec),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["wharf", meta.domain, meta.kind, meta.sensitivity.lower()],
+        owner_links={},
+        default_args={
+            "owner": meta.owners[0].name if meta.owners else "wharf",
+            "retries": spec.retries,
+            "retry_delay": spec.retry_delay,
+            # Only transient errors reach a retry (terminal ones raise AirflowFailException).
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(hours=1),
+            "execution_timeout": spec.task_timeout,
+        },
+    )
+    dataset_id = spec.dataset_id
+    with dag:
+        steps = (
+            _data_cut_steps(dataset_id) if meta.kind == "data_cut" else _dataset_steps(dataset_id)
+        )
+        record = _task("record", dataset_id, trigger_rule="all_done")
+        for upstream, downstream in zip([*steps, record], [*steps[1:], record], strict=False):
+            upstream >> downstream
+    return dag
+
+
+def _dataset_steps(dataset_id: str) -> list[PythonOperator]:
+    return [
+        _task("extract", dataset_id),
+        _task("validate", dataset_id),
+        _task("load", dataset_id, outlets=[asset(dataset_id)]),
+        _task("refresh_data_cuts", dataset_id),
+    ]
+
+
+def _data_cut_steps(dataset_id: str) -> list[PythonOperator]:
+    return [_task("refresh_data_cuts", dataset_id, outlets=[asset(dataset_id)])]
+
+
+def _task(step: str, dataset_id: str, **kwargs: Any) -> PythonOperator:
+    # A plain operator over one module-level callable: TaskFlow's decorator cost 3x more
+    # per task at parse time (bench/parse_dags.py). The step name is Wharf's own constant.
+    return PythonOperator(
+        task_id=step, python_callable=run_step, op_args=[step, dataset_id], **kwargs
+    )
+
+
+def run_step(step: str, dataset_id: str) -> dict[str, Any]:
+    """Task body: imports the pipeline (and its heavy dependencies) only when a task runs."""
+    from wharf.orchestration import tasks as pipeline
+
+    return pipeline.run_step(step, dataset_id)

@@ -1,0 +1,492 @@
+"""The steps of one dataset run, as Airflow task bodies.
+
+``extract -> validate -> load -> refresh_data_cuts -> record``. Each step takes the dataset id
+(never the YAML's strings: Airflow would render them as Jinja), reads its spec, moves data
+through the lake, returns only references and counts (they go to XCom) and appends its own
+audit row, also when it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from wharf import connections, errors, extract, lake
+from wharf.contract.dataset import DatasetSpec
+from wharf.ledger import records
+from wharf.publish import data_cuts, load
+from wharf.specfiles import get_spec, load_specs
+from wharf.validate import contract_checks, expectations, staging
+
+log = logging.getLogger(__name__)
+
+STEPS = ("extract", "validate", "load", "refresh_data_cuts", "record")
+DATA_CUT_STEPS = ("refresh_data_cuts", "record")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What identifies the current Airflow run: keyed on run_id, never on now()."""
+
+    dataset_id: str
+    dag_id: str
+    run_id: str
+    run_type: str | None
+    logical_date: datetime | None
+    try_number: int | None
+    ingestion_date: date
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+    @property
+    def is_backfill(self) -> bool:
+        return "backfill" in (self.run_type or "").lower()
+
+    @property
+    def lake_key(self) -> lake.RunKey:
+        return lake.RunKey(self.dataset_id, self.ingestion_date, self.run_id)
+
+
+def current_run(dataset_id: str) -> Run:
+    """The run from Airflow's task context. Manual runs may have no logical date: the
+    ingestion date then comes from the run's ``run_after``."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    dag_run = ctx["dag_run"]
+    logical = ctx.get("logical_date")
+    moment = logical or getattr(dag_run, "run_after", None) or dag_run.start_date
+    if moment is None:
+        raise errors.TerminalError(
+            f"run {ctx['run_id']} has no logical date, run_after or start date"
+        )
+    return Run(
+        dataset_id=dataset_id,
+        dag_id=dag_run.dag_id,
+        run_id=ctx["run_id"],
+        run_type=str(getattr(dag_run, "run_type", "") or "") or None,
+        logical_date=logical,
+        try_number=ctx["ti"].try_number,
+        ingestion_date=moment.astimezone(UTC).date(),
+        data_interval_start=ctx.get("data_interval_start"),
+        data_interval_end=ctx.get("data_interval_end"),
+    )
+
+
+@contextmanager
+def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
+    """Append the step's start row now and its end row when it ends, with ``status`` failed
+    and the error if it raised (the error is re-raised: a failed step must fail its task).
+    Both rows carry one attempt id: a start row that never gets its end row is an attempt
+    that was killed (SIGKILL, a lost worker, a timeout that killed the process)."""
+    row = records.AuditRow(
+        dataset_id=run.dataset_id,
+        run_id=run.run_id,
+        step=step,
+        status="running",
+        run_type=run.run_type,
+        logical_date=run.logical_date,
+        try_number=run.try_number,
+        started_at=datetime.now(UTC),
+        attempt=str(uuid.uuid4()),
+    )
+    started = time.monotonic()
+    ensured = _write_audit(row, "start", ensure=True)
+    try:
+        yield row
+        row.status = "success"
+    except BaseException as err:
+        row.status, row.error = "failed", errors.capped(_cause(step, err))
+        row.detail["terminal"] = errors.is_terminal(err)
+        if step == "validate":  # the data broke the contract: refused again if cleared
+            row.detail["landing_failed"] = isinstance(err, _DATA_FAILURES)
+        raise
+    finally:
+        row.detail["seconds"] = round(time.monotonic() - started, 3)
+        _write_audit(row, "end", ensure=not ensured)
+
+
+def _write_audit(row: records.AuditRow, event: Literal["start", "end"], ensure: bool) -> bool:
+    """Append one audit row; False (and logged) if it could not be written: the step's own
+    outcome matters more than its audit row."""
+    try:
+        with connections.connect() as conn:
+            if ensure:
+                records.ensure_schema(conn)
+            records.write_audit(conn, row, event)
+        return True
+    except Exception:
+        log.exception("%s %s: could not write the audit %s row", row.dataset_id, row.step, event)
+        return False
+
+
+# The end of a terminal validate failure's cause line: a cleared validate would only
+# re-validate the landing that failed (issue #11).
+RECOVERY = "fix the source, then clear `extract` with its downstream tasks"
+
+
+class LandingAlreadyFailed(errors.TerminalError):
+    """A cleared ``validate`` found the landing that already failed contract_checks."""
+
+
+# The landed data broke the contract: validating the same landing under the same contract
+# again can only fail the same way.
+_DATA_FAILURES = (
+    contract_checks.ContractError,
+    contract_checks.MissingColumnsError,
+    expectations.ChecksFailed,
+    LandingAlreadyFailed,
+)
+
+
+def _recovery(step: str, err: BaseException) -> str:
+    """What ends the cause line of a validate that failed on the data: the way out."""
+    return f" — {RECOVERY}" if step == "validate" and isinstance(err, _DATA_FAILURES) else ""
+
+
+def _cause(step: str, err: BaseException) -> str:
+    """The error's text for the audit row, its first line ending with the recovery."""
+    first, newline, rest = (str(err) or type(err).__name__).partition("\n")
+    return f"{first}{_recovery(step, err)}{newline}{rest}"
+
+
+def run_step(step: str, dataset_id: str) -> dict[str, Any]:
+    """Run one step of the current Airflow run; returns what goes to XCom."""
+    run = current_run(dataset_id)
+    body: Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]] = _BODIES[step]
+    try:
+        with audited(run, step) as row:
+            spec = get_spec(dataset_id)  # checked again: the YAML may have changed since parsing
+            _check_start_date(spec, run)
+            result = body(spec, run, row)
+    except Exception as err:
+        if not errors.is_terminal(err):
+            raise  # transient: Airflow retries the task with backoff
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # A retry cannot help: fail now, the cause on the first line (invariant 8).
+        cause = errors.one_line(err) + _recovery(step, err)
+        log.error("%s %s failed (terminal, not retried): %s", dataset_id, step, err)
+        raise AirflowFailException(f"{dataset_id} {step}: {cause}") from err
+    log.info("%s %s: %s", dataset_id, step, result)
+    return result
+
+
+def _check_start_date(spec: DatasetSpec, run: Run) -> None:
+    day = run.logical_date.astimezone(UTC).date() if run.logical_date else None
+    if spec.start_date and day and day < spec.start_date:
+        raise errors.TerminalError(
+            f"{spec.dataset_id}: logical date {day} is before the dataset's start_date "
+            f"{spec.start_date}: nothing is read before it (change start_date in the YAML to "
+            "load earlier data)"
+        )
+
+
+def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    watermark = None
+    if spec.incremental is not None:
+        with connections.connect() as conn:
+            records.ensure_schema(conn)
+            watermark = records.read_watermark(conn, spec)
+        row.detail["watermark"] = None if watermark is None else str(watermark)
+    window = extract.Window(
+        run.logical_date,
+        run.data_interval_start,
+        run.data_interval_end,
+        watermark=watermark,
+        backfill=run.is_backfill,
+    )
+    opened = extract.read(spec, window)
+    log.info("%s: extracting %s", spec.dataset_id, opened.description)
+    rows = lake.write_batches(
+        run.lake_key, "landing", opened.schema, _progress(spec, opened.batches)
+    )
+    path = lake.uri(run.lake_key.folder("landing"))
+    row.rows_out, row.lake_path = rows, path
+    row.detail["source"] = opened.description
+    log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
+    return {"rows": rows, "landing": path}
+
+
+def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
+    total, last_log = 0, time.monotonic()
+    for batch in batches:
+        total += batch.num_rows
+        if time.monotonic() - last_log > 5:
+            log.info("%s: %d rows read so far", spec.dataset_id, total)
+            last_log = time.monotonic()
+        yield batch
+
+
+def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    key = run.lake_key
+    _refuse_failed_landing(spec, run, row)
+    report = contract_checks.Report(spec.dataset_id)
+    quarantine = (
+        lake.ZoneWriter(key, "quarantine", contract_checks.quarantine_schema(spec))
+        if spec.on_invalid == "quarantine"
+        else None
+    )
+    try:
+        curated = contract_checks.curate(
+            spec,
+            lake.read_schema(key, "landing"),
+            lake.read_batches(key, "landing"),
+            run.run_id,
+            report,
+            quarantine.write if quarantine else None,
+        )
+        rows = lake.write_batches(
+            key, "curated", contract_checks.curated_schema(spec), curated, spec.partition_columns
+        )
+    finally:
+        if quarantine:
+            quarantine.close()
+    row.rows_in, row.rows_rejected = report.rows, report.rejected or report.violation_count
+    row.detail["violations"] = report.per_column
+    try:
+        if quarantine:
+            _keep_rejected(spec, run, report, row)
+        elif report.violation_count:
+            log.error("%s", report.summary())
+            raise contract_checks.ContractError(report)
+        if spec.all_checks:
+            _run_checks(spec, run, row)
+    finally:  # the report matters most when validation fails
+        _write_report(spec, run, report, row)
+    lake.copy_zone(key, "landing", "raw")
+    row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
+    log.info("%s: %d rows meet the contract, %d rejected", spec.dataset_id, rows, report.rejected)
+    return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
+
+
+def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+    """Refuse at once a landing this run already failed to validate under this contract.
+
+    Clearing ``validate`` does not extract again: after the source is fixed it would only
+    re-validate the landing that failed, the same way. The landing is known by its SHA-256
+    and the contract by the spec hash, both kept in the audit row: a fresh extract (a new
+    landing) or a changed YAML (a new contract) is validated as usual.
+    """
+    row.detail["landing_sha256"] = lake.checksum(run.lake_key, "landing")
+    row.detail["spec_hash"] = records.spec_hash(spec)
+    with connections.connect() as conn:
+        failed_at = records.failed_validation(
+            conn, spec.dataset_id, run.run_id, row.detail["landing_sha256"], row.detail["spec_hash"]
+        )
+    if failed_at is not None:
+        raise LandingAlreadyFailed(
+            f"{spec.dataset_id}: the landing of run {run.run_id} "
+            f"({lake.uri(run.lake_key.folder('landing'))}) already failed validation under "
+            f"this contract at {failed_at:%Y-%m-%d %H:%M:%S %Z}; validating it again cannot help"
+        )
+
+
+def _write_report(
+    spec: DatasetSpec, run: Run, report: contract_checks.Report, row: records.AuditRow
+) -> None:
+    from wharf.validate import report as validation_report
+
+    page = validation_report.render(
+        spec, run.run_id, report, row.detail.get("checks", []), row.detail.get("quarantine")
+    )
+    row.detail["report"] = lake.write_text(run.lake_key, "reports", "contract_checks.html", page)
+    log.info("%s: validation report %s", spec.dataset_id, row.detail["report"])
+
+
+def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+    """The YAML's Great Expectations checks over the curated rows; fails on error level."""
+    key, schema = run.lake_key, contract_checks.curated_schema(spec)
+
+    def stage(table: str, columns: list[str]) -> None:
+        with connections.connect() as conn:
+            staging.stage(conn, spec, table, lake.read_batches(key, "curated", schema), columns)
+
+    def drop(table: str) -> None:
+        with connections.connect() as conn:
+            staging.drop_staged(conn, table)
+
+    results = expectations.run(
+        spec,
+        lambda: lake.read_batches(key, "curated", schema),
+        stage,
+        connections.datasets_sqlalchemy_url,
+        drop,
+    )
+    row.detail["checks"] = [r.as_json() for r in results]
+    report = expectations.summary(spec, results)
+    failed = [r for r in results if not r.success]
+    if any(r.severity == "error" for r in failed):
+        log.error("%s", report)
+        raise expectations.ChecksFailed(report)
+    (log.warning if failed else log.info)("%s", report)
+
+
+def _keep_rejected(
+    spec: DatasetSpec, run: Run, report: contract_checks.Report, row: records.AuditRow
+) -> None:
+    """Record the rejected rows in wharf.quarantine; fail past ``max_rejected_fraction``."""
+    path = lake.uri(run.lake_key.folder("quarantine"))
+    if report.rejected:
+        log.warning("%s", report.summary())
+        with connections.connect() as conn:
+            records.ensure_schema(conn)
+            records.write_quarantine(
+                conn,
+                spec.dataset_id,
+                run.run_id,
+                path,
+                lake.read_batches(run.lake_key, "quarantine"),
+            )
+        row.detail["quarantine"] = path
+    share = report.rejected / report.rows if report.rows else 0.0
+    if share > spec.max_rejected_fraction:
+        raise contract_checks.ContractError(
+            report,
+            f"{spec.dataset_id}: {report.rejected} of {report.rows} rows ({share:.1%}) break "
+            f"the contract, more than max_rejected_fraction {spec.max_rejected_fraction:.0%}; "
+            f"nothing is published (rejected rows: {path} and wharf.quarantine)",
+        )
+
+
+def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    key = run.lake_key
+    schema = contract_checks.curated_schema(spec)
+    rows = load.Batches(
+        schema, lake.count_rows(key, "curated"), lake.read_batches(key, "curated", schema)
+    )
+    with connections.connect() as conn:
+        records.ensure_schema(conn)
+        result = load.load(conn, spec, run.run_id, run.logical_date, rows, backfill=run.is_backfill)
+    row.rows_in, row.rows_out = result.rows_in, result.published_rows
+    row.detail.update(
+        inserted=result.inserted,
+        updated=result.updated,
+        deleted=result.deleted,
+        schema_version=result.schema_version,
+        schema_changes=result.schema_changes,
+        phases=result.seconds,
+    )
+    return {
+        "rows": result.published_rows,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "deleted": result.deleted,
+        "schema_version": result.schema_version,
+    }
+
+
+def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    specs, _ = load_specs()
+    cuts = data_cuts.dependents(spec.dataset_id, specs)
+    if spec.metadata.kind == "data_cut":
+        cuts = [spec, *cuts]
+    outcome = {}
+    with connections.connect() as conn:
+        for cut in cuts:
+            outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
+    if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
+        raise errors.TransientError(
+            f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
+            "loaded yet; run their DAGs first"
+        )
+    row.detail["data_cuts"] = outcome
+    return {"data_cuts": outcome}
+
+
+def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+    from airflow.sdk import get_current_context
+
+    ti = get_current_context()["ti"]
+    steps = [
+        s for s in (DATA_CUT_STEPS if spec.metadata.kind == "data_cut" else STEPS) if s != "record"
+    ]
+    states = ti.get_task_states(dag_id=run.dag_id, task_ids=steps, run_ids=[run.run_id])
+    by_task = {t: str(s) for t, s in states.get(run.run_id, {}).items()}
+    status = "success" if all(by_task.get(s) == "success" for s in steps) else "failed"
+    with connections.connect() as conn:
+        records.ensure_schema(conn)
+        audited_steps = records.steps_audited(conn, spec.dataset_id, run.run_id)
+        for step in steps:  # steps that never ran (upstream failed) still get their row
+            if step not in audited_steps:
+                records.write_audit(
+                    conn,
+                    records.AuditRow(
+                        dataset_id=spec.dataset_id,
+                        run_id=run.run_id,
+                        step=step,
+                        status=by_task.get(step, "none"),
+                        run_type=run.run_type,
+                        logical_date=run.logical_date,
+                    ),
+                )
+        row_count = _published_rows(conn, spec) if status == "success" else None
+        records.upsert_catalogue(conn, spec, run.run_id, status, row_count)
+        records.write_lineage(conn, run.run_id, _lineage(spec))
+    row.detail["steps"] = by_task
+    row.rows_out = row_count
+    summary = {"status": status, "steps": by_task, "rows": row_count}
+    log.info("%s run %s: %s", spec.dataset_id, run.run_id, summary)
+    if status != "success":
+        # record is the DAG's only leaf: without this the run would show as a success. Raised
+        # inside the step, so record's own audit row says failed, as Airflow will.
+        raise RunFailed(
+            f"{spec.dataset_id}: run {run.run_id} recorded as failed; " + _states(steps, by_task)
+        )
+    return summary
+
+
+class RunFailed(errors.TerminalError):
+    """An upstream step did not succeed: the records are written, a retry changes nothing."""
+
+
+# Airflow states of a step that never ran: not a failure of its own.
+_NEVER_RAN = {"upstream_failed", "skipped", "removed", "none"}
+
+
+def _states(steps: list[str], by_task: dict[str, str]) -> str:
+    """``failed: validate; upstream_failed (never ran): load, refresh_data_cuts``."""
+    grouped: dict[str, list[str]] = {}
+    for step in steps:
+        state = by_task.get(step, "none")
+        if state != "success":
+            grouped.setdefault(state, []).append(step)
+    return "; ".join(
+        f"{state}{' (never ran)' if state in _NEVER_RAN else ''}: {', '.join(names)}"
+        for state, names in sorted(grouped.items(), key=lambda item: item[0] in _NEVER_RAN)
+    )
+
+
+def _published_rows(conn: Any, spec: DatasetSpec) -> int:
+    from psycopg import sql
+
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(
+                connections.qualified(spec.metadata.domain, spec.metadata.dataset)
+            )
+        )
+        return int(cur.fetchone()[0])
+
+
+def _lineage(spec: DatasetSpec) -> list[tuple[str, str]]:
+    if spec.metadata.kind == "data_cut":
+        return [(i, spec.dataset_id) for i in data_cuts.inputs(spec)]
+    source = spec.source
+    assert source is not None
+    return [(source.origin, spec.dataset_id)]
+
+
+_BODIES: dict[str, Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]]] = {
+    "extract": _extract,
+    "validate": _validate,
+    "load": _load,
+    "refresh_data_cuts": _refresh_data_cuts,
+    "record": _record,
+}
