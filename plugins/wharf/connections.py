@@ -5,21 +5,28 @@ SQLAlchemy URL of any SQL connection (sources and the datasets database)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg import sql
 
 from wharf import settings
 
 _DDL_LOCK = "wharf.ddl"
 
+# The datasets database's psycopg 3 types (rows as tuples, psycopg's default row factory).
+Connection = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
 
-def connect() -> Any:
+
+def connect() -> Connection:
     """A new psycopg 3 connection (not autocommit) from the Airflow connection
     ``wharf_datasets`` (or ``WHARF_DATASETS_CONN_ID``), via the Postgres provider's hook."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    conn: Any = PostgresHook(postgres_conn_id=settings.datasets_conn_id()).get_conn()
+    # The provider types get_conn() for psycopg 2 and 3 at once; with psycopg 3 installed it
+    # is a psycopg.Connection.
+    conn = cast(Connection, PostgresHook(postgres_conn_id=settings.datasets_conn_id()).get_conn())
     conn.autocommit = False
     return conn
 
@@ -79,19 +86,28 @@ def qualified(schema: str, name: str) -> sql.Identifier:
     return sql.Identifier(schema, name)
 
 
-def lock_ddl(cur: Any) -> None:
+def lock_ddl(cur: Cursor) -> None:
     """Serialise DDL across processes for this transaction: two tasks that both
     ``CREATE SCHEMA IF NOT EXISTS`` at once otherwise race on the catalog."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_DDL_LOCK,))
 
 
-def lock_dataset(cur: Any, dataset_id: str) -> None:
+def lock_dataset(cur: Cursor, dataset_id: str) -> None:
     """One publish per dataset at a time, for this transaction."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"wharf.publish.{dataset_id}",))
 
 
-def relation_exists(cur: Any, schema: str, name: str) -> bool:
+def relation_exists(cur: Cursor, schema: str, name: str) -> bool:
     cur.execute(
         "SELECT to_regclass(%s) IS NOT NULL", (sql.Identifier(schema, name).as_string(cur),)
     )
-    return bool(cur.fetchone()[0])
+    return bool(one_row(cur)[0])
+
+
+def one_row(cur: Cursor) -> tuple[Any, ...]:
+    """The row a query that always returns one (an aggregate, a function call) returned.
+    Raises ``LookupError`` when it returned none, which only a broken query can do."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row

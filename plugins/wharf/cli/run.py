@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf import environment, settings
+from wharf.connections import Connection, one_row
 from wharf.contract.dataset import DatasetSpec
 from wharf.specfiles import SpecError, load_specs
 
@@ -195,11 +196,11 @@ class _Progress:
     """Prints the audit rows of one dataset's run as they are written, and the retry waits
     the child announces. Only rows written after it started are this run's."""
 
-    def __init__(self, spec: DatasetSpec, conn: Any) -> None:
+    def __init__(self, spec: DatasetSpec, conn: Connection) -> None:
         self.spec, self.conn = spec, conn
         with conn.cursor() as cur:
             cur.execute("SELECT coalesce(max(id), 0) FROM wharf.audit")
-            self.after = int(cur.fetchone()[0])
+            self.after = int(one_row(cur)[0])
         conn.commit()
         self.steps: dict[str, dict[str, Any]] = {}
 
@@ -211,7 +212,7 @@ class _Progress:
                    WHERE dataset_id = %s AND id > %s ORDER BY id""",
                 (self.spec.dataset_id, self.after),
             )
-            names = [c.name for c in cur.description]
+            names = [c.name for c in cur.description or ()]
             rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         self.conn.commit()
         for row in rows:

@@ -463,7 +463,7 @@ def _states(steps: list[str], by_task: dict[str, str]) -> str:
     )
 
 
-def _published_rows(conn: Any, spec: DatasetSpec) -> int:
+def _published_rows(conn: connections.Connection, spec: DatasetSpec) -> int:
     from psycopg import sql
 
     with conn.cursor() as cur:
@@ -472,7 +472,7 @@ def _published_rows(conn: Any, spec: DatasetSpec) -> int:
                 connections.qualified(spec.metadata.domain, spec.metadata.dataset)
             )
         )
-        return int(cur.fetchone()[0])
+        return int(connections.one_row(cur)[0])
 
 
 def _lineage(spec: DatasetSpec) -> list[tuple[str, str]]:

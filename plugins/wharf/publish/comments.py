@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from psycopg import sql
 
-from wharf.connections import qualified
+from wharf.connections import Cursor, qualified
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
 
 
-def comment(cur: Any, spec: DatasetSpec, relation: str = "TABLE") -> None:
+def comment(cur: Cursor, spec: DatasetSpec, relation: str = "TABLE") -> None:
     """``COMMENT ON`` the relation and each described column, from the YAML."""
     target = qualified(spec.metadata.domain, spec.metadata.dataset)
     # Only what the YAML describes: a comment made by hand where it says nothing stays.

@@ -7,12 +7,12 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from wharf.connections import Cursor
 from wharf.contract.dataset import DatasetSpec
 from wharf.errors import TerminalError
 
@@ -26,7 +26,7 @@ class LoadError(TerminalError, RuntimeError):
 
 
 def copy_batches(
-    cur: Any, spec: DatasetSpec, table: sql.Composable, stream: Iterator[pa.RecordBatch]
+    cur: Cursor, spec: DatasetSpec, table: sql.Composable, stream: Iterator[pa.RecordBatch]
 ) -> int:
     """Binary-COPY the batches into ``table``; returns the rows copied.
 

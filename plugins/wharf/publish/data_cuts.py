@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 from graphlib import TopologicalSorter
-from typing import Any
 
 from psycopg import sql
 
-from wharf.connections import lock_ddl, qualified, relation_exists
+from wharf.connections import Connection, Cursor, lock_ddl, one_row, qualified, relation_exists
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.sql_rules import check_cut
 from wharf.errors import TerminalError, UnsafeSpecError, one_line
@@ -67,7 +66,7 @@ def dependents(dataset_id: str, specs: list[DatasetSpec]) -> list[DatasetSpec]:
     return [cuts[c] for c in order if c in cuts and c in reached and c != dataset_id]
 
 
-def refresh(conn: Any, cut: DatasetSpec) -> str:
+def refresh(conn: Connection, cut: DatasetSpec) -> str:
     """Create or refresh one data cut. Returns ``"refreshed"``, or ``"waiting"`` when an
     input table does not exist yet (it is created once its inputs have loaded).
 
@@ -93,7 +92,7 @@ def refresh(conn: Any, cut: DatasetSpec) -> str:
     return "refreshed"
 
 
-def run_ddl(conn: Any, cut: DatasetSpec, text: str, needs: list[str]) -> None:
+def run_ddl(conn: Connection, cut: DatasetSpec, text: str, needs: list[str]) -> None:
     """The cut's DDL as ``CUT_ROLE``, which is granted USAGE and CREATE on the cut's schema
     and SELECT on each of ``needs`` (the cut's inputs), and nothing else. ``text`` must have
     passed ``check_cut`` (the database is the second lock, not the first).
@@ -147,7 +146,7 @@ def run_ddl(conn: Any, cut: DatasetSpec, text: str, needs: list[str]) -> None:
     conn.commit()
 
 
-def ensure_role(cur: Any, role: str = CUT_ROLE) -> None:
+def ensure_role(cur: Cursor, role: str = CUT_ROLE) -> None:
     """Create ``role`` (NOLOGIN, no superuser) if missing, safe against a concurrent
     creation. Raises ``TerminalError`` if a role of that name exists with superuser or
     BYPASSRLS rights: Wharf then refuses to run data cuts as it."""
@@ -166,7 +165,7 @@ def ensure_role(cur: Any, role: str = CUT_ROLE) -> None:
         " FROM pg_catalog.pg_roles WHERE rolname = %s",
         (role,),
     )
-    privileged, member = cur.fetchone()
+    privileged, member = one_row(cur)
     if privileged:
         raise TerminalError(
             f"the role {role} is a superuser or bypasses row security: Wharf runs data "
@@ -176,7 +175,7 @@ def ensure_role(cur: Any, role: str = CUT_ROLE) -> None:
         cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
 
 
-def _grant_schema(cur: Any, schema: str, privilege: str) -> None:
+def _grant_schema(cur: Cursor, schema: str, privilege: str) -> None:
     cur.execute(
         "SELECT has_schema_privilege(%s, oid, %s) FROM pg_catalog.pg_namespace WHERE nspname = %s",
         (CUT_ROLE, privilege, schema),
@@ -190,17 +189,17 @@ def _grant_schema(cur: Any, schema: str, privilege: str) -> None:
         )
 
 
-def _grant_select(cur: Any, schema: str, name: str) -> None:
+def _grant_select(cur: Cursor, schema: str, name: str) -> None:
     relation = qualified(schema, name)
     cur.execute(
         "SELECT has_table_privilege(%s, %s::regclass, 'SELECT')",
         (CUT_ROLE, relation.as_string(cur)),
     )
-    if not cur.fetchone()[0]:
+    if not one_row(cur)[0]:
         cur.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(relation, sql.Identifier(CUT_ROLE)))
 
 
-def _adopt(cur: Any, schema: str, name: str) -> None:
+def _adopt(cur: Cursor, schema: str, name: str) -> None:
     """Hand a cut's view made by an earlier Wharf (owned by the superuser) to ``CUT_ROLE``,
     once, so the role can replace or refresh it."""
     cur.execute(

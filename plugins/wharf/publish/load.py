@@ -38,7 +38,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from wharf.connections import lock_dataset, lock_ddl, qualified
+from wharf.connections import Connection, Cursor, lock_dataset, lock_ddl, one_row, qualified
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
@@ -90,7 +90,7 @@ class LoadResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(conn: Any, spec: DatasetSpec) -> None:
+def prepare(conn: Connection, spec: DatasetSpec) -> None:
     """Create the domain schema if missing, in its own short transaction (schemas are shared
     by datasets, so this takes the global DDL lock, which the load itself must not hold)."""
     with conn.cursor() as cur:
@@ -102,7 +102,7 @@ def prepare(conn: Any, spec: DatasetSpec) -> None:
 
 
 def load(
-    conn: Any,
+    conn: Connection,
     spec: DatasetSpec,
     run_id: str,
     logical_date: datetime | None,
@@ -137,7 +137,7 @@ def load(
                 )
             lock_dataset(cur, spec.dataset_id)
             cur.execute("SELECT transaction_timestamp()")
-            loaded_at = cur.fetchone()[0]
+            loaded_at = one_row(cur)[0]
             found = schema_changes.published_columns(cur, spec)
             check_guards(
                 spec, rows.num_rows, _rows_replaced(cur, spec, run_id, logical_date, found)
@@ -201,7 +201,7 @@ class _Phases:
             self.name = None
 
 
-def _advance_watermark(cur: Any, spec: DatasetSpec, run_id: str) -> None:
+def _advance_watermark(cur: Cursor, spec: DatasetSpec, run_id: str) -> None:
     """Set ``wharf.watermarks`` to the highest cursor this run read, never lower. An
     incremental source loads by MERGE (``wharf.contract``), so the run's rows are still in the
     MERGE's temporary table: no scan of the published table."""
@@ -250,7 +250,7 @@ def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:
 
 
 def _migrate(
-    cur: Any,
+    cur: Cursor,
     spec: DatasetSpec,
     run_id: str,
     result: LoadResult,
@@ -285,7 +285,7 @@ def _migrate(
 
 
 def _rows_replaced(
-    cur: Any,
+    cur: Cursor,
     spec: DatasetSpec,
     run_id: str,
     logical_date: datetime | None,
@@ -301,7 +301,7 @@ def _rows_replaced(
         return 0  # a table from before Wharf keyed rows by logical date
     where = _append_key(run_id, logical_date)
     cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_target(spec), where))
-    return int(cur.fetchone()[0])
+    return int(one_row(cur)[0])
 
 
 def _append_key(run_id: str, logical_date: datetime | None) -> sql.Composable:
@@ -314,7 +314,7 @@ def _append_key(run_id: str, logical_date: datetime | None) -> sql.Composable:
 
 
 def _delete_replaced(
-    cur: Any, spec: DatasetSpec, run_id: str, logical_date: datetime | None
+    cur: Cursor, spec: DatasetSpec, run_id: str, logical_date: datetime | None
 ) -> int:
     if spec.metadata.update_behaviour == "OVERWRITE":
         return _delete_all(cur, spec)
@@ -324,7 +324,7 @@ def _delete_replaced(
     return int(cur.rowcount)
 
 
-def _delete_all(cur: Any, spec: DatasetSpec) -> int:
+def _delete_all(cur: Cursor, spec: DatasetSpec) -> int:
     # DELETE, not TRUNCATE: TRUNCATE holds ACCESS EXCLUSIVE (readers wait) until the commit
     # and is not MVCC-safe (a reader's older snapshot would see an empty table).
     cur.execute(sql.SQL("DELETE FROM {}").format(_target(spec)))
@@ -349,7 +349,7 @@ def _with_run_columns(
 
 
 def _merge(
-    cur: Any,
+    cur: Cursor,
     spec: DatasetSpec,
     stream: Iterator[pa.RecordBatch],
     clock: _Phases,
@@ -432,7 +432,7 @@ def _merge_statement(spec: DatasetSpec, target: sql.Composable, rows: sql.Compos
     )
 
 
-def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | None:
+def _duplicate_keys(cur: Cursor, spec: DatasetSpec, rows: sql.Identifier) -> str | None:
     """A message quoting up to 5 keys the batch repeats, or None (asked only on failure)."""
     key = sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
     cur.execute(
@@ -453,9 +453,9 @@ def _duplicate_keys(cur: Any, spec: DatasetSpec, rows: sql.Identifier) -> str | 
     )
 
 
-def _count(cur: Any, table: sql.Composable) -> int:
+def _count(cur: Cursor, table: sql.Composable) -> int:
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
-    return int(cur.fetchone()[0])
+    return int(one_row(cur)[0])
 
 
 def _target(spec: DatasetSpec) -> sql.Identifier:

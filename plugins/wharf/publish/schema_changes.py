@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import psycopg
 from psycopg import sql
 
-from wharf.connections import qualified
+from wharf.connections import Cursor, qualified
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
@@ -79,7 +79,7 @@ def wanted_columns(spec: DatasetSpec) -> list[TableColumn]:
     ]
 
 
-def published_columns(cur: Any, spec: DatasetSpec) -> list[TableColumn] | None:
+def published_columns(cur: Cursor, spec: DatasetSpec) -> list[TableColumn] | None:
     """The published table's columns in order, or None if it does not exist."""
     cur.execute(
         """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -92,7 +92,7 @@ def published_columns(cur: Any, spec: DatasetSpec) -> list[TableColumn] | None:
     return [TableColumn(*row) for row in rows] or None
 
 
-def primary_key(cur: Any, spec: DatasetSpec) -> tuple[str, ...]:
+def primary_key(cur: Cursor, spec: DatasetSpec) -> tuple[str, ...]:
     """The published table's primary key columns, in key order."""
     cur.execute(
         """SELECT a.attname FROM pg_index i
@@ -144,7 +144,7 @@ def refuse_destructive(spec: DatasetSpec, changes: list[Change]) -> None:
         )
 
 
-def create_table(cur: Any, spec: DatasetSpec) -> None:
+def create_table(cur: Cursor, spec: DatasetSpec) -> None:
     """``CREATE TABLE`` with the YAML's columns, NOT NULLs and primary key."""
     columns = [
         sql.SQL("{} {}{}").format(
@@ -157,7 +157,7 @@ def create_table(cur: Any, spec: DatasetSpec) -> None:
     cur.execute(sql.SQL("CREATE TABLE {} ({})").format(_target(spec), sql.SQL(", ").join(columns)))
 
 
-def apply(cur: Any, spec: DatasetSpec, changes: list[Change]) -> list[str]:
+def apply(cur: Cursor, spec: DatasetSpec, changes: list[Change]) -> list[str]:
     """Apply the changes except NOT NULLs, which must wait until the new rows are in.
 
     Returns the columns to ``SET NOT NULL`` after loading (see ``forbid_nulls``). Raises
@@ -181,7 +181,7 @@ def _reason(err: psycopg.Error) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _apply_one(cur: Any, spec: DatasetSpec, change: Change, later: list[str]) -> None:
+def _apply_one(cur: Cursor, spec: DatasetSpec, change: Change, later: list[str]) -> None:
     target, column = _target(spec), sql.Identifier(change.column)
     wanted = {c.name: c for c in wanted_columns(spec)}.get(change.column)
     if change.kind == "removed":
@@ -206,7 +206,7 @@ def _apply_one(cur: Any, spec: DatasetSpec, change: Change, later: list[str]) ->
         _replace_primary_key(cur, spec)
 
 
-def forbid_nulls(cur: Any, spec: DatasetSpec, columns: list[str]) -> None:
+def forbid_nulls(cur: Cursor, spec: DatasetSpec, columns: list[str]) -> None:
     """``SET NOT NULL`` once the new rows are in; raises ``SchemaChangeError`` if rows kept
     from earlier loads (APPEND, MERGE) hold NULL there."""
     for name in columns:
@@ -224,7 +224,7 @@ def forbid_nulls(cur: Any, spec: DatasetSpec, columns: list[str]) -> None:
             ) from None
 
 
-def _replace_primary_key(cur: Any, spec: DatasetSpec) -> None:
+def _replace_primary_key(cur: Cursor, spec: DatasetSpec) -> None:
     target = _target(spec)
     cur.execute(
         "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
@@ -242,7 +242,7 @@ def _replace_primary_key(cur: Any, spec: DatasetSpec) -> None:
         )
 
 
-def ensure_indexes(cur: Any, spec: DatasetSpec) -> None:
+def ensure_indexes(cur: Cursor, spec: DatasetSpec) -> None:
     """An index on the partition columns (rAPId's ``partition_index``, in index order) and, for
     APPEND, on the logical date that a re-run replaces. Index names carry a digest of their
     columns, so a changed ``partition_index`` builds a new index and drops the old one."""
@@ -287,7 +287,7 @@ def next_version(current: str | None, changes: list[Change]) -> str:
     return f"{major}.{minor + 1}" if changes else current
 
 
-def current_version(cur: Any, dataset_id: str) -> str | None:
+def current_version(cur: Cursor, dataset_id: str) -> str | None:
     cur.execute(
         "SELECT version FROM wharf.schema_history WHERE dataset_id = %s ORDER BY id DESC LIMIT 1",
         (dataset_id,),
@@ -297,7 +297,7 @@ def current_version(cur: Any, dataset_id: str) -> str | None:
 
 
 def record_version(
-    cur: Any, spec: DatasetSpec, version: str, changes: list[Change], run_id: str
+    cur: Cursor, spec: DatasetSpec, version: str, changes: list[Change], run_id: str
 ) -> None:
     """One ``wharf.schema_history`` row: the version, its changes and the columns it has."""
     from psycopg.types.json import Jsonb

@@ -4,12 +4,11 @@ the run, for checks that need every row in SQL (uniqueness, GX) while memory sta
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pyarrow as pa
 from psycopg import sql
 
-from wharf.connections import lock_ddl, qualified
+from wharf.connections import Connection, lock_ddl, qualified
 from wharf.contract.dataset import DatasetSpec
 from wharf.publish import schema_changes
 from wharf.publish.copy import copy_batches
@@ -18,7 +17,7 @@ STAGING_SCHEMA = "wharf_staging"
 
 
 def stage(
-    conn: Any,
+    conn: Connection,
     spec: DatasetSpec,
     table: str,
     batches: Iterator[pa.RecordBatch],
@@ -45,7 +44,7 @@ def stage(
     return rows
 
 
-def drop_staged(conn: Any, table: str) -> None:
+def drop_staged(conn: Connection, table: str) -> None:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(STAGING_SCHEMA, table)))
     conn.commit()
