@@ -376,7 +376,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (WORK / "lake").as_uri()
     environment.apply()
-    url = os.environ[f"AIRFLOW_CONN_{environment.config.datasets_conn_id().upper()}"]
+    url = os.environ[f"AIRFLOW_CONN_{environment.settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
     conninfo = environment.libpq_conninfo(url)
     _ensure_wharf_schema(conninfo)

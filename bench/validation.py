@@ -140,7 +140,7 @@ def main() -> None:
     lt.WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (lt.WORK / "lake").as_uri()
     environment.apply()
-    url = os.environ[f"AIRFLOW_CONN_{environment.config.datasets_conn_id().upper()}"]
+    url = os.environ[f"AIRFLOW_CONN_{environment.settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
     lt._ensure_wharf_schema(environment.libpq_conninfo(url))
     lines = ["| step | rows | seconds | vs load | peak RSS |", "|---|---:|---:|---:|---:|"]

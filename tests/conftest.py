@@ -39,7 +39,7 @@ def _test_database_url() -> str:
     base = os.environ.get("WHARF_DATASETS_DB_URL")
     if not base:
         environment.embedded_database_url()  # starts the server
-        base = environment.socket_url(environment.config.state_dir() / "pgdata", "postgres")
+        base = environment.socket_url(environment.settings.state_dir() / "pgdata", "postgres")
     parts = urlsplit(base)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(_libpq(admin), autocommit=True) as conn:
