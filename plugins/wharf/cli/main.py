@@ -2,6 +2,8 @@
 
 wharf check [PATH ...]      check dataset YAML; prints file:line: field: problem; exit 1
 wharf schema generate       draft a dataset YAML from a sample file or a source table
+wharf schema json           print the dataset YAML's JSON Schema, for editors (--write)
+wharf schema docs           print the README's field reference table (--write)
 wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order,
                             for the schedule's latest complete interval (--logical-date)
 wharf demo                  write the example source database, start the local API and
@@ -24,6 +26,7 @@ from wharf.cli.check import cmd_check
 from wharf.cli.demo import cmd_demo, cmd_serve_demo
 from wharf.cli.generate import cmd_schema_generate
 from wharf.cli.run import cmd_run, cmd_run_dag
+from wharf.cli.schema_docs import cmd_schema_docs, cmd_schema_json
 from wharf.cli.watermark import cmd_watermark_reset
 
 
@@ -64,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument(
         "--write", action="store_true", help="write include/schemas/<domain>/<dataset>.yaml"
     )
+    schema_json = schema_sub.add_parser("json", help="print the dataset YAML's JSON Schema")
+    schema_json.add_argument(
+        "--write", action="store_true", help="write include/schemas/dataset.schema.json"
+    )
+    schema_docs = schema_sub.add_parser(
+        "docs", help="print the README's field reference (a Markdown table)"
+    )
+    schema_docs.add_argument(
+        "--write", action="store_true", help="rewrite the table in README.md in place"
+    )
     run = sub.add_parser("run", help="run datasets once, print rows extracted/loaded")
     run.add_argument("datasets", nargs="*", help="dataset ids such as transport.flights")
     run.add_argument(
@@ -88,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return cmd_check(args.paths, rapid=args.rapid)
+    if args.command == "schema" and args.schema_command == "json":
+        return cmd_schema_json(args.write)
+    if args.command == "schema" and args.schema_command == "docs":
+        return cmd_schema_docs(args.write)
     if args.command == "schema":
         return cmd_schema_generate(args)
     if args.command == "run":

@@ -18,6 +18,13 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def duration_or_seconds(schema: dict[str, Any]) -> None:
+    """A ``timedelta`` field's JSON Schema: pydantic reads seconds as well as ISO 8601 text,
+    but writes only ``{"type": "string", "format": "duration"}``."""
+    del schema["type"], schema["format"]
+    schema["anyOf"] = [{"type": "string", "format": "duration"}, {"type": "number"}]
+
+
 def spec_error(message: str, *at: str | int) -> PydanticCustomError:
     """A model-level error; ``at`` is the key path it points at (its line is reported)."""
     return PydanticCustomError("wharf_spec", message, {"at": at} if at else None)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import (
+    ConfigDict,
     Field,
     model_validator,
 )
@@ -303,15 +304,47 @@ def _pattern_problem(name: str, pattern: Any) -> str | None:
     return None
 
 
+def _yaml_form(schema: dict[str, Any]) -> None:
+    """The JSON Schema of what a YAML writes, ``- expect_...: {arguments, severity}``, beside
+    the model's own fields (``expectation: ...``), which it accepts too."""
+    fields = {k: schema.pop(k) for k in ("type", "properties", "required", "additionalProperties")}
+    arguments = {
+        "type": ["object", "null"],
+        "description": fields["properties"]["arguments"]["description"],
+        "properties": {"severity": fields["properties"]["severity"]},
+    }
+    written = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "patternProperties": {f"^{_EXPECTATION.pattern}$": arguments},
+        "additionalProperties": False,
+    }
+    schema["anyOf"] = [written, fields]
+
+
 class Check(ContractModel):
     """One Great Expectations expectation: ``- expect_...: {arguments, severity: warn}``.
 
     ``arguments`` are on the expectation's allow-list (``CHECK_ARGUMENTS``), plain bounded
     data, never anything GX evaluates (``check_problem``)."""
 
-    expectation: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    severity: Literal["error", "warn"] = "error"
+    model_config = ConfigDict(json_schema_extra=_yaml_form)
+
+    expectation: str = Field(
+        description="A Great Expectations expectation name, written as the entry's key: "
+        "`- expect_column_values_to_be_between: {column: distance, min_value: 0}`."
+    )
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The expectation's arguments by GX's names, on its allow-list; plain "
+        "bounded data, never anything GX would evaluate (`row_condition`).",
+    )
+    severity: Literal["error", "warn"] = Field(
+        default="error",
+        description="Written among the arguments: `error` fails `validate` (nothing is "
+        "published); `warn` is logged and audited.",
+    )
 
     @model_validator(mode="before")
     @classmethod

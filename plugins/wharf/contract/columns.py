@@ -34,16 +34,50 @@ def rapid_date_format_problem(fmt: str) -> str | None:
 
 
 class Column(ContractModel):
-    name: ColumnName
-    data_type: DataType
-    allow_null: bool = True
-    partition_index: int | None = Field(default=None, ge=0)
-    format: str | None = Field(default=None, max_length=100)
-    description: str = Field(default="", max_length=2_000)
-    # The source's own heading when it breaks the style guide (e.g. 'Order ID' -> order_id).
-    source_name: str | None = Field(default=None, min_length=1, max_length=1_000)
-    # No two rows may share a value (checked over the whole dataset in validate).
-    unique: bool = False
+    """One of rAPId's ``columns``: a typed column of the table."""
+
+    name: ColumnName = Field(
+        description="rAPId's column heading style guide: lowercase letters, digits and `_`, "
+        "not only digits or `_`, at most 63 characters; not a PostgreSQL system column "
+        "(`xmin`, `ctid`, ...) nor `_wharf_*` (Wharf's own columns)."
+    )
+    data_type: DataType = Field(
+        description="rAPId's type name; each maps to an Arrow type in the lake and a "
+        "PostgreSQL type in the table."
+    )
+    allow_null: bool = Field(default=True, description="Whether a value may be missing.")
+    partition_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="rAPId's partition columns, numbered 0, 1, ... in order: the curated "
+        "zone is laid out in `col=value/` folders and the table gets an index on them.",
+    )
+    format: str | None = Field(
+        default=None,
+        max_length=100,
+        description="`strptime` format of `date` and `timestamp` text; by default "
+        "`%Y-%m-%d` for dates and ISO 8601 for timestamps (UTC unless an offset is given). "
+        "Any format that reads back a date with its year, month and day is accepted "
+        "(`%b %d %Y` for `Jan 1 2000`, `%d.%m.%Y`, `%Y%m%d`), as are rAPId's own (`%Y`, `%m`, "
+        "`%d` once each joined by `/` or `-`, or `%Y-%m`); `wharf check --rapid` reports the "
+        "date formats rAPId refuses. Values are parsed strictly (`Feb 30 2023` is a "
+        "violation).",
+    )
+    description: str = Field(
+        default="", max_length=2_000, description="Becomes the column's `COMMENT`."
+    )
+    source_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1_000,
+        description="The source's own heading when it breaks the style guide (`Order ID` "
+        "for `order_id`); the column is matched by it.",
+    )
+    unique: bool = Field(
+        default=False,
+        description="No two rows may share a value: adds an "
+        "`expect_column_values_to_be_unique` check over the whole dataset.",
+    )
 
     @model_validator(mode="after")
     def _format_fits_type(self) -> Column:

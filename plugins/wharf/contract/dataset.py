@@ -14,7 +14,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from wharf.contract.base import ContractModel, rapid_error, spec_error
+from wharf.contract.base import ContractModel, duration_or_seconds, rapid_error, spec_error
 from wharf.contract.checks import Check
 from wharf.contract.columns import Column
 from wharf.contract.metadata import Metadata
@@ -28,13 +28,25 @@ from wharf.contract.sql_source import Incremental
 class LoadOptions(ContractModel):
     """How ``load`` may change the published table (Wharf's addition to rAPId's schema)."""
 
-    # An empty extract is more often a broken source than an empty dataset.
-    allow_empty: bool = False
-    # DBT Data Workspace refuses a full load under 90% of the published rows.
-    min_row_fraction: float = Field(default=0.9, ge=0, le=1)
-    # Removing a column or changing its type (a major schema version, as MoJ's platform
-    # classifies them) needs this; adding a column (minor) never does.
-    allow_destructive_changes: bool = False
+    allow_empty: bool = Field(
+        default=False,
+        description="Whether an empty extract may publish: by default it fails before "
+        "publishing, since it is more often a broken source than an empty dataset.",
+    )
+    min_row_fraction: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="`OVERWRITE` refuses to replace N published rows with fewer than this "
+        "share of N (`APPEND`: the rows of the re-run date); `0` disables. DBT Data "
+        "Workspace refuses a full load under 90% of the published rows.",
+    )
+    allow_destructive_changes: bool = Field(
+        default=False,
+        description="Whether the load may remove a column or change its type (a major "
+        "schema version, as MoJ's platform classifies them); by default it fails naming the "
+        "change. Adding a column (minor) never needs it.",
+    )
 
 
 def _cut_sql_name(value: str | None) -> str | None:
@@ -72,37 +84,85 @@ def _cut_input(value: str) -> str:
 class DatasetSpec(ContractModel):
     """One dataset YAML. ``dataset_id`` (``<domain>.<dataset>``) is also its DAG id."""
 
-    metadata: Metadata
-    columns: tuple[Column, ...] = Field(default=(), max_length=MAX_COLUMNS)
-    source: Source | None = None
-    schedule: Annotated[str | None, AfterValidator(schedule_expression)] = "@daily"
-    retries: int = Field(default=2, ge=0, le=10)
-    # Between 1 s and 1 day: Airflow's retry arithmetic overflows on huge delays and leaves
-    # the run "running" forever. Retries back off exponentially from this delay.
+    metadata: Metadata = Field(description="rAPId's metadata: names, owners, tags, loading.")
+    columns: tuple[Column, ...] = Field(
+        default=(),
+        max_length=MAX_COLUMNS,
+        description="rAPId's columns, in table order; PostgreSQL allows 1,600 a table, less "
+        "Wharf's three `_wharf_*` columns.",
+    )
+    source: Source | None = Field(
+        default=None,
+        description="Where the data comes from, by `type`; every kind but `data_cut` needs one.",
+    )
+    schedule: Annotated[str | None, AfterValidator(schedule_expression)] = Field(
+        default="@daily",
+        description="A preset (`@daily`, ...) or a 5-field cron, at most once a minute, "
+        "that fires within 8 years; null: manual runs only.",
+    )
+    retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of each task after a transient error."
+    )
     retry_delay: timedelta = Field(
-        default=timedelta(minutes=5), ge=timedelta(seconds=1), le=timedelta(days=1)
+        default=timedelta(minutes=5),
+        ge=timedelta(seconds=1),
+        le=timedelta(days=1),
+        json_schema_extra=duration_or_seconds,
+        description="The first retry's delay (seconds or an ISO 8601 duration); retries back "
+        "off exponentially from it. At most a day: Airflow's retry arithmetic overflows on "
+        "huge delays and leaves the run running for ever.",
     )
-    # The first date the dataset's data exists: a run or backfill of an earlier logical date
-    # fails at once, naming it. (The DAGs themselves start in 1970, so Airflow never skips a
-    # backfill's tasks silently.)
-    start_date: date | None = None
-    # Each task's execution_timeout: a hostile regex or a stalled source cannot hold a
-    # worker slot for ever.
+    start_date: date | None = Field(
+        default=None,
+        description="The first date the dataset's data exists: a run or backfill of an "
+        "earlier logical date fails at once, naming it (the DAGs themselves start in 1970, so "
+        "Airflow never skips a backfill's tasks silently).",
+    )
     task_timeout: timedelta = Field(
-        default=timedelta(hours=2), ge=timedelta(minutes=1), le=timedelta(hours=24)
+        default=timedelta(hours=2),
+        ge=timedelta(minutes=1),
+        le=timedelta(hours=24),
+        json_schema_extra=duration_or_seconds,
+        description="Each task's `execution_timeout` (seconds or an ISO 8601 duration), so a "
+        "hostile regex or a stalled source cannot hold a worker slot for ever.",
     )
-    load: LoadOptions = LoadOptions()
-    # Great Expectations checks: a failed error-level one fails validate (nothing published).
-    checks: tuple[Check, ...] = ()
-    # What a row that breaks the contract does: fail the run, or go to quarantine (the lake's
-    # quarantine zone and wharf.quarantine, with its reasons) while the good rows load.
-    on_invalid: Literal["fail", "quarantine"] = "fail"
-    # With quarantine: the run still fails when more than this share of the rows is rejected.
-    max_rejected_fraction: float = Field(default=0.05, ge=0, le=1)
-    # data cuts only
-    sql: Annotated[str | None, AfterValidator(_cut_sql_name)] = None
-    materialized: bool = False
-    depends_on: tuple[Annotated[str, AfterValidator(_cut_input)], ...] = ()
+    load: LoadOptions = Field(
+        default=LoadOptions(), description="How `load` may change the published table."
+    )
+    checks: tuple[Check, ...] = Field(
+        default=(),
+        description="Great Expectations expectations by their own names and arguments; a "
+        "failed `error` one fails `validate` (nothing is published). `wharf check` refuses "
+        "an unknown expectation or argument, arguments GX would evaluate and columns not in "
+        "`columns`, then imports GX to check the arguments' types.",
+    )
+    on_invalid: Literal["fail", "quarantine"] = Field(
+        default="fail",
+        description="What a row that breaks the contract does: `fail` the run, or go to "
+        "`quarantine` (the lake's quarantine zone and `wharf.quarantine`, with its reasons) "
+        "while the good rows load.",
+    )
+    max_rejected_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="With `quarantine`: the run still fails, publishing nothing, when more "
+        "than this share of the rows is rejected (the rejects are kept).",
+    )
+    sql: Annotated[str | None, AfterValidator(_cut_sql_name)] = Field(
+        default=None,
+        description="Data cuts only: a relative `.sql` file name below `include/sql/` (no "
+        "`..`, no absolute path, no symlink out) holding one `SELECT`.",
+    )
+    materialized: bool = Field(
+        default=False,
+        description="Data cuts only: a materialized view instead of a plain view.",
+    )
+    depends_on: tuple[Annotated[str, AfterValidator(_cut_input)], ...] = Field(
+        default=(),
+        description="Data cuts only: the inputs as `domain.dataset` (found from the SQL when "
+        "omitted; when given, the SQL may read only those).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:

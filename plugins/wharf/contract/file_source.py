@@ -70,9 +70,21 @@ class Completeness(ContractModel):
     These files are never read as data, even when a glob matches them. ``sources.file``
     verifies each one in ``extract``."""
 
-    marker: SideFileName = None
-    checksum: Literal["sha256"] | None = None
-    manifest: SideFileName = None
+    marker: SideFileName = Field(
+        default=None,
+        description="A file (`_SUCCESS`) that must exist in each folder the data is read "
+        "from, as Spark and Hadoop write it once a folder's files are complete.",
+    )
+    checksum: Literal["sha256"] | None = Field(
+        default=None,
+        description="A `<file>.sha256` beside each file (`sha256sum`'s format, or the bare "
+        "digest) that the bytes read must match.",
+    )
+    manifest: SideFileName = Field(
+        default=None,
+        description='A JSON file in each folder, `{"files": {"<name>": {"rows": N, '
+        '"sha256": "<hex>"}}}`, listing each file read with its data rows and/or digest.',
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Completeness:
@@ -101,25 +113,76 @@ class FileSource(ContractModel):
     one (symlinks followed), which ``wharf check`` runs, and the reader again right before it
     opens each file."""
 
-    type: Literal["file"]
-    path: str = Field(min_length=1)
-    format: Literal["csv", "parquet", "xlsx", "jsonl"] = "csv"
-    sheet: str | None = None  # xlsx: the sheet to read (default: the first)
-    # CSV dialect (Python's csv module names)
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    quotechar: str = Field(default='"', min_length=1, max_length=1)
-    escapechar: str | None = Field(default=None, min_length=1, max_length=1)
-    doublequote: bool = True
-    encoding: Annotated[str, AfterValidator(_text_encoding)] = "utf-8"  # CSV and JSON lines
-    skip_rows: int = Field(default=0, ge=0)  # lines before the header (titles, notes)
-    null_values: tuple[str, ...] = ("",)
-    batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
-    # s3:// paths only: the Airflow AWS connection (default aws_default)
-    conn_id: ConnId | None = None
-    # jsonl only: a column's value is at this JSONPath, else at its source_name or name
-    column_paths: dict[ColumnName, str] = Field(default_factory=dict)
-    # proof that the files are whole (a marker, checksums, a manifest), verified in extract
-    completeness: Completeness | None = None
+    type: Literal["file"] = Field(description="Local files or S3 objects.")
+    path: str = Field(
+        min_length=1,
+        description="Relative to `include/reference/`, absolute below a `WHARF_FILE_ROOTS` "
+        "folder, or `s3://bucket/key` of a `WHARF_S3_BUCKETS` bucket. A glob (`*`, `?`, "
+        "`[...]`; `*` does not cross `/`, `**` is refused) reads every match in name order as "
+        "one dataset; all must have the same columns.",
+    )
+    format: Literal["csv", "parquet", "xlsx", "jsonl"] = Field(
+        default="csv",
+        description="`jsonl` is one JSON object per line, blank lines skipped (`.jsonl.gz` is "
+        "unzipped).",
+    )
+    sheet: str | None = Field(
+        default=None,
+        description="xlsx: the sheet to read (none: the first); its first row is the header.",
+    )
+    delimiter: str = Field(
+        default=",",
+        min_length=1,
+        max_length=1,
+        description="CSV: the field separator (Python's `csv` dialect names).",
+    )
+    quotechar: str = Field(
+        default='"', min_length=1, max_length=1, description="CSV: the quote character."
+    )
+    escapechar: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1,
+        description="CSV: the character that escapes a delimiter or quote (none: no escape).",
+    )
+    doublequote: bool = Field(
+        default=True, description="CSV: a doubled quote character inside quotes is one."
+    )
+    encoding: Annotated[str, AfterValidator(_text_encoding)] = Field(
+        default="utf-8",
+        description="CSV and jsonl: a text encoding Python knows (jsonl: one that writes a "
+        "newline as one byte).",
+    )
+    skip_rows: int = Field(
+        default=0, ge=0, description="CSV: lines before the header (titles, notes)."
+    )
+    null_values: tuple[str, ...] = Field(
+        default=("",),
+        description="CSV and xlsx: values that land as NULL (in jsonl, JSON `null` and "
+        "missing keys are).",
+    )
+    batch_size: int = Field(
+        default=50_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows per batch for Parquet, xlsx and jsonl (CSV is read in 1 MiB blocks).",
+    )
+    conn_id: ConnId | None = Field(
+        default=None,
+        description="`s3://` paths only (refused for local ones): the Airflow AWS connection "
+        "(none: `aws_default`).",
+    )
+    column_paths: dict[ColumnName, str] = Field(
+        default_factory=dict,
+        description="jsonl only: JSONPath per column for nested values "
+        "(`city: $.customer.address.city`); other columns read the key `source_name` or "
+        "`name`.",
+    )
+    completeness: Completeness | None = Field(
+        default=None,
+        description="Proof that the files are whole, verified in `extract` before anything "
+        "is published.",
+    )
 
     @property
     def origin(self) -> str:

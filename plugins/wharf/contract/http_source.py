@@ -19,9 +19,21 @@ class Retry(ContractModel):
     waits ``backoff_seconds * 2**(n-1)`` (at most ``max_backoff_seconds``), or the server's
     ``Retry-After`` when it sends one."""
 
-    max_attempts: int = Field(default=5, ge=1, le=20)
-    backoff_seconds: float = Field(default=1.0, ge=0, le=600)
-    max_backoff_seconds: float = Field(default=120.0, ge=0, le=3600)
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts of one request, the first included."
+    )
+    backoff_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Seconds before the first retry; each further retry waits twice as long.",
+    )
+    max_backoff_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        le=3600,
+        description="The longest wait in seconds between two attempts, `Retry-After` included.",
+    )
 
 
 class _PagedStop(ContractModel):
@@ -33,9 +45,22 @@ class _PagedStop(ContractModel):
     ``stop_on_short_page: true`` says the server honours the size asked, so a shorter page
     is the last. Whichever says stop first ends the read."""
 
-    total_path: str | None = None
-    has_more_path: str | None = None
-    stop_on_short_page: bool = False
+    total_path: str | None = Field(
+        default=None,
+        description="JSONPath of the total record count (`$.meta.total`): the read stops "
+        "once that many records are read; an empty page before it fails the extract.",
+    )
+    has_more_path: str | None = Field(
+        default=None,
+        description="JSONPath of a true/false field (`$.meta.has_more`): the read stops when "
+        "it is false; an empty page while it is true fails the extract.",
+    )
+    stop_on_short_page: bool = Field(
+        default=False,
+        description="The server honours the page size asked, so a shorter page is the last "
+        "(against a server that caps the size this reads one page: say it only when it is "
+        "so). By default the read stops at the first empty page.",
+    )
 
     @model_validator(mode="after")
     def _paths_parse(self) -> _PagedStop:
@@ -50,43 +75,57 @@ class _PagedStop(ContractModel):
 class PagePagination(_PagedStop):
     """``?page=1&per_page=100``, ``?page=2...``; stops as ``_PagedStop`` says."""
 
-    style: Literal["page"]
-    param: str = "page"
-    start: int = Field(default=1, ge=0)
-    size_param: str = "per_page"
-    size: int = Field(default=100, ge=1, le=100_000)
+    style: Literal["page"] = Field(description="Numbered pages.")
+    param: str = Field(default="page", description="The query parameter of the page number.")
+    start: int = Field(default=1, ge=0, description="The first page's number.")
+    size_param: str = Field(default="per_page", description="The query parameter of the page size.")
+    size: int = Field(default=100, ge=1, le=100_000, description="Records asked for per page.")
 
 
 class OffsetPagination(_PagedStop):
     """``?offset=0&limit=100``, then the offset of the next record not yet read (whatever
     the page's length); stops as ``_PagedStop`` says."""
 
-    style: Literal["offset"]
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-    limit: int = Field(default=100, ge=1, le=100_000)
+    style: Literal["offset"] = Field(description="Pages by record offset.")
+    offset_param: str = Field(
+        default="offset",
+        description="The query parameter of the offset: the number of records read so far.",
+    )
+    limit_param: str = Field(default="limit", description="The query parameter of the limit.")
+    limit: int = Field(default=100, ge=1, le=100_000, description="Records asked for per page.")
 
 
 class CursorPagination(ContractModel):
     """The response names the next page's token (``cursor_path``), sent back as ``param``;
     stops when the token is missing, null or empty."""
 
-    style: Literal["cursor"]
-    cursor_path: str
-    param: str = "cursor"
+    style: Literal["cursor"] = Field(description="Pages by a token the response names.")
+    cursor_path: str = Field(
+        description="JSONPath of the next page's token (`$.meta.next`); the read stops when "
+        "it is missing, null or empty."
+    )
+    param: str = Field(
+        default="cursor", description="The query parameter the token is sent back as."
+    )
 
 
 class NextUrlPagination(ContractModel):
     """The response holds the next page's URL (``next_path``); stops when it is missing."""
 
-    style: Literal["next_url"]
-    next_path: str
+    style: Literal["next_url"] = Field(description="Pages by a URL the response holds.")
+    next_path: str = Field(
+        description="JSONPath of the next page's URL (`$.links.next`), which must stay on "
+        "the connection's origin; the read stops when it is missing."
+    )
 
 
 class LinkHeaderPagination(ContractModel):
     """The next page's URL is the ``Link`` header's ``rel="next"`` (RFC 8288), as GitHub's."""
 
-    style: Literal["link_header"]
+    style: Literal["link_header"] = Field(
+        description='Pages by the `Link` header\'s `rel="next"` URL, which must stay on the '
+        "connection's origin."
+    )
 
 
 Pagination = Annotated[
@@ -146,23 +185,62 @@ class HttpSource(ContractModel):
     connection, never in YAML). ``records_path`` (JSONPath) finds the records in each page;
     a column's value is at ``column_paths[name]``, else at its ``source_name`` or name."""
 
-    type: Literal["http"]
-    conn_id: ConnId
-    path: str = ""
-    # Query parameters; a value may use {data_interval_start}, {data_interval_end} or
-    # {logical_date} (ISO 8601, UTC), so backfills read their own interval.
-    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    records_path: str = "$"
-    column_paths: dict[ColumnName, str] = Field(default_factory=dict)
-    pagination: Pagination | None = None
-    retry: Retry = Retry()
-    # A deadline for each request, from connecting to the body's last byte (not per read).
-    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
-    # The most a page's body may hold (decoded), so a hostile endpoint cannot exhaust memory.
-    max_page_bytes: int = Field(default=100_000_000, ge=1_024, le=1_000_000_000)
-    # Records held as Python dicts until a batch is full: 50,000 peaked at 273 MB, 10,000 at
-    # 228 MB, at the same speed (bench/extract_memory.py).
-    batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    type: Literal["http"] = Field(description="A JSON API.")
+    conn_id: ConnId = Field(
+        description="The Airflow HTTP connection: base URL, auth and headers live there, "
+        "never in YAML."
+    )
+    path: str = Field(
+        default="",
+        description="The endpoint under the connection's base URL (`/v1/orders`), never a "
+        "full URL.",
+    )
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Query parameters; a text value may use `{data_interval_start}`, "
+        "`{data_interval_end}` or `{logical_date}` (ISO 8601, UTC), each written alone, so "
+        "backfills read their own interval (`{{` and `}}` write a literal brace); at most "
+        "2,000 characters once rendered.",
+    )
+    records_path: str = Field(
+        default="$",
+        description="JSONPath of the records in each page: the array (`$.data`) or its "
+        "elements (`$.data[*]`).",
+    )
+    column_paths: dict[ColumnName, str] = Field(
+        default_factory=dict,
+        description="JSONPath per column for nested values (`name: $.attributes.Name`); "
+        "other columns read the record's key `source_name` or `name`.",
+    )
+    pagination: Pagination | None = Field(
+        default=None, description="How to ask for the next page; none: one request."
+    )
+    retry: Retry = Field(
+        default=Retry(),
+        description="Retries of each request on 429, 5xx and connection errors; any other "
+        "4xx fails at once.",
+    )
+    timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A deadline in seconds for each request, from connecting to the body's "
+        "last byte (not per read), so a server dripping bytes cannot hold it open.",
+    )
+    max_page_bytes: int = Field(
+        default=100_000_000,
+        ge=1_024,
+        le=1_000_000_000,
+        description="The most a page's body may hold once decoded, so a hostile endpoint "
+        "cannot exhaust memory; a larger page fails at once.",
+    )
+    batch_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Records held as Python dicts until a batch is full: 50,000 peaked at "
+        "273 MB, 10,000 at 228 MB, at the same speed (bench/extract_memory.py).",
+    )
 
     @property
     def origin(self) -> str:

@@ -33,9 +33,19 @@ def _owner_email(value: str) -> str:
 
 
 class Owner(ContractModel):
-    name: str = Field(min_length=1, max_length=200)
+    """Who answers for the dataset (rAPId's ``owners`` entry)."""
+
+    name: str = Field(
+        min_length=1, max_length=200, description="The owner's name: a person or a team."
+    )
     email: Annotated[
-        str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), AfterValidator(_owner_email)
+        str,
+        Field(
+            pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            description="Where to reach the owner; rAPId's placeholder `change_me@email.com` "
+            "is refused.",
+        ),
+        AfterValidator(_owner_email),
     ]
 
 
@@ -72,21 +82,72 @@ TagValue = Annotated[str, AfterValidator(_tag_value)]
 
 
 class Metadata(ContractModel):
-    domain: DomainName
-    dataset: DatasetName
-    kind: Literal["source", "reference", "data_cut"] = "source"
-    # Shown as the DAG's doc_md and the table's COMMENT.
-    description: str = Field(default="", max_length=10_000)
-    sensitivity: Literal["PUBLIC", "PRIVATE", "PROTECTED"] = "PUBLIC"
-    version: int | None = Field(default=None, ge=1)
-    # rAPId's storage layer; kept so a rAPId schema pastes in unchanged (Wharf has one).
-    layer: str | None = None
-    owners: tuple[Owner, ...] = ()
-    key_value_tags: dict[TagKey, TagValue] = Field(default_factory=dict)
-    key_only_tags: tuple[TagKey, ...] = ()
-    update_behaviour: Literal["APPEND", "OVERWRITE", "MERGE"] = "APPEND"
-    is_latest_version: bool = True
-    primary_key: tuple[ColumnName, ...] = ()
+    """rAPId's ``metadata`` block: what the dataset is, who owns it, how it loads."""
+
+    domain: DomainName = Field(
+        description="Becomes the PostgreSQL schema: lowercase letters, digits and `_`, "
+        "starting with a letter, at most 63 characters (PostgreSQL truncates longer names); "
+        "not `wharf`, `wharf_*`, `public`, `information_schema` or `pg_*`, which are Wharf's "
+        "or PostgreSQL's own schemas."
+    )
+    dataset: DatasetName = Field(
+        description="Becomes the table name (the same rule as `domain`); the file must be "
+        "`<domain>/<dataset>.yaml`."
+    )
+    kind: Literal["source", "reference", "data_cut"] = Field(
+        default="source",
+        description="`source` reads its `source`; `reference` reads a file in "
+        "`include/reference/`; `data_cut` is a view over other datasets (`sql`).",
+    )
+    description: str = Field(
+        default="",
+        max_length=10_000,
+        description="Shown as the DAG's doc and the table's `COMMENT`.",
+    )
+    sensitivity: Literal["PUBLIC", "PRIVATE", "PROTECTED"] = Field(
+        default="PUBLIC",
+        description="Who may read the table (rAPId): PRIVATE readers also see PUBLIC; "
+        "PROTECTED needs an explicit grant for its domain.",
+    )
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="rAPId's schema version, accepted so a rAPId schema pastes in unchanged.",
+    )
+    layer: str | None = Field(
+        default=None,
+        description="rAPId's storage layer, accepted so a rAPId schema pastes in unchanged "
+        "(Wharf has one).",
+    )
+    owners: tuple[Owner, ...] = Field(
+        default=(),
+        description="At least one owner (rAPId: you must specify at least one owner).",
+    )
+    key_value_tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        description="rAPId's tags: keys of 1-128 letters, digits, `_` or `-`, not starting "
+        "with `aws`; values of up to 256 of the same; at most 30 tags with `key_only_tags`.",
+    )
+    key_only_tags: tuple[TagKey, ...] = Field(
+        default=(),
+        description="rAPId's tags without a value: the same key rule, counted with "
+        "`key_value_tags`.",
+    )
+    update_behaviour: Literal["APPEND", "OVERWRITE", "MERGE"] = Field(
+        default="APPEND",
+        description="rAPId's: `APPEND` adds this run's rows, replacing the rows of the same "
+        "logical date; `OVERWRITE` replaces the whole table; `MERGE` upserts by "
+        "`primary_key` (rows not in the batch stay).",
+    )
+    is_latest_version: bool = Field(
+        default=True,
+        description="rAPId's flag, accepted so a rAPId schema pastes in unchanged.",
+    )
+    primary_key: tuple[ColumnName, ...] = Field(
+        default=(),
+        description="Column names, each in `columns` with `allow_null: false`; becomes the "
+        "table's `PRIMARY KEY`. `MERGE` needs it.",
+    )
 
     @model_validator(mode="after")
     def _rapid_rules(self) -> Metadata:

@@ -20,19 +20,48 @@ class GoogleSheetsSource(ContractModel):
     https://sheets.googleapis.com). Row ``header_row`` holds the headers, which must be
     exactly the columns' ``source_name`` or name, in any order."""
 
-    type: Literal["google_sheets"]
-    conn_id: ConnId
-    spreadsheet_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,200}$")
-    sheet: str = Field(default="Sheet1", min_length=1, max_length=100)
-    # The columns to read in A1 notation, e.g. 'A:F' (default: every column with a header).
-    columns_range: str | None = Field(default=None, pattern=r"^[A-Z]{1,3}:[A-Z]{1,3}$")
-    header_row: int = Field(default=1, ge=1)
-    # Cell values read as NULL; an empty cell always is (the API does not tell it from '').
-    null_values: tuple[str, ...] = ("",)
-    # Rows per values.get request (the API's response is read whole, so this bounds memory).
-    batch_size: int = Field(default=10_000, ge=1, le=100_000)
-    retry: Retry = Retry()
-    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    type: Literal["google_sheets"] = Field(description="A sheet of a Google spreadsheet.")
+    conn_id: ConnId = Field(
+        description="The connection holding the service-account key (`keyfile_dict` or "
+        "`key_path` in its extra)."
+    )
+    spreadsheet_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,200}$",
+        description="The id between `/d/` and `/edit` in the spreadsheet's URL.",
+    )
+    sheet: str = Field(
+        default="Sheet1", min_length=1, max_length=100, description="The sheet (tab) title."
+    )
+    columns_range: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{1,3}:[A-Z]{1,3}$",
+        description="The columns to read in A1 notation, e.g. `A:F` (none: every column "
+        "with a header).",
+    )
+    header_row: int = Field(
+        default=1,
+        ge=1,
+        description="The row holding the headers: exactly the columns' `source_name` or "
+        "`name`, in any order.",
+    )
+    null_values: tuple[str, ...] = Field(
+        default=("",),
+        description="Cell values read as NULL; an empty cell always is (the API does not "
+        'tell it from `""`).',
+    )
+    batch_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Rows per `values.get` request: the API's response is read whole, so "
+        "this bounds memory.",
+    )
+    retry: Retry = Field(
+        default=Retry(), description="Retries of each request on 429 and 5xx, as `http`'s."
+    )
+    timeout_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="A deadline in seconds for each request."
+    )
 
     @property
     def origin(self) -> str:

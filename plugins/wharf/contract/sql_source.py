@@ -37,8 +37,17 @@ class Incremental(ContractModel):
     integer cursors (checked against the cursor's type by ``DatasetSpec``).
     """
 
-    cursor: ColumnName
-    lookback: timedelta | int | None = None
+    cursor: ColumnName = Field(
+        description="The column that moves whenever a row changes (an `updated_at`, a row "
+        "version): an integer, date or timestamp column with `allow_null: false`."
+    )
+    lookback: timedelta | int | None = Field(
+        default=None,
+        description="How far before the watermark each run reads, for rows that change "
+        "after their cursor value is first seen: an ISO 8601 duration of weeks, days, hours, "
+        "minutes or seconds (`PT2H`, `P1D`) or seconds for date and timestamp cursors, an "
+        "integer for integer cursors.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -74,14 +83,34 @@ class Incremental(ContractModel):
 class SqlSource(ContractModel):
     """Rows of a table or a query in any SQLAlchemy-reachable database."""
 
-    type: Literal["sql"]
-    conn_id: ConnId
-    query: str | None = None
-    table: SourceTable | None = None
-    # Rows per fetch. Python holds a fetch as tuples: 2,000,000 rows x 6 columns peaked at
-    # 288 MB with 50,000 and 220 MB with 10,000, at the same speed (bench/extract_memory.py).
-    batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    incremental: Incremental | None = None
+    type: Literal["sql"] = Field(description="A table or a query of a database.")
+    conn_id: ConnId = Field(
+        description="The Airflow connection of the database: `mysql`/`mariadb`, `postgres`, "
+        "`sqlite`, or any other type with `extra.sqlalchemy_scheme`."
+    )
+    query: str | None = Field(
+        default=None,
+        description="One read-only `SELECT` (checked by sqlglot); it may use "
+        "`:data_interval_start`, `:data_interval_end` and `:logical_date` (UTC). Give this "
+        "or `table`.",
+    )
+    table: SourceTable | None = Field(
+        default=None,
+        description="`table` or `schema.table` to read whole. Give this or `query`.",
+    )
+    batch_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows per fetch, streamed with a server-side cursor. Python holds a fetch "
+        "as tuples: 2,000,000 rows x 6 columns peaked at 288 MB with 50,000 and 220 MB with "
+        "10,000, at the same speed (bench/extract_memory.py).",
+    )
+    incremental: Incremental | None = Field(
+        default=None,
+        description="Read only the rows at or past the dataset's watermark "
+        "(`wharf.watermarks`); needs `update_behaviour: MERGE`.",
+    )
 
     @property
     def origin(self) -> str:
