@@ -255,11 +255,9 @@ def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-@_reported()
-def part_files(key: RunKey, zone: Zone) -> list[str]:
+def _part_files(fs: pafs.FileSystem, base: str, key: RunKey, zone: Zone) -> list[str]:
     """The part files of one run in one zone (partition folders included), in write order;
     raises ``FileNotFoundError``."""
-    fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
     infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True))
     files = sorted((i.path for i in infos if i.path.endswith(".parquet")), key=_write_order)
@@ -276,16 +274,16 @@ def _write_order(path: str) -> tuple[str, int]:
 @_reported()
 def read_schema(key: RunKey, zone: Zone) -> pa.Schema:
     """The schema of an unpartitioned zone (landing, raw)."""
-    fs, _ = _filesystem()
-    return pq.read_schema(part_files(key, zone)[0], filesystem=fs)
+    fs, base = _filesystem()
+    return pq.read_schema(_part_files(fs, base, key, zone)[0], filesystem=fs)
 
 
 @_reported()
 def count_rows(key: RunKey, zone: Zone) -> int:
     """Rows of one run in one zone, from the Parquet footers (no data is read)."""
-    fs, _ = _filesystem()
+    fs, base = _filesystem()
     total = 0
-    for path in part_files(key, zone):
+    for path in _part_files(fs, base, key, zone):
         with fs.open_input_file(path) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
@@ -307,7 +305,7 @@ def read_batches(
     with _reported():
         fs, base = _filesystem()
         folder = f"{base}/{key.folder(zone)}"
-        files = part_files(key, zone)
+        files = _part_files(fs, base, key, zone)
         names = [p.split("=", 1)[0] for p in files[0][len(folder) + 1 :].split("/")[:-1]]
         if names:
             yield from _read_partitioned(fs, folder, files, names, schema, batch_size)
@@ -370,7 +368,7 @@ def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:
     fs, base = _filesystem()
     origin, folder = f"{base}/{key.folder(source)}", f"{base}/{key.folder(target)}"
     fs.delete_dir_contents(folder, missing_dir_ok=True)
-    for path in part_files(key, source):
+    for path in _part_files(fs, base, key, source):
         destination = f"{folder}/{path[len(origin) + 1 :]}"
         fs.create_dir(destination.rpartition("/")[0], recursive=True)
         fs.copy_file(path, destination)
@@ -385,7 +383,7 @@ def checksum(key: RunKey, zone: Zone) -> str:
     fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
     digest = hashlib.sha256()
-    for path in part_files(key, zone):
+    for path in _part_files(fs, base, key, zone):
         digest.update(path[len(folder) :].encode() + b"\0")
         with fs.open_input_stream(path) as handle:
             while chunk := handle.read(1 << 20):
