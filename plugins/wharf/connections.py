@@ -1,7 +1,9 @@
 """Airflow connections -> clients: the one place credentials become connections.
 
-The datasets PostgreSQL database (psycopg, through the Postgres provider's hook) and the
-SQLAlchemy URL of any SQL connection (sources and the datasets database)."""
+The datasets PostgreSQL database (psycopg, through the Postgres provider's hook), the
+SQLAlchemy URL of any SQL connection (sources and the datasets database), and S3 through an
+Airflow AWS connection (the Amazon provider's hook for ``s3://`` file sources, a pyarrow
+filesystem for an ``s3://`` lake)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from wharf import settings
+from wharf.errors import TerminalError
 
 _DDL_LOCK = "wharf.ddl"
 
@@ -78,6 +81,47 @@ def sqlalchemy_url(conn_id: str) -> Any:
         port=None if socket else conn.port or None,
         database=conn.schema or None,
         query={"host": conn.host or ""} if socket else {},
+    )
+
+
+def s3_hook(conn_id: str, **kwargs: Any) -> Any:
+    """The Amazon provider's ``S3Hook`` of the Airflow AWS connection ``conn_id``: its keys
+    (or boto3's default chain when it has none), region, and the extra's ``endpoint_url``
+    (moto, MinIO) or ``role_arn``. ``kwargs`` go to the hook (``transfer_config_args``)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id, **kwargs)
+
+
+def s3_filesystem(conn_id: str) -> Any:
+    """A pyarrow ``S3FileSystem`` with the session credentials, region and S3 endpoint that
+    ``s3_hook(conn_id)`` resolves, so the lake reaches S3 as the file sources do.
+
+    The credentials are frozen when it is made (an assumed role's last about an hour): make
+    one per use, not one per process. Raises ``TerminalError`` naming the connection when
+    neither it nor boto3's default chain gives any credentials.
+    """
+    import pyarrow.fs as pafs
+    from airflow.sdk.log import mask_secret
+
+    hook = s3_hook(conn_id)
+    session = hook.get_session()
+    found = session.get_credentials()
+    if found is None:
+        raise TerminalError(
+            f"AWS connection {conn_id!r} has no keys and boto3 finds none (environment, "
+            "instance role): set the connection's login and password, or its extra.role_arn"
+        )
+    credentials = found.get_frozen_credentials()
+    for secret in (credentials.secret_key, credentials.token):
+        if secret:
+            mask_secret(secret)
+    return pafs.S3FileSystem(
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        session_token=credentials.token,
+        region=hook.region_name or session.region_name,
+        endpoint_override=hook.conn_config.get_service_endpoint_url("s3"),
     )
 
 

@@ -5,22 +5,28 @@ Layout (names from the MoJ and Hackney platforms)::
     <root>/<zone>/<domain>/<dataset>/ingestion_date=YYYY-MM-DD/run_id=<id>/part-N.parquet
 
 The root is ``file:///...`` by default and ``s3://bucket/prefix`` in production; both go
-through pyarrow's filesystems, so there is one code path.
+through pyarrow's filesystems, so there is one code path. An ``s3://`` root is reached through
+the Airflow AWS connection ``WHARF_LAKE_CONN_ID`` (``connections.s3_filesystem``), as S3 file
+sources are. The storage's errors name the root (never a key of the connection): terminal when
+the configuration is wrong (no such bucket, access refused), transient otherwise.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from wharf import settings
+from wharf import connections, settings
+from wharf.errors import TerminalError, TransientError, WharfError
 
 Zone = Literal["landing", "raw", "curated", "quarantine", "reports"]
 # A part file rolls over past this many rows, so one file never grows without bound.
@@ -32,6 +38,13 @@ MAX_PARTITIONS = 10_000
 # 0.78 s without) and saved 3% of the size on the load benchmark's data.
 _WRITE_OPTIONS = {"use_dictionary": False}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# pyarrow's S3 errors ("AWS Error <CODE> during <operation>") that a retry cannot heal: the
+# bucket or the connection's keys are wrong.
+_MISCONFIGURED = re.compile(
+    r"AWS Error (NO_SUCH_BUCKET|ACCESS_DENIED|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH"
+    r"|INVALID_CLIENT_TOKEN_ID|MISSING_AUTHENTICATION_TOKEN)\b"
+    r"|AWS Error UNKNOWN \(HTTP status 40[0134]\)|Bucket '[^']*' not found"
+)
 
 
 @dataclass(frozen=True)
@@ -52,14 +65,58 @@ class RunKey:
         )
 
 
+def _root() -> str:
+    """``WHARF_LAKE_ROOT``, refused (without echoing it) when it holds what belongs in the
+    connection: pyarrow would take keys from ``s3://key:secret@bucket`` and options from a
+    query, and the root is written in logs and the audit."""
+    root = settings.lake_root()
+    parts = urlsplit(root)
+    if "@" in parts.netloc or parts.query:
+        raise TerminalError(
+            "WHARF_LAKE_ROOT holds user info or a query: write s3://bucket/prefix and put the "
+            f"keys, region and endpoint in the Airflow connection {settings.lake_conn_id()!r} "
+            "(WHARF_LAKE_CONN_ID)"
+        )
+    return root
+
+
 def _filesystem() -> tuple[pafs.FileSystem, str]:
-    fs, base = pafs.FileSystem.from_uri(settings.lake_root())
+    root = _root()
+    if root.startswith("s3://"):
+        fs: pafs.FileSystem = connections.s3_filesystem(settings.lake_conn_id())
+        return fs, root.removeprefix("s3://").rstrip("/")
+    fs, base = pafs.FileSystem.from_uri(root)
     return fs, base.rstrip("/")
+
+
+@contextmanager
+def _reported(counted: _Counter | None = None) -> Iterator[None]:
+    """The storage's errors (pyarrow raises ``OSError``) as Wharf errors naming the lake
+    root. A missing file stays ``FileNotFoundError``; an error of ``counted``'s input (the
+    source's batches) passes as it is."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        if counted is not None and err is counted.error:
+            raise
+        raise _storage_error(err) from err
+
+
+def _storage_error(err: OSError) -> WharfError:
+    root = _root().rstrip("/")
+    text = f"lake {root}: {err}"
+    if not (isinstance(err, PermissionError) or _MISCONFIGURED.search(str(err))):
+        return TransientError(text)
+    if root.startswith("s3://"):
+        text += f" (check the bucket and the AWS connection {settings.lake_conn_id()!r})"
+    return TerminalError(text)
 
 
 def uri(relative: str) -> str:
     """Full URI of a lake path, for logs and the audit."""
-    return f"{settings.lake_root().rstrip('/')}/{relative}"
+    return f"{_root().rstrip('/')}/{relative}"
 
 
 def write_batches(
@@ -79,20 +136,29 @@ def write_batches(
     number of rows written (an empty input still writes one file holding the schema, so
     readers find the columns).
     """
-    fs, base = _filesystem()
-    folder = f"{base}/{key.folder(zone)}"
-    fs.delete_dir_contents(folder, missing_dir_ok=True)
-    fs.create_dir(folder, recursive=True)
     counted = _Counter(batches)
-    if partition_by:
-        _write_partitioned(fs, folder, schema, _row_groups(counted), partition_by)
-        if counted.rows == 0:
-            _writer(f"{folder}/part-0.parquet", schema, fs).close()
-        return counted.rows
+    with _reported(counted):
+        fs, base = _filesystem()
+        folder = f"{base}/{key.folder(zone)}"
+        fs.delete_dir_contents(folder, missing_dir_ok=True)
+        fs.create_dir(folder, recursive=True)
+        if partition_by:
+            _write_partitioned(fs, folder, schema, _row_groups(counted), partition_by)
+            if counted.rows == 0:
+                _writer(f"{folder}/part-0.parquet", schema, fs).close()
+        else:
+            _write_parts(fs, folder, schema, _row_groups(counted))
+    return counted.rows
+
+
+def _write_parts(
+    fs: pafs.FileSystem, folder: str, schema: pa.Schema, groups: Iterator[pa.Table]
+) -> None:
+    """Row groups into ``part-N.parquet`` files of at most ``ROWS_PER_FILE`` rows."""
     part, in_file = 0, 0
     writer = _writer(f"{folder}/part-0.parquet", schema, fs)
     try:
-        for group in _row_groups(counted):
+        for group in groups:
             if in_file >= ROWS_PER_FILE:
                 writer.close()
                 part, in_file = part + 1, 0
@@ -101,19 +167,24 @@ def write_batches(
             in_file += group.num_rows
     finally:
         writer.close()
-    return counted.rows
 
 
 class _Counter:
-    """Passes batches through, counting their rows."""
+    """Passes batches through, counting their rows and keeping the error that ended them
+    (so ``_reported`` does not take a source's ``OSError`` for the lake's)."""
 
     def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
         self.batches, self.rows = batches, 0
+        self.error: BaseException | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        for batch in self.batches:
-            self.rows += batch.num_rows
-            yield batch
+        try:
+            for batch in self.batches:
+                self.rows += batch.num_rows
+                yield batch
+        except BaseException as err:
+            self.error = err
+            raise
 
 
 def _write_partitioned(
@@ -150,6 +221,7 @@ class ZoneWriter:
     """Parquet written batch by batch into one run's folder of a zone (replacing it), for a
     stream produced alongside another (the rejected rows of ``validate``)."""
 
+    @_reported()
     def __init__(self, key: RunKey, zone: Zone, schema: pa.Schema) -> None:
         self.fs, base = _filesystem()
         self.folder = f"{base}/{key.folder(zone)}"
@@ -157,9 +229,11 @@ class ZoneWriter:
         self.fs.create_dir(self.folder, recursive=True)
         self._writer = _writer(f"{self.folder}/part-0.parquet", schema, self.fs)
 
+    @_reported()
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
 
+    @_reported()
     def close(self) -> None:
         self._writer.close()
 
@@ -181,10 +255,9 @@ def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-def part_files(key: RunKey, zone: Zone) -> list[str]:
+def _part_files(fs: pafs.FileSystem, base: str, key: RunKey, zone: Zone) -> list[str]:
     """The part files of one run in one zone (partition folders included), in write order;
     raises ``FileNotFoundError``."""
-    fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
     infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True))
     files = sorted((i.path for i in infos if i.path.endswith(".parquet")), key=_write_order)
@@ -198,17 +271,19 @@ def _write_order(path: str) -> tuple[str, int]:
     return folder, int(name.removeprefix("part-").split(".")[0])
 
 
+@_reported()
 def read_schema(key: RunKey, zone: Zone) -> pa.Schema:
     """The schema of an unpartitioned zone (landing, raw)."""
-    fs, _ = _filesystem()
-    return pq.read_schema(part_files(key, zone)[0], filesystem=fs)
+    fs, base = _filesystem()
+    return pq.read_schema(_part_files(fs, base, key, zone)[0], filesystem=fs)
 
 
+@_reported()
 def count_rows(key: RunKey, zone: Zone) -> int:
     """Rows of one run in one zone, from the Parquet footers (no data is read)."""
-    fs, _ = _filesystem()
+    fs, base = _filesystem()
     total = 0
-    for path in part_files(key, zone):
+    for path in _part_files(fs, base, key, zone):
         with fs.open_input_file(path) as handle:
             total += pq.ParquetFile(handle).metadata.num_rows
     return total
@@ -227,20 +302,21 @@ def read_batches(
     rows x 12 columns peaked at 298 MB with threads and 65,536-row batches, 220 MB like this,
     in the same 3.4 s (``bench/load_throughput.py``).
     """
-    fs, base = _filesystem()
-    folder = f"{base}/{key.folder(zone)}"
-    files = part_files(key, zone)
-    names = [p.split("=", 1)[0] for p in files[0][len(folder) + 1 :].split("/")[:-1]]
-    if names:
-        yield from _read_partitioned(fs, folder, files, names, schema, batch_size)
-        return
-    # ParquetFile, not pyarrow.dataset: the dataset scanner (and its import) peaked 110 MB
-    # higher reading the same 1M rows.
-    for path in files:
-        with fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle, pre_buffer=False)
-            for batch in parquet.iter_batches(batch_size=batch_size, use_threads=False):
-                yield batch if schema is None else batch.select(schema.names)
+    with _reported():
+        fs, base = _filesystem()
+        folder = f"{base}/{key.folder(zone)}"
+        files = _part_files(fs, base, key, zone)
+        names = [p.split("=", 1)[0] for p in files[0][len(folder) + 1 :].split("/")[:-1]]
+        if names:
+            yield from _read_partitioned(fs, folder, files, names, schema, batch_size)
+            return
+        # ParquetFile, not pyarrow.dataset: the dataset scanner (and its import) peaked 110 MB
+        # higher reading the same 1M rows.
+        for path in files:
+            with fs.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle, pre_buffer=False)
+                for batch in parquet.iter_batches(batch_size=batch_size, use_threads=False):
+                    yield batch if schema is None else batch.select(schema.names)
 
 
 def _read_partitioned(
@@ -275,6 +351,7 @@ def _read_partitioned(
     )
 
 
+@_reported()
 def write_text(key: RunKey, zone: Zone, name: str, text: str) -> str:
     """Write one text file (a report) into a run's folder of a zone; returns its URI."""
     fs, base = _filesystem()
@@ -285,17 +362,19 @@ def write_text(key: RunKey, zone: Zone, name: str, text: str) -> str:
     return uri(f"{key.folder(zone)}/{name}")
 
 
+@_reported()
 def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:
     """Copy one run's files between zones (landing -> raw keeps the history)."""
     fs, base = _filesystem()
     origin, folder = f"{base}/{key.folder(source)}", f"{base}/{key.folder(target)}"
     fs.delete_dir_contents(folder, missing_dir_ok=True)
-    for path in part_files(key, source):
+    for path in _part_files(fs, base, key, source):
         destination = f"{folder}/{path[len(origin) + 1 :]}"
         fs.create_dir(destination.rpartition("/")[0], recursive=True)
         fs.copy_file(path, destination)
 
 
+@_reported()
 def checksum(key: RunKey, zone: Zone) -> str:
     """SHA-256 over one run's part files in a zone (their paths below the run's folder and
     their bytes, in write order): what tells one landing from another."""
@@ -304,7 +383,7 @@ def checksum(key: RunKey, zone: Zone) -> str:
     fs, base = _filesystem()
     folder = f"{base}/{key.folder(zone)}"
     digest = hashlib.sha256()
-    for path in part_files(key, zone):
+    for path in _part_files(fs, base, key, zone):
         digest.update(path[len(folder) :].encode() + b"\0")
         with fs.open_input_stream(path) as handle:
             while chunk := handle.read(1 << 20):

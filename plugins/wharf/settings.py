@@ -6,6 +6,8 @@ embedded demo, in tests and in production:
 - ``WHARF_HOME``: the project root (default: two folders above this package).
 - ``WHARF_SCHEMAS_DIR``: dataset YAML (default ``<home>/include/schemas``).
 - ``WHARF_LAKE_ROOT``: ``file:///...`` or ``s3://bucket/prefix`` (default ``<home>/.wharf/lake``).
+- ``WHARF_LAKE_CONN_ID``: the Airflow AWS connection of an ``s3://`` lake (default
+  ``aws_default``).
 - ``WHARF_DATASETS_CONN_ID``: the Airflow connection of the datasets PostgreSQL database
   (default ``wharf_datasets``).
 - ``WHARF_FILE_ROOTS``: folders (absolute, ``os.pathsep``-separated) a ``file`` source may read
@@ -28,6 +30,7 @@ from wharf.errors import UnsafeSpecError
 log = logging.getLogger(__name__)
 
 DATASETS_CONN_ID_DEFAULT = "wharf_datasets"
+LAKE_CONN_ID_DEFAULT = "aws_default"
 
 
 def project_home() -> Path:
@@ -58,6 +61,11 @@ def state_dir() -> Path:
 def lake_root() -> str:
     """Root URI of the lake: ``WHARF_LAKE_ROOT`` or a local folder under ``.wharf/lake``."""
     return os.environ.get("WHARF_LAKE_ROOT") or (state_dir() / "lake").as_uri()
+
+
+def lake_conn_id() -> str:
+    """Airflow AWS connection id through which an ``s3://`` lake root is reached."""
+    return os.environ.get("WHARF_LAKE_CONN_ID") or LAKE_CONN_ID_DEFAULT
 
 
 def datasets_conn_id() -> str:

@@ -6,9 +6,10 @@ contract), and only the YAML's ``null_values`` become NULL, so '' and NULL stay 
 asked. Parquet lands with its own types. JSON lines land as text per contract column, as an
 HTTP source's records do (``wharf.extract.json_records``).
 
-An ``s3://`` object is read through the Amazon provider's ``S3Hook`` (the connection holds
-the credentials, region and endpoint): each object is downloaded, streamed, to a temporary
-file, read by the same readers as a local file, and deleted once its batches are read.
+An ``s3://`` object is read through the Amazon provider's ``S3Hook`` (``connections.s3_hook``:
+the connection holds the credentials, region and endpoint): each object is downloaded,
+streamed, to a temporary file, read by the same readers as a local file, and deleted once its
+batches are read.
 
 The threat model's file rule holds here again, whatever ``wharf check`` saw: a local file is
 resolved (symlinks followed) and checked below the allowed roots right before it is opened,
@@ -40,7 +41,7 @@ from typing import IO, Any, Protocol
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from wharf import settings
+from wharf import connections, settings
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError
@@ -193,15 +194,13 @@ class _S3Files:
     pattern's literal prefix that match it whole, ``*`` and ``?`` not crossing '/'."""
 
     def __init__(self, spec: DatasetSpec, source: FileSource):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         self.spec, self.source = spec, source
         self.where = source.path
         self.bucket, pattern = source.s3_bucket_key()
         problem = settings.s3_bucket_problem(self.bucket)
         if problem is not None:
             raise UnsafeSpecError(f"{spec.dataset_id}: source.path {problem}")
-        self.hook = S3Hook(aws_conn_id=source.aws_conn_id, transfer_config_args=_S3_TRANSFER)
+        self.hook = connections.s3_hook(source.aws_conn_id, transfer_config_args=_S3_TRANSFER)
         if source.is_glob:
             self.keys = self._matching(pattern)
         else:
