@@ -2,9 +2,11 @@
 
 The connection (``conn_id``) holds the base URL, auth and headers, read by the HTTP
 provider's ``HttpHook``; the YAML gives the path, query parameters, where the records are
-and how pages follow each other. Pages are read one at a time and turned into batches of
-``batch_size`` rows, so memory holds one page (two for ``page`` and ``offset``, which compare
-each page with the one before) and one batch whatever the API's size.
+and how pages follow each other (one class per style in ``wharf.extract.paginators``, which
+this module's request loop asks for each next request). Pages are read one at a time and
+turned into batches of ``batch_size`` rows, so memory holds one page (two for ``page`` and
+``offset``, which compare each page with the one before) and one batch whatever the API's
+size.
 
 Credentials stay on their host: every request (the first page, each next link, each
 redirect hop, which Wharf follows itself, at most ``MAX_REDIRECTS``) goes to the connection's
@@ -33,7 +35,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from string import Formatter
 from typing import Any
@@ -41,24 +42,16 @@ from urllib.parse import urljoin, urlsplit
 
 import pyarrow as pa
 from requests.auth import AuthBase
-from urllib3.exceptions import HTTPError, InvalidHeader, LocationParseError
-from urllib3.util import parse_url
+from urllib3.exceptions import HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
 from wharf.contract.dataset import DatasetSpec
-from wharf.contract.http_source import (
-    MAX_PARAM_CHARS,
-    CursorPagination,
-    HttpSource,
-    LinkHeaderPagination,
-    NextUrlPagination,
-    OffsetPagination,
-    PagePagination,
-    param_template_problem,
-)
+from wharf.contract.http_source import MAX_PARAM_CHARS, HttpSource, param_template_problem
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError, WharfError
 from wharf.extract import Extract, Window
-from wharf.extract.json_records import RecordBatcher, compile_path, records_getter
+from wharf.extract.json_records import RecordBatcher, records_getter
+from wharf.extract.paginators import Page, Request, paginator_for
+from wharf.extract.urls import Origin, origin_of, shown
 
 log = logging.getLogger(__name__)
 
@@ -148,50 +141,7 @@ def failure(response: Any, detail: str, reason: str | None = None) -> str:
     )
 
 
-# --- the connection's origin, and the requests Wharf makes -----------------------------------
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True)
-class Origin:
-    """A URL's scheme, host and port (RFC 6454): where a credential may be sent."""
-
-    scheme: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = "" if _DEFAULT_PORTS[self.scheme] == self.port else f":{self.port}"
-        return f"{self.scheme}://{host}{port}"
-
-
-def origin_of(url: str) -> Origin | None:
-    """The origin of an http(s) ``url``, or None when it has none or when urllib3 (which
-    connects) and ``urllib.parse`` read its host differently (``http://a\\@b/``)."""
-    try:
-        parsed, split = parse_url(url), urlsplit(url)
-        split_port = split.port
-    except (LocationParseError, ValueError):
-        return None
-    scheme = (parsed.scheme or "").lower()
-    if scheme not in _DEFAULT_PORTS or not parsed.host:
-        return None
-    host = parsed.host.lower().strip("[]")
-    port = parsed.port or _DEFAULT_PORTS[scheme]
-    if (split.hostname or "") != host or (split_port or _DEFAULT_PORTS[scheme]) != port:
-        return None
-    return Origin(scheme, host, port)
-
-
-def shown(url: str) -> str:
-    """``url`` as messages quote it: origin and path, never its query or userinfo (a next
-    link's query may hold a token)."""
-    origin = origin_of(url)
-    if origin is None:
-        return "a URL that is not http(s)://host[:port]/..."
-    path = urlsplit(url).path
-    return f"{origin}{path if len(path) <= 200 else path[:200] + '...'}"
+# --- the requests Wharf makes ----------------------------------------------------------------
 
 
 class _Watchdog:
@@ -306,13 +256,6 @@ class _NoAuth(AuthBase):
         return request
 
 
-@dataclass
-class _Page:
-    url: str
-    body: Any
-    links: dict[str, Any]
-
-
 class _Client:
     """Sends one source's GETs: only to the connection's origin with its credentials, to an
     origin the operator allows (the connection's ``wharf_allowed_origins``) with none, and
@@ -367,10 +310,12 @@ class _Client:
             f"{ALLOWED_ORIGINS_KEY})"
         )
 
-    def get(self, url: str, params: dict[str, Any] | None, what: str, how: str) -> _Page:
-        """GET one page, following up to ``MAX_REDIRECTS`` redirects, each checked first."""
+    def get(self, request: Request, what: str) -> Page:
+        """GET one page (``what``: how messages name it), following up to ``MAX_REDIRECTS``
+        redirects, each checked first."""
         import requests
 
+        url, params, how = request.url, request.params, request.how
         for _ in range(MAX_REDIRECTS + 1):
             full = requests.Request("GET", url, params=params).prepare().url or url
             session = self._session_for(full, what, how)
@@ -407,7 +352,7 @@ class _Client:
                     raise ValueError(
                         f"{what}: {shown(prepared.url)} did not return JSON: {start!r}"
                     ) from None
-                return _Page(prepared.url, parsed, response.links)
+                return Page(prepared.url, parsed, response.links, what)
         raise HttpRedirectError(
             f"{what}: more than {MAX_REDIRECTS} redirects, the last to {shown(url)}"
         )
@@ -626,125 +571,21 @@ def _params(spec: DatasetSpec, source: HttpSource, window: Window) -> dict[str, 
 def _pages(
     spec: DatasetSpec, client: _Client, url: str, params: dict[str, Any]
 ) -> Iterator[list[Any]]:
-    """Each page's records, in order, following the source's pagination style."""
+    """Each page's records, in order, as the source's paginator leads from page to page."""
     source = spec.source
     assert isinstance(source, HttpSource)
-    style = source.pagination
     records_of = records_getter(source.records_path)
-    token_of = compile_path(style.cursor_path) if isinstance(style, CursorPagination) else None
-    next_of = compile_path(style.next_path) if isinstance(style, NextUrlPagination) else None
-    query: dict[str, Any] | None = dict(params)
-    seen: set[str] = set()
-    read = number = 0
-    previous: list[Any] | None = None  # the last page's records
-    how = "the source's URL is on"
-    while True:
+    paginator = paginator_for(source.pagination)
+    request: Request | None = paginator.first_request(url, params)
+    number = 0
+    while request is not None:
         number += 1
-        if isinstance(style, PagePagination):
-            query = {**params, style.param: style.start + number - 1, style.size_param: style.size}
-        elif isinstance(style, OffsetPagination):
-            query = {**params, style.offset_param: read, style.limit_param: style.limit}
-        what = f"{spec.dataset_id}, page {number}"
-        page = client.get(url, query, what, how)
+        page = client.get(request, f"{spec.dataset_id}, page {number}")
         try:
             records = records_of(page.body)
         except ValueError as err:
-            raise ValueError(f"{what} ({shown(page.url)}): {err}") from None
-        if isinstance(style, PagePagination | OffsetPagination):
-            if not records:
-                _check_end(style, page, what, read)
-                return
-            # Exact, and cheap: list equality stops at the first record that differs.
-            if records == previous:
-                raise ValueError(
-                    f"{what}: the API sent the records of page {number - 1} again; stopping "
-                    "rather than reading them twice (an API that repeats its last page past the "
-                    "end needs total_path or has_more_path to stop)"
-                )
-            previous = records
-        read += len(records)
-        yield records
-        if style is None:
+            raise ValueError(f"{page.what} ({shown(page.url)}): {err}") from None
+        if paginator.is_past_end(page, records):
             return
-        if isinstance(style, PagePagination | OffsetPagination):
-            if _last_page(style, page, what, read, len(records)):
-                return
-            continue
-        if isinstance(style, CursorPagination):
-            assert token_of is not None
-            token = token_of(page.body)
-            if token in (None, ""):
-                return
-            query = {**params, style.param: token}
-            link, quoted = str(token), repr(str(token))
-        elif isinstance(style, NextUrlPagination | LinkHeaderPagination):
-            found = next_of(page.body) if next_of else page.links.get("next", {}).get("url")
-            if not found:
-                return
-            url, query = urljoin(page.url, str(found)), None
-            link, quoted, how = url, shown(url), "the API's next page is on"
-        if link in seen:
-            raise ValueError(
-                f"{what}: the API sent {quoted} as the next page again; stopping rather than "
-                "reading a page twice"
-            )
-        seen.add(link)
-
-
-def _last_page(
-    style: PagePagination | OffsetPagination, page: _Page, what: str, read: int, count: int
-) -> bool:
-    """Whether the page just read (of ``count`` records, ``read`` in all) is the last, as
-    the YAML's stop rules say; without one, only an empty page is (the caller's check)."""
-    if style.total_path is not None and read >= _total(style, page, what):
-        return True
-    if style.has_more_path is not None:
-        more = compile_path(style.has_more_path)(page.body)
-        if not isinstance(more, bool):
-            raise ValueError(
-                f"{what} ({shown(page.url)}): has_more_path {style.has_more_path!r} "
-                f"{_json_kind(more)}, not true or false"
-            )
-        if not more:
-            return True
-    size = style.size if isinstance(style, PagePagination) else style.limit
-    return style.stop_on_short_page and count < size
-
-
-def _total(style: PagePagination | OffsetPagination, page: _Page, what: str) -> int:
-    """The total number of records the page says there are (``total_path``)."""
-    assert style.total_path is not None
-    total = compile_path(style.total_path)(page.body)
-    if isinstance(total, str) and total.isdigit():
-        total = int(total)
-    if type(total) is not int or total < 0:
-        raise ValueError(
-            f"{what} ({shown(page.url)}): total_path {style.total_path!r} "
-            f"{_json_kind(total)}, not a whole number of records"
-        )
-    return total
-
-
-def _json_kind(value: Any) -> str:
-    """What a JSONPath found, for a message: its JSON kind, never its value."""
-    if value is None:
-        return "matches nothing"
-    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
-    return "is " + kinds.get(type(value), "an array" if isinstance(value, list) else "an object")
-
-
-def _check_end(style: PagePagination | OffsetPagination, page: _Page, what: str, read: int) -> None:
-    """An empty page ends the read, unless the page itself says there is more: fewer
-    records read than ``total_path`` says, or ``has_more_path`` true."""
-    said = None
-    if style.total_path is not None:
-        total = _total(style, page, what)
-        if read < total:
-            said = f"{style.total_path} says {total:,}"
-    if style.has_more_path is not None and compile_path(style.has_more_path)(page.body) is True:
-        said = f"{style.has_more_path} says there are more"
-    if said:
-        raise ValueError(
-            f"{what}: an empty page after {read:,} records, but {said}: the API ended early; "
-            "stopping rather than publishing part of it"
-        )
+        yield records
+        request = paginator.next_request(page, records)
