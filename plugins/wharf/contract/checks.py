@@ -223,40 +223,48 @@ def _plain(value: Any, mapping_allowed: bool, depth: int, budget: list[int]) -> 
     """What is wrong with one argument value, or None; takes its scalars and characters off
     ``budget`` (and stops early once it is spent)."""
     budget[0] -= 1
-    if value is None or isinstance(value, (bool, float, date)):
+    if value is None or isinstance(value, (bool, float, date, int, str)):
+        return _scalar_problem(value, budget)
+    if isinstance(value, (list, tuple, dict)):
+        return _container_problem(value, mapping_allowed, depth, budget)
+    return "a value must be text, a number, a boolean, a date or null, or a list or mapping of them"
+
+
+def _scalar_problem(value: Any, budget: list[int]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            return "an integer must fit in 64 bits"
-        return None
-    if isinstance(value, str):
-        budget[1] -= len(value)
-        if len(value) > _MAX_TEXT:
-            return f"a text of {len(value):,} characters is longer than {_MAX_TEXT:,}"
-        return None
-    if isinstance(value, (list, tuple, dict)):
-        if depth == _MAX_DEPTH:
-            return f"values are nested more than {_MAX_DEPTH} deep"
-        if isinstance(value, dict):
-            if not mapping_allowed:
-                return (
-                    "a mapping is allowed only in meta, partition_object and quantile_ranges "
-                    "(GX evaluates {$PARAMETER: ...} as an expression)"
-                )
-            if any(not isinstance(k, str) or k.startswith("$") for k in value):
-                return (
-                    "a key starting with '$' is refused (GX evaluates {$PARAMETER: ...} as an "
-                    "expression)"
-                )
-            items = list(value.values())
-        else:
-            items = list(value)
-        for item in items:
-            problem = _plain(item, mapping_allowed, depth + 1, budget)
-            if problem or budget[0] < 0 or budget[1] < 0:
-                return problem
-        return None
-    return "a value must be text, a number, a boolean, a date or null, or a list or mapping of them"
+        return None if -(2**63) <= value < 2**63 else "an integer must fit in 64 bits"
+    budget[1] -= len(value)
+    if len(value) > _MAX_TEXT:
+        return f"a text of {len(value):,} characters is longer than {_MAX_TEXT:,}"
+    return None
+
+
+def _container_problem(
+    value: list[Any] | tuple[Any, ...] | dict[Any, Any],
+    mapping_allowed: bool,
+    depth: int,
+    budget: list[int],
+) -> str | None:
+    if depth == _MAX_DEPTH:
+        return f"values are nested more than {_MAX_DEPTH} deep"
+    if isinstance(value, dict):
+        if not mapping_allowed:
+            return (
+                "a mapping is allowed only in meta, partition_object and quantile_ranges "
+                "(GX evaluates {$PARAMETER: ...} as an expression)"
+            )
+        if any(not isinstance(k, str) or k.startswith("$") for k in value):
+            return (
+                "a key starting with '$' is refused (GX evaluates {$PARAMETER: ...} as an "
+                "expression)"
+            )
+    for item in value.values() if isinstance(value, dict) else value:
+        problem = _plain(item, mapping_allowed, depth + 1, budget)
+        if problem or budget[0] < 0 or budget[1] < 0:
+            return problem
+    return None
 
 
 def _columns_problem(arguments: dict[str, Any]) -> str | None:

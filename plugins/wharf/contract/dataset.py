@@ -197,6 +197,13 @@ class DatasetSpec(ContractModel):
             )
         self._check_keys()
         self._check_incremental()
+        self._check_column_references(known)
+        if self.sql is not None or self.depends_on:
+            raise spec_error("'sql' and 'depends_on' are only for kind: data_cut")
+        return self
+
+    def _check_column_references(self, known: set[str]) -> None:
+        """Columns named by the source's ``column_paths`` and by checks exist."""
         unknown = [c for c in getattr(self.source, "column_paths", {}) if c not in known]
         if unknown:
             raise spec_error(
@@ -214,9 +221,6 @@ class DatasetSpec(ContractModel):
                     "checks",
                     index,
                 )
-        if self.sql is not None or self.depends_on:
-            raise spec_error("'sql' and 'depends_on' are only for kind: data_cut")
-        return self
 
     def _check_keys(self) -> None:
         meta, by_name = self.metadata, {c.name: c for c in self.columns}

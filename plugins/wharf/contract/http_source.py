@@ -139,6 +139,8 @@ Pagination = Annotated[
 # neither run Python's format machinery nor blow a value up (``{x:>99999999}``).
 PARAM_PLACEHOLDERS = ("data_interval_start", "data_interval_end", "logical_date")
 MAX_PARAM_CHARS = 2_000
+# A refused placeholder name is quoted in the error up to this many characters.
+_SHOWN_NAME = 40
 # The longest value a placeholder renders to: an aware ISO 8601 timestamp with microseconds.
 _PLACEHOLDER_CHARS = len("2026-01-01T00:00:00.000000+00:00")
 
@@ -160,7 +162,7 @@ def param_template_problem(value: str) -> str | None:
         rendered += len(literal)
         if name is None:
             continue
-        shown = "{" + (name if len(name) <= 40 else name[:40] + "...") + "}"
+        shown = "{" + (name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "...") + "}"
         if name not in PARAM_PLACEHOLDERS:
             kind = (
                 "uses attribute or index access"

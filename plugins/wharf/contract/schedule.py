@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 from pydantic_core import PydanticCustomError
 
+# minute hour day-of-month month day-of-week (croniter also takes 6- and 7-field forms)
+_CRON_FIELDS = 5
+
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -36,7 +39,7 @@ def _schedule_problem(value: str) -> str | None:
     from croniter import CroniterBadDateError, croniter
 
     expression = CRON_PRESETS.get(value, value)
-    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+    if len(expression.split()) != _CRON_FIELDS or not croniter.is_valid(expression):
         return (
             "is not a schedule: expected a 5-field cron expression (minute hour day-of-month "
             "month day-of-week) such as '0 2 * * *', one of "

@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -360,17 +361,17 @@ class _SheetReader:
             raise SheetsServerError(f"{where}: no answer: {err}") from None
 
     def _hint(self, status: int) -> str:
-        if status == 403:
+        if status == HTTPStatus.FORBIDDEN:
             return (
                 f". Share the spreadsheet with {self.account} (Viewer is enough) and check the "
                 "Google Sheets API is enabled in its project"
             )
-        if status == 404:
+        if status == HTTPStatus.NOT_FOUND:
             return (
                 f". Check spreadsheet_id {self.source.spreadsheet_id!r} (the part of the "
                 "sheet's URL between /d/ and /edit)"
             )
-        if status == 401:
+        if status == HTTPStatus.UNAUTHORIZED:
             return f". The key of connection {self.source.conn_id!r} was refused"
         return ""
 

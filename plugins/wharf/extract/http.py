@@ -28,6 +28,7 @@ twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
 REDIRECT_STATUSES = frozenset([301, 302, 303, 307, 308])
+_SUCCESS = range(200, 300)
+_REDIRECTION = range(300, 400)
 MAX_REDIRECTS = 5
 # The connection extra in which an operator lists other origins a source may read (with no
 # credential): a JSON list, or a string of comma-separated origins.
@@ -205,12 +208,10 @@ class _Watchdog:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
-        # socket.socket's own shutdown (an SSLSocket's would drop its SSL object under the
-        # reading thread): the blocked read returns at once.
+    # socket.socket's own shutdown (an SSLSocket's would drop its SSL object under the
+    # reading thread): the blocked read returns at once.
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _watched_pools(watchdog: _Watchdog) -> dict[str, type]:
@@ -329,14 +330,14 @@ class _Client:
                     url, params = urljoin(prepared.url, response.headers["Location"]), None
                     how = f"a redirect ({status}) from {shown(prepared.url)} goes to"
                     continue
-                if not 200 <= status < 300:
+                if status not in _SUCCESS:
                     excerpt = self._read(response, deadline, what, _BODY_EXCERPT * 4, cut=True)
                     detail = excerpt.decode("utf-8", "replace")[:_BODY_EXCERPT]
                     error: type[HttpSourceError] = (
                         HttpServerError
                         if status in RETRY_STATUSES
                         else HttpRedirectError
-                        if 300 <= status < 400
+                        if status in _REDIRECTION
                         else HttpClientError
                     )
                     retried = " (after the last retry)" if status in RETRY_STATUSES else ""
@@ -396,10 +397,8 @@ class _Client:
                 why = f"status {response.status_code}"
                 after = response.headers.get("Retry-After")
                 if after:
-                    try:
+                    with contextlib.suppress(InvalidHeader):
                         wait = min(Retry(0).parse_retry_after(after), retry.max_backoff_seconds)
-                    except InvalidHeader:
-                        pass
                 response.close()
             log.warning(
                 "%s: GET %s: %s; attempt %d in %.1f s",
@@ -428,9 +427,13 @@ class _Client:
             f"({limit:,} bytes)"
         )
         length = response.headers.get("Content-Length", "")
-        if not cut and length.isdigit() and int(length) > limit:
-            if not response.headers.get("Content-Encoding"):
-                raise too_large
+        if (
+            not cut
+            and length.isdigit()
+            and int(length) > limit
+            and not response.headers.get("Content-Encoding")
+        ):
+            raise too_large
         raw, chunks, size = response.raw, list[bytes](), 0
         while size <= limit:
             remaining = deadline - time.monotonic()
@@ -546,26 +549,29 @@ def _params(spec: DatasetSpec, source: HttpSource, window: Window) -> dict[str, 
     """The YAML's query parameters, with ``{logical_date}`` and the interval filled in (ISO
     8601). Each template is checked again here (a spec can change after ``wharf check``) and
     rendered by Wharf, not by ``str.format``."""
-    params: dict[str, Any] = {}
-    for name, value in source.params.items():
-        if isinstance(value, str):
-            problem = param_template_problem(value)
-            if problem:
-                raise UnsafeSpecError(f"{spec.dataset_id}: source.params.{name}: {problem}")
-            pieces = list(Formatter().parse(value))
-            used = [field for _, field, _, _ in pieces if field is not None]
-            values = window.values_for(used, spec.dataset_id, lambda n: "{" + n + "}")
-            value = "".join(
-                literal + (values[field].isoformat() if field is not None else "")
-                for literal, field, _, _ in pieces
-            )
-            if len(value) > MAX_PARAM_CHARS:
-                raise UnsafeSpecError(
-                    f"{spec.dataset_id}: source.params.{name}: renders to {len(value):,} "
-                    f"characters; a param is at most {MAX_PARAM_CHARS:,}"
-                )
-        params[name] = value
-    return params
+    return {
+        name: _rendered(spec, name, value, window) if isinstance(value, str) else value
+        for name, value in source.params.items()
+    }
+
+
+def _rendered(spec: DatasetSpec, name: str, template: str, window: Window) -> str:
+    problem = param_template_problem(template)
+    if problem:
+        raise UnsafeSpecError(f"{spec.dataset_id}: source.params.{name}: {problem}")
+    pieces = list(Formatter().parse(template))
+    used = [field for _, field, _, _ in pieces if field is not None]
+    values = window.values_for(used, spec.dataset_id, lambda n: "{" + n + "}")
+    value = "".join(
+        literal + (values[field].isoformat() if field is not None else "")
+        for literal, field, _, _ in pieces
+    )
+    if len(value) > MAX_PARAM_CHARS:
+        raise UnsafeSpecError(
+            f"{spec.dataset_id}: source.params.{name}: renders to {len(value):,} "
+            f"characters; a param is at most {MAX_PARAM_CHARS:,}"
+        )
+    return value
 
 
 def _pages(

@@ -8,6 +8,7 @@ SELECT (``wharf.contract.sql_rules``), and every read runs in a read-only transa
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -330,7 +331,7 @@ def _sorts_as_time(fmt: str) -> bool:
         )
     )
     texts = [m.strftime(fmt) for m in moments]
-    return all(a <= b for a, b in zip(texts, texts[1:], strict=False))
+    return all(a <= b for a, b in itertools.pairwise(texts))
 
 
 def _naive_utc(value: Any) -> Any:

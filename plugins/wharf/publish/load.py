@@ -57,6 +57,9 @@ CLIENT_CHECK_INTERVAL_MS = 1000
 _MERGE_TABLE = "wharf_merge_rows"
 # Memory PostgreSQL may use for MERGE's hash join, per load (SET LOCAL: this transaction only).
 MERGE_WORK_MEM = "256MB"
+# server_version_num of the first releases with client_connection_check_interval and MERGE.
+_PG_14 = 140_000
+_PG_15 = 150_000
 
 
 class GuardError(LoadError):
@@ -129,7 +132,7 @@ def load(
         with conn.cursor() as cur:
             clock.begin("migrate")
             cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-            if conn.info.server_version >= 140000:
+            if conn.info.server_version >= _PG_14:
                 cur.execute(
                     sql.SQL("SET LOCAL client_connection_check_interval = {}").format(
                         sql.Literal(CLIENT_CHECK_INTERVAL_MS)
@@ -339,8 +342,8 @@ def _with_run_columns(
     schema = rows.schema.append(pa.field(LOGICAL_DATE_COLUMN, stamp)).append(
         pa.field(LOADED_AT_COLUMN, stamp)
     )
-    for batch in rows.stream:
-        batch = batch.select(rows.schema.names)
+    for given in rows.stream:
+        batch = given.select(rows.schema.names)
         extra = [
             pa.repeat(pa.scalar(logical_date, stamp), batch.num_rows),
             pa.repeat(pa.scalar(loaded_at, stamp), batch.num_rows),
@@ -359,7 +362,7 @@ def _merge(
     the table, writing only rows that are new or differ. 10% changed of 1M rows: MERGE 2.6 s,
     ``INSERT ... ON CONFLICT ... WHERE IS DISTINCT FROM`` 4.3 s (``bench/load_throughput.py``).
     """
-    if cur.connection.info.server_version < 150000:
+    if cur.connection.info.server_version < _PG_15:
         raise LoadError(
             f"{spec.dataset_id}: update_behaviour MERGE needs PostgreSQL 15 or later; the "
             f"datasets database is {cur.connection.info.server_version // 10000}"

@@ -280,7 +280,7 @@ def line_of(lines: dict[Path_, int], data: Any, loc: tuple[str | int, ...]) -> t
     found: Path_ = ()
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and part in node:  # noqa: SIM114 - two arms: mypy narrows each
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]

@@ -263,9 +263,8 @@ def _tables(batches: Iterator[pa.RecordBatch], columns: list[str] | None) -> Ite
     shorter)."""
     pending: list[pa.RecordBatch] = []
     count = 0
-    for batch in batches:
-        if columns is not None:
-            batch = batch.select(columns)
+    for given in batches:
+        batch = given if columns is None else given.select(columns)
         while batch.num_rows:
             take = min(batch.num_rows, CHUNK_ROWS - count)
             pending.append(batch.slice(0, take))
