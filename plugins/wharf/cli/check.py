@@ -209,11 +209,11 @@ class _Connections:
     than Wharf's own demo connections (``wharf.demo.connections``, which ``wharf demo`` and
     ``wharf serve-demo`` define for their runs, so they count as defined), a secrets backend
     in Airflow's configuration, or an Airflow metadata database that exists, answers and
-    holds at least one connection. Then a name
-    is looked up with Airflow's own ``Connection.get_connection_from_secrets`` (its
-    ``AirflowNotFoundException`` means undefined). When none is visible (a CI job with no
-    Airflow), only the variables are read, so no database file is created, and an unknown
-    name is a warning. Airflow is imported only when a YAML names a connection."""
+    holds at least one connection. Then a name is looked up with Airflow's own
+    ``Connection.get_connection_from_secrets`` (its ``AirflowNotFoundException`` means
+    undefined). When none is visible (a CI job with no Airflow), only the variables are
+    read, so no database file is created, and an unknown name is a warning. Airflow is
+    imported only when a YAML names a connection."""
 
     def __init__(self) -> None:
         self._ready = False
