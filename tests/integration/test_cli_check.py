@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from wharf import environment, settings
+from wharf import settings
 from wharf.cli.main import main
+from wharf.demo import connections as demo_connections
 
 SQL_YAML = """\
 metadata:
@@ -63,7 +64,7 @@ def no_connections(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """As in CI: no AIRFLOW_CONN_* variable but Wharf's demo ones, no secrets backend and
     no Airflow metadata database (a SQLite file that does not exist)."""
     for key in list(os.environ):
-        if key.startswith("AIRFLOW_CONN_") and key not in environment.demo_connections():
+        if key.startswith("AIRFLOW_CONN_") and key not in demo_connections.VARIABLES:
             monkeypatch.delenv(key)
     missing = tmp_path / "nowhere" / "airflow.db"
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{missing}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from wharf import environment, settings
 from wharf.contract.dataset import DatasetSpec
+from wharf.demo import connections as demo_connections
 from wharf.specfiles import SpecError, SpecIssue, load_spec, spec_files
 
 
@@ -205,13 +206,14 @@ class _Connections:
     """The Airflow connections ``wharf check`` can see, found the way a task finds them.
 
     Connections are *visible* when any of these holds: an ``AIRFLOW_CONN_*`` variable other
-    than Wharf's own demo connections (``environment.demo_connections``, which ``wharf
-    run`` defines itself), a secrets backend in Airflow's configuration, or an Airflow
-    metadata database that exists, answers and holds at least one connection. Then a name
-    is looked up with Airflow's own ``Connection.get_connection_from_secrets`` (its
-    ``AirflowNotFoundException`` means undefined). When none is visible (a CI job with no
-    Airflow), only the variables are read, so no database file is created, and an unknown
-    name is a warning. Airflow is imported only when a YAML names a connection."""
+    than Wharf's own demo connections (``wharf.demo.connections``, which ``wharf demo`` and
+    ``wharf serve-demo`` define for their runs, so they count as defined), a secrets backend
+    in Airflow's configuration, or an Airflow metadata database that exists, answers and
+    holds at least one connection. Then a name is looked up with Airflow's own
+    ``Connection.get_connection_from_secrets`` (its ``AirflowNotFoundException`` means
+    undefined). When none is visible (a CI job with no Airflow), only the variables are
+    read, so no database file is created, and an unknown name is a warning. Airflow is
+    imported only when a YAML names a connection."""
 
     def __init__(self) -> None:
         self._ready = False
@@ -220,11 +222,12 @@ class _Connections:
         self._full_lookup = False
 
     def _prepare(self) -> None:
-        demo = environment.demo_connections()
         own = {
-            k for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") and demo.get(k) != v
+            k
+            for k in os.environ
+            if k.startswith("AIRFLOW_CONN_") and k not in demo_connections.VARIABLES
         }
-        environment.apply(start_database=False)  # Wharf's AIRFLOW_HOME and demo connections
+        environment.apply(start_database=False)  # Wharf's AIRFLOW_HOME
         from airflow.configuration import conf
 
         # A connection read from the metadata database warns about Airflow's Fernet key
@@ -244,6 +247,8 @@ class _Connections:
         self._ready = True
 
     def defined(self, conn_id: str) -> bool:
+        if conn_id in demo_connections.CONN_IDS:
+            return True
         if not self._ready:
             self._prepare()
         if not self._full_lookup:

