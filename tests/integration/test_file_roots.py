@@ -25,7 +25,7 @@ from wharf.cli.main import main
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
 from wharf.errors import TerminalError, UnsafeSpecError
-from wharf.extract.file import open_below
+from wharf.extract.local_files import open_below
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
 

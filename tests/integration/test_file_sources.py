@@ -21,7 +21,7 @@ from conftest import s3_client
 from wharf import extract
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
-from wharf.extract.file import glob_matcher
+from wharf.extract.s3_files import glob_matcher
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import SpecError, get_spec, load_spec
 
