@@ -67,8 +67,8 @@ class Completeness(ContractModel):
     - ``manifest``: a JSON file in each folder, ``{"files": {"<name>": {"rows": N,
       "sha256": "<hex>"}}}``, listing each file read with its data rows and/or digest.
 
-    These files are never read as data, even when a glob matches them. ``sources.file``
-    verifies each one in ``extract``."""
+    These files are never read as data, even when a glob matches them.
+    ``wharf.extract.completeness`` verifies each one in ``extract``."""
 
     marker: SideFileName = Field(
         default=None,
