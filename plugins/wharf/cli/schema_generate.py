@@ -19,6 +19,7 @@ Typed samples (Parquet, a database table) keep their types; text (CSV, xlsx) is 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -218,27 +219,7 @@ def _nulls_from_markers(table: pa.Table) -> tuple[pa.Table, tuple[str, ...], lis
     markers = [m for m in NULL_MARKERS if m]
     texts = [pa.types.is_string(c.type) for c in table.columns]
     arrays = [c.combine_chunks() if t else c for c, t in zip(table.columns, texts, strict=True)]
-    uses: dict[str, dict[str, list[str]]] = {
-        m: {"empty": [], "typed": [], "value": [], "unlike": []} for m in markers
-    }
-    for name, array, text in zip(table.column_names, arrays, texts, strict=True):
-        if not text:
-            continue
-        present = set(pc.unique(pc.filter(array, pc.is_in(array, pa.array(markers)))).to_pylist())
-        if not present:
-            continue
-        has_empty = array.null_count > 0 or pc.any(pc.equal(array, "")).as_py()
-        rest = pc.drop_null(pc.filter(array, pc.invert(pc.is_in(array, pa.array(["", *markers])))))
-        is_typed = len(rest) > 0 and _from_text(rest)[0] != "string"
-        for marker in present:
-            if has_empty:
-                uses[marker]["empty"].append(name)
-            elif is_typed:
-                uses[marker]["typed"].append(name)
-            elif _looks_like(marker, rest):
-                uses[marker]["value"].append(name)
-            else:
-                uses[marker]["unlike"].append(name)
+    uses = _marker_uses(table.column_names, arrays, texts, markers)
     adopted, notes = [], []
     for marker in markers:
         empty, typed, value = (uses[marker][k] for k in ("empty", "typed", "value"))
@@ -280,6 +261,35 @@ def _nulls_from_markers(table: pa.Table) -> tuple[pa.Table, tuple[str, ...], lis
         for a, t in zip(arrays, texts, strict=True)
     ]
     return pa.Table.from_arrays(columns, names=table.column_names), tuple(adopted), notes
+
+
+def _marker_uses(
+    names: list[str], arrays: list[Any], texts: list[bool], markers: list[str]
+) -> dict[str, dict[str, list[str]]]:
+    """For each null marker, the text columns holding it, by how: beside ``empty`` cells,
+    beside only ``typed`` values, as a ``value`` like the others, or ``unlike`` them."""
+    uses: dict[str, dict[str, list[str]]] = {
+        m: {"empty": [], "typed": [], "value": [], "unlike": []} for m in markers
+    }
+    for name, array, text in zip(names, arrays, texts, strict=True):
+        if not text:
+            continue
+        present = set(pc.unique(pc.filter(array, pc.is_in(array, pa.array(markers)))).to_pylist())
+        if not present:
+            continue
+        has_empty = array.null_count > 0 or pc.any(pc.equal(array, "")).as_py()
+        rest = pc.drop_null(pc.filter(array, pc.invert(pc.is_in(array, pa.array(["", *markers])))))
+        is_typed = len(rest) > 0 and _from_text(rest)[0] != "string"
+        for marker in present:
+            if has_empty:
+                uses[marker]["empty"].append(name)
+            elif is_typed:
+                uses[marker]["typed"].append(name)
+            elif _looks_like(marker, rest):
+                uses[marker]["value"].append(name)
+            else:
+                uses[marker]["unlike"].append(name)
+    return uses
 
 
 def _columns(names: list[str]) -> str:
@@ -385,10 +395,25 @@ def _integer(array: pa.Array) -> str:
     return "bigint"
 
 
-def _from_text(array: pa.Array) -> tuple[str, str | None, str | None]:
+Typed = tuple[str, str | None, str | None]  # data_type, format, a comment for the draft
+
+
+def _from_text(array: pa.Array) -> Typed:
     values = pc.drop_null(array)
     if len(values) == 0:
         return "string", None, "no value in the sample: typed as string"
+    found = _numeric(values)
+    if found:
+        return found
+    if pc.all(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(values)), pa.array(_BOOLEAN))).as_py():
+        return "boolean", None, None
+    date = _first_format(values, DATE_FORMATS)
+    if date:
+        return "date", date[0], date[1]
+    return _timestamp(values) or ("string", None, None)
+
+
+def _numeric(values: pa.Array) -> Typed | None:
     if pc.all(pc.match_substring_regex(values, _INTEGER)).as_py():
         if pc.any(pc.match_substring_regex(values, r"^\s*[+-]?0\d")).as_py():
             return "string", None, "leading zeros: kept as text"
@@ -398,25 +423,18 @@ def _from_text(array: pa.Array) -> tuple[str, str | None, str | None]:
             return "decimal", None, "integers beyond bigint"
     if pc.all(pc.match_substring_regex(values, _NUMBER)).as_py():
         return "double", None, None
-    if pc.all(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(values)), pa.array(_BOOLEAN))).as_py():
-        return "boolean", None, None
-    date = _first_format(values, DATE_FORMATS)
-    if date:
-        return "date", date[0], date[1]
-    try:
+    return None
+
+
+def _timestamp(values: pa.Array) -> Typed | None:
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pc.cast(values, pa.timestamp("us", tz="UTC"))
         return "timestamp", None, None  # ISO 8601: the default, offsets honoured
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    try:
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pc.cast(values, pa.timestamp("us"))
         return "timestamp", None, "ISO 8601 without an offset: read as UTC"
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
     stamp = _first_format(values, TIMESTAMP_FORMATS)
-    if stamp:
-        return "timestamp", stamp[0], stamp[1]
-    return "string", None, None
+    return ("timestamp", stamp[0], stamp[1]) if stamp else None
 
 
 def _first_format(values: pa.Array, formats: Sequence[str]) -> tuple[str, str | None] | None:

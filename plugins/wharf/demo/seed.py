@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 FLIGHTS_ROWS = 336_776
 TABLES = ("airlines", "airports", "planes", "weather", "flights")
+_INTEGER_BITS = 32  # SQL INTEGER; wider Arrow integers become BIGINT
 
 
 def _data_dir() -> Path:
@@ -49,7 +50,7 @@ def _sa_type(kind: pa.DataType, name: str, text_timestamps: bool) -> Any:
     if name == "time_hour" and not text_timestamps:
         return sa.DateTime()
     if pa.types.is_integer(kind):
-        return sa.BigInteger() if kind.bit_width > 32 else sa.Integer()
+        return sa.BigInteger() if kind.bit_width > _INTEGER_BITS else sa.Integer()
     if pa.types.is_floating(kind):
         return sa.Float()
     return sa.String(255)

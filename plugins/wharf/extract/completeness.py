@@ -117,6 +117,20 @@ def _digest_in(text: bytes, shown: str, ds: str) -> str:
     return first.lower()
 
 
+def _manifest_json(raw: bytes, ds: str, where: str) -> Any:
+    """The manifest parsed as JSON; ``IncompleteSourceError`` (never quoting it) if it is not."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise IncompleteSourceError(f"{ds}: {where} is not JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as err:
+        raise IncompleteSourceError(
+            f"{ds}: {where} is not JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+        ) from None
+    except (ValueError, RecursionError):
+        raise IncompleteSourceError(f"{ds}: {where} is not JSON Wharf can read") from None
+
+
 def _from_manifest(
     ds: str,
     source: FileSource,
@@ -135,16 +149,7 @@ def _from_manifest(
             f"{ds}: no manifest file {shown!r}: completeness.manifest says the files beside it "
             "are listed in it; nothing was read"
         )
-    try:
-        document = json.loads(raw)
-    except UnicodeDecodeError:
-        raise IncompleteSourceError(f"{ds}: {where} is not JSON (not UTF-8 text)") from None
-    except json.JSONDecodeError as err:
-        raise IncompleteSourceError(
-            f"{ds}: {where} is not JSON ({err.msg} at line {err.lineno}, column {err.colno})"
-        ) from None
-    except (ValueError, RecursionError):
-        raise IncompleteSourceError(f"{ds}: {where} is not JSON Wharf can read") from None
+    document = _manifest_json(raw, ds, where)
     listed = document.get("files") if isinstance(document, dict) else None
     shape = '{"files": {"<file name>": {"rows": <data rows>, "sha256": "<hex digest>"}}}'
     if not isinstance(listed, dict):

@@ -102,7 +102,12 @@ class S3Files:
         try:
             path = self._download(key, name, folder)
             opened = open_file(
-                lambda: open(path, "rb"), path, self.source, self.spec, name, expected
+                lambda: open(path, "rb"),  # noqa: SIM115 - the reader closes it when done
+                path,
+                self.source,
+                self.spec,
+                name,
+                expected,
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

@@ -10,6 +10,8 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A URL's path is quoted in messages up to this many characters.
+_SHOWN_PATH = 200
 
 
 @dataclass(frozen=True)
@@ -51,4 +53,4 @@ def shown(url: str) -> str:
     if origin is None:
         return "a URL that is not http(s)://host[:port]/..."
     path = urlsplit(url).path
-    return f"{origin}{path if len(path) <= 200 else path[:200] + '...'}"
+    return f"{origin}{path if len(path) <= _SHOWN_PATH else path[:_SHOWN_PATH] + '...'}"
