@@ -224,7 +224,7 @@ def _wharf_step(spec: Any, step: str) -> float:
     if step == "load":
         import airflow.providers.postgres.hooks.postgres  # noqa: F401 (import time excluded)
 
-    from wharf.ledger import records
+    from wharf.ledger.audit import AuditRow
     from wharf.orchestration import tasks
 
     run = tasks.Run(
@@ -237,7 +237,7 @@ def _wharf_step(spec: Any, step: str) -> float:
         ingestion_date=datetime.now(UTC).date(),
     )
     started = time.perf_counter()
-    tasks._BODIES[step](spec, run, records.AuditRow(spec.dataset_id, "bench", step, "running"))
+    tasks._BODIES[step](spec, run, AuditRow(spec.dataset_id, "bench", step, "running"))
     return time.perf_counter() - started
 
 
@@ -409,10 +409,10 @@ def _has(module: str) -> bool:
 def _ensure_wharf_schema(conninfo: str) -> None:
     import psycopg
 
-    from wharf.ledger import records
+    from wharf.ledger import migrations
 
     with psycopg.connect(conninfo) as conn:
-        records.ensure_schema(conn)
+        migrations.upgrade(conn)
 
 
 def _line(r: dict[str, Any]) -> str:
