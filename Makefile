@@ -40,9 +40,9 @@ bench: $(VENV)/.synced
 	$(BIN)/python bench/extract_memory.py
 
 ## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
-## Sheets servers (stop with Ctrl-C).
+## Sheets servers (stop with Ctrl-C), after `wharf db upgrade` of the datasets database.
 airflow: $(VENV)/.synced
-	eval "$$($(BIN)/wharf env)" && { $(BIN)/wharf serve-demo & pid=$$!; \
+	eval "$$($(BIN)/wharf env)" && $(BIN)/wharf db upgrade && { $(BIN)/wharf serve-demo & pid=$$!; \
 	  trap 'kill $$pid' EXIT INT TERM; $(BIN)/airflow standalone; }
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin

@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
-from wharf import environment  # noqa: E402
+from wharf import environment, settings  # noqa: E402
 
 WORK = ROOT / ".wharf" / "bench"
 # The bench files are an allowed file root (an operator's setting: README, `file`).
@@ -376,7 +376,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (WORK / "lake").as_uri()
     environment.apply()
-    url = os.environ[f"AIRFLOW_CONN_{environment.config.datasets_conn_id().upper()}"]
+    url = os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
     conninfo = environment.libpq_conninfo(url)
     _ensure_wharf_schema(conninfo)
