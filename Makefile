@@ -40,9 +40,10 @@ bench: $(VENV)/.synced
 	$(BIN)/python bench/extract_memory.py
 
 ## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
-## Sheets servers on free ports, their connections in Airflow's environment (stop with Ctrl-C).
+## Sheets servers on free ports, their connections in Airflow's environment, after `wharf db
+## upgrade` of the datasets database (stop with Ctrl-C).
 airflow: $(VENV)/.synced
-	$(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
+	$(BIN)/wharf db upgrade && $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 

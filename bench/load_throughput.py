@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
-from wharf import environment  # noqa: E402
+from wharf import environment, settings  # noqa: E402
 
 WORK = ROOT / ".wharf" / "bench"
 # The bench files are an allowed file root (an operator's setting: README, `file`).
@@ -224,7 +224,7 @@ def _wharf_step(spec: Any, step: str) -> float:
     if step == "load":
         import airflow.providers.postgres.hooks.postgres  # noqa: F401 (import time excluded)
 
-    from wharf.ledger import records
+    from wharf.ledger.audit import AuditRow
     from wharf.orchestration import tasks
 
     run = tasks.Run(
@@ -237,7 +237,7 @@ def _wharf_step(spec: Any, step: str) -> float:
         ingestion_date=datetime.now(UTC).date(),
     )
     started = time.perf_counter()
-    tasks._BODIES[step](spec, run, records.AuditRow(spec.dataset_id, "bench", step, "running"))
+    tasks._BODIES[step](spec, run, AuditRow(spec.dataset_id, "bench", step, "running"))
     return time.perf_counter() - started
 
 
@@ -376,7 +376,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (WORK / "lake").as_uri()
     environment.apply()
-    url = os.environ[f"AIRFLOW_CONN_{environment.settings.datasets_conn_id().upper()}"]
+    url = os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
     conninfo = environment.libpq_conninfo(url)
     _ensure_wharf_schema(conninfo)
@@ -409,10 +409,10 @@ def _has(module: str) -> bool:
 def _ensure_wharf_schema(conninfo: str) -> None:
     import psycopg
 
-    from wharf.ledger import records
+    from wharf.ledger import migrations
 
     with psycopg.connect(conninfo) as conn:
-        records.ensure_schema(conn)
+        migrations.upgrade(conn)
 
 
 def _line(r: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 sys.path.insert(0, str(ROOT / "bench"))
 import load_throughput as lt  # noqa: E402
-from wharf import environment  # noqa: E402
+from wharf import environment, settings  # noqa: E402
 
 CHECKS = [
     {"expect_column_values_to_not_be_null": {"column": "id"}},
@@ -140,7 +140,7 @@ def main() -> None:
     lt.WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (lt.WORK / "lake").as_uri()
     environment.apply()
-    url = os.environ[f"AIRFLOW_CONN_{environment.settings.datasets_conn_id().upper()}"]
+    url = os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
     lt._ensure_wharf_schema(environment.libpq_conninfo(url))
     lines = ["| step | rows | seconds | vs load | peak RSS |", "|---|---:|---:|---:|---:|"]

@@ -63,12 +63,18 @@ def pg_connect():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session", autouse=True)
 def _airflow_db() -> Iterator[None]:
+    """The Airflow metadata database migrated, and Wharf's tables in the datasets database
+    upgraded once (``wharf db upgrade``), as a deploy does before any task runs."""
+    from wharf.ledger import migrations
+
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    with pg_connect() as conn:
+        migrations.upgrade(conn)
     yield
     shutil.rmtree(_TMP, ignore_errors=True)
 

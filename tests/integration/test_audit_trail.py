@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from conftest import DATASETS_URL, _libpq
-from wharf.ledger import records
+from wharf.ledger import audit, migrations
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
 
@@ -244,14 +244,14 @@ def old_database() -> Any:
 
 def test_the_ddl_migrates_an_old_audit_table_in_place(old_database: Any) -> None:
     conn = old_database
-    records.ensure_schema(conn)
-    records.ensure_schema(conn)  # idempotent
+    migrations.upgrade(conn)
+    migrations.upgrade(conn)  # idempotent
 
     assert conn.execute("SELECT id, step, status, event, attempt FROM wharf.audit").fetchall() == [
         (1, "extract", "success", "end", None)
     ]
-    attempt = records.AuditRow("new.one", "manual__1", "extract", "running")
-    records.write_audit(conn, attempt, event="start")
+    attempt = audit.AuditRow("new.one", "manual__1", "extract", "running")
+    audit.write_audit(conn, attempt, event="start")
     assert conn.execute("SELECT status, finished_at FROM wharf.audit WHERE id = 2").fetchone() == (
         "running",
         None,

@@ -23,7 +23,6 @@ from loading import (
 )
 
 from conftest import DATASETS_URL, _libpq, pg_connect
-from wharf.ledger import records
 from wharf.publish import load
 from wharf.publish.schema_changes import SchemaChangeError
 
@@ -35,7 +34,6 @@ DAY2 = datetime(2026, 1, 2, tzinfo=UTC)
 def conn() -> Iterator[psycopg.Connection[Any]]:
     """A loader connection (transactions, as the datasets hook gives)."""
     with psycopg.connect(_libpq(DATASETS_URL)) as connection:
-        records.ensure_schema(connection)
         yield connection
 
 

@@ -27,7 +27,6 @@ from loading import checksum, data_checksum, make_spec, sample, table_name
 
 from conftest import DATASETS_URL, _libpq
 from wharf.contract.columns import RUN_ID_COLUMN
-from wharf.ledger import records
 from wharf.publish import load
 from wharf.validate.contract_checks import curated_schema
 
@@ -149,7 +148,6 @@ def test_sigkill_during_copy_and_publish_leaves_the_table_unchanged(
         ]
 
     with psycopg.connect(conninfo) as conn:
-        records.ensure_schema(conn)
         # what the table holds after loading each batch, once both have been loaded
         expected = {}
         for index in (0, 1, 0, 1):

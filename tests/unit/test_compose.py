@@ -45,3 +45,12 @@ def test_airflow_services_share_the_project_and_connections() -> None:
             source = local.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).is_dir(), f"{name} mounts missing {source}"
+
+
+def test_the_init_service_migrates_airflow_then_upgrades_wharfs_tables() -> None:
+    command = compose()["services"]["airflow-init"]["command"]
+    assert command[:2] == ["bash", "-c"]
+    assert command[2] == "airflow db migrate && python -m wharf db upgrade"
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        depends = compose()["services"][name]["depends_on"]
+        assert depends["airflow-init"] == {"condition": "service_completed_successfully"}

@@ -12,6 +12,8 @@ wharf serve-demo [-- CMD ...]
                             serve the demo's API and Sheets servers on free ports while
                             CMD runs with their connections (no CMD: print them, serve
                             until Ctrl-C)
+wharf db upgrade            apply the pending migrations of Wharf's own tables to the
+                            datasets database (once per deploy)
 wharf env                   print the environment as shell exports (starts the database)
 wharf watermark reset DATASET
                             delete an incremental dataset's watermark: its next run reads
@@ -26,6 +28,7 @@ from datetime import UTC, datetime
 
 from wharf import environment, settings
 from wharf.cli.check import cmd_check
+from wharf.cli.db import cmd_db_upgrade
 from wharf.cli.demo import cmd_demo, cmd_serve_demo
 from wharf.cli.generate import cmd_schema_generate
 from wharf.cli.run import cmd_run, cmd_run_dag
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "cmd", nargs=argparse.REMAINDER, help="-- a command to run with the demo's connections"
     )
+    db = sub.add_parser("db", help="the datasets database's Wharf tables")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations of Wharf's own tables")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
     watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args.datasets, args.logical_date)
     if args.command == "demo":
         return cmd_demo()
+    if args.command == "db":
+        return cmd_db_upgrade()
     if args.command == "env":
         return cmd_env()
     if args.command == "serve-demo":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf import environment, settings
+from wharf.cli.db import upgrade_datasets_db
 from wharf.connections import Connection, one_row
 from wharf.contract.dataset import DatasetSpec
 from wharf.specfiles import SpecError, load_specs
@@ -46,11 +47,7 @@ def cmd_run(dataset_ids: list[str], logical_date: datetime | None = None) -> int
     if unknown:
         print(f"unknown dataset(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    from wharf import connections
-    from wharf.ledger import records
-
-    with connections.connect() as conn:
-        records.ensure_schema(conn)
+    upgrade_datasets_db()
     logs = settings.state_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     results = []

@@ -10,9 +10,10 @@ from wharf.specfiles import load_specs
 
 def cmd_watermark_reset(dataset_id: str) -> int:
     """Delete the dataset's row of ``wharf.watermarks`` and print what it held; exit 2 for a
-    dataset no YAML defines or one that is not incremental, 1 when it has no watermark."""
+    dataset no YAML defines or one that is not incremental, or a datasets database not at
+    Wharf's version (``wharf db upgrade``); 1 when it has no watermark."""
     from wharf import connections
-    from wharf.ledger import records
+    from wharf.ledger import migrations, watermarks
 
     environment.apply()
     specs, _ = load_specs()
@@ -24,8 +25,12 @@ def cmd_watermark_reset(dataset_id: str) -> int:
         print(f"{dataset_id} is not incremental: it has no watermark", file=sys.stderr)
         return 2
     with connections.connect() as conn:
-        records.ensure_schema(conn)
-        removed = records.reset_watermark(conn, dataset_id)
+        try:
+            migrations.require_head(conn)
+        except migrations.SchemaVersionError as err:
+            print(err, file=sys.stderr)
+            return 2
+        removed = watermarks.reset_watermark(conn, dataset_id)
     if removed is None:
         print(f"{dataset_id} has no watermark: its next run reads everything", file=sys.stderr)
         return 1

@@ -19,7 +19,12 @@ from typing import Any, Literal
 
 from wharf import connections, errors, extract, lake
 from wharf.contract.dataset import DatasetSpec
-from wharf.ledger import records
+from wharf.ledger.audit import AuditRow, failed_validation, steps_audited, write_audit
+from wharf.ledger.catalogue import spec_hash, upsert_catalogue
+from wharf.ledger.lineage import write_lineage
+from wharf.ledger.migrations import SchemaVersionError, require_head
+from wharf.ledger.quarantine import write_quarantine
+from wharf.ledger.watermarks import read_watermark
 from wharf.publish import data_cuts, load
 from wharf.specfiles import get_spec, load_specs
 from wharf.validate import contract_checks, expectations, staging
@@ -80,12 +85,12 @@ def current_run(dataset_id: str) -> Run:
 
 
 @contextmanager
-def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
+def audited(run: Run, step: str) -> Iterator[AuditRow]:
     """Append the step's start row now and its end row when it ends, with ``status`` failed
     and the error if it raised (the error is re-raised: a failed step must fail its task).
     Both rows carry one attempt id: a start row that never gets its end row is an attempt
     that was killed (SIGKILL, a lost worker, a timeout that killed the process)."""
-    row = records.AuditRow(
+    row = AuditRow(
         dataset_id=run.dataset_id,
         run_id=run.run_id,
         step=step,
@@ -97,7 +102,7 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
         attempt=str(uuid.uuid4()),
     )
     started = time.monotonic()
-    ensured = _write_audit(row, "start", ensure=True)
+    _write_audit(row, "start", check=True)
     try:
         yield row
         row.status = "success"
@@ -109,21 +114,23 @@ def audited(run: Run, step: str) -> Iterator[records.AuditRow]:
         raise
     finally:
         row.detail["seconds"] = round(time.monotonic() - started, 3)
-        _write_audit(row, "end", ensure=not ensured)
+        _write_audit(row, "end")
 
 
-def _write_audit(row: records.AuditRow, event: Literal["start", "end"], ensure: bool) -> bool:
-    """Append one audit row; False (and logged) if it could not be written: the step's own
-    outcome matters more than its audit row."""
+def _write_audit(row: AuditRow, event: Literal["start", "end"], check: bool = False) -> None:
+    """Append one audit row, or log that it could not be written: the step's own outcome
+    matters more than its audit row. With ``check``, first ``require_head`` (one SELECT on
+    the same connection), whose ``SchemaVersionError`` is raised: no step may write Wharf's
+    tables in a shape this code does not know."""
     try:
         with connections.connect() as conn:
-            if ensure:
-                records.ensure_schema(conn)
-            records.write_audit(conn, row, event)
-        return True
+            if check:
+                require_head(conn)
+            write_audit(conn, row, event)
+    except SchemaVersionError:
+        raise
     except Exception:
         log.exception("%s %s: could not write the audit %s row", row.dataset_id, row.step, event)
-        return False
 
 
 # The end of a terminal validate failure's cause line: a cleared validate would only
@@ -159,7 +166,7 @@ def _cause(step: str, err: BaseException) -> str:
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
     """Run one step of the current Airflow run; returns what goes to XCom."""
     run = current_run(dataset_id)
-    body: Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]] = _BODIES[step]
+    body: Callable[[DatasetSpec, Run, AuditRow], dict[str, Any]] = _BODIES[step]
     try:
         with audited(run, step) as row:
             spec = get_spec(dataset_id)  # checked again: the YAML may have changed since parsing
@@ -188,12 +195,11 @@ def _check_start_date(spec: DatasetSpec, run: Run) -> None:
         )
 
 
-def _extract(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     watermark = None
     if spec.incremental is not None:
         with connections.connect() as conn:
-            records.ensure_schema(conn)
-            watermark = records.read_watermark(conn, spec)
+            watermark = read_watermark(conn, spec)
         row.detail["watermark"] = None if watermark is None else str(watermark)
     window = extract.Window(
         run.logical_date,
@@ -224,7 +230,7 @@ def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
         yield batch
 
 
-def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+def _validate(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     key = run.lake_key
     _refuse_failed_landing(spec, run, row)
     report = contract_checks.Report(spec.dataset_id)
@@ -266,7 +272,7 @@ def _validate(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, A
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
 
 
-def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: AuditRow) -> None:
     """Refuse at once a landing this run already failed to validate under this contract.
 
     Clearing ``validate`` does not extract again: after the source is fixed it would only
@@ -275,9 +281,9 @@ def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: records.AuditRow) -
     landing) or a changed YAML (a new contract) is validated as usual.
     """
     row.detail["landing_sha256"] = lake.checksum(run.lake_key, "landing")
-    row.detail["spec_hash"] = records.spec_hash(spec)
+    row.detail["spec_hash"] = spec_hash(spec)
     with connections.connect() as conn:
-        failed_at = records.failed_validation(
+        failed_at = failed_validation(
             conn, spec.dataset_id, run.run_id, row.detail["landing_sha256"], row.detail["spec_hash"]
         )
     if failed_at is not None:
@@ -289,7 +295,7 @@ def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: records.AuditRow) -
 
 
 def _write_report(
-    spec: DatasetSpec, run: Run, report: contract_checks.Report, row: records.AuditRow
+    spec: DatasetSpec, run: Run, report: contract_checks.Report, row: AuditRow
 ) -> None:
     from wharf.validate import report as validation_report
 
@@ -300,7 +306,7 @@ def _write_report(
     log.info("%s: validation report %s", spec.dataset_id, row.detail["report"])
 
 
-def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
+def _run_checks(spec: DatasetSpec, run: Run, row: AuditRow) -> None:
     """The YAML's Great Expectations checks over the curated rows; fails on error level."""
     key, schema = run.lake_key, contract_checks.curated_schema(spec)
 
@@ -329,15 +335,14 @@ def _run_checks(spec: DatasetSpec, run: Run, row: records.AuditRow) -> None:
 
 
 def _keep_rejected(
-    spec: DatasetSpec, run: Run, report: contract_checks.Report, row: records.AuditRow
+    spec: DatasetSpec, run: Run, report: contract_checks.Report, row: AuditRow
 ) -> None:
     """Record the rejected rows in wharf.quarantine; fail past ``max_rejected_fraction``."""
     path = lake.uri(run.lake_key.folder("quarantine"))
     if report.rejected:
         log.warning("%s", report.summary())
         with connections.connect() as conn:
-            records.ensure_schema(conn)
-            records.write_quarantine(
+            write_quarantine(
                 conn,
                 spec.dataset_id,
                 run.run_id,
@@ -355,14 +360,13 @@ def _keep_rejected(
         )
 
 
-def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     key = run.lake_key
     schema = contract_checks.curated_schema(spec)
     rows = load.Batches(
         schema, lake.count_rows(key, "curated"), lake.read_batches(key, "curated", schema)
     )
     with connections.connect() as conn:
-        records.ensure_schema(conn)
         result = load.load(conn, spec, run.run_id, run.logical_date, rows, backfill=run.is_backfill)
     row.rows_in, row.rows_out = result.rows_in, result.published_rows
     row.detail.update(
@@ -382,7 +386,7 @@ def _load(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
     }
 
 
-def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     specs, _ = load_specs()
     cuts = data_cuts.dependents(spec.dataset_id, specs)
     if spec.metadata.kind == "data_cut":
@@ -400,7 +404,7 @@ def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: records.AuditRow) -> di
     return {"data_cuts": outcome}
 
 
-def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any]:
+def _record(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     from airflow.sdk import get_current_context
 
     ti = get_current_context()["ti"]
@@ -411,13 +415,12 @@ def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any
     by_task = {t: str(s) for t, s in states.get(run.run_id, {}).items()}
     status = "success" if all(by_task.get(s) == "success" for s in steps) else "failed"
     with connections.connect() as conn:
-        records.ensure_schema(conn)
-        audited_steps = records.steps_audited(conn, spec.dataset_id, run.run_id)
+        audited_steps = steps_audited(conn, spec.dataset_id, run.run_id)
         for step in steps:  # steps that never ran (upstream failed) still get their row
             if step not in audited_steps:
-                records.write_audit(
+                write_audit(
                     conn,
-                    records.AuditRow(
+                    AuditRow(
                         dataset_id=spec.dataset_id,
                         run_id=run.run_id,
                         step=step,
@@ -427,8 +430,8 @@ def _record(spec: DatasetSpec, run: Run, row: records.AuditRow) -> dict[str, Any
                     ),
                 )
         row_count = _published_rows(conn, spec) if status == "success" else None
-        records.upsert_catalogue(conn, spec, run.run_id, status, row_count)
-        records.write_lineage(conn, run.run_id, _lineage(spec))
+        upsert_catalogue(conn, spec, run.run_id, status, row_count)
+        write_lineage(conn, run.run_id, _lineage(spec))
     row.detail["steps"] = by_task
     row.rows_out = row_count
     summary = {"status": status, "steps": by_task, "rows": row_count}
@@ -483,7 +486,7 @@ def _lineage(spec: DatasetSpec) -> list[tuple[str, str]]:
     return [(source.origin, spec.dataset_id)]
 
 
-_BODIES: dict[str, Callable[[DatasetSpec, Run, records.AuditRow], dict[str, Any]]] = {
+_BODIES: dict[str, Callable[[DatasetSpec, Run, AuditRow], dict[str, Any]]] = {
     "extract": _extract,
     "validate": _validate,
     "load": _load,

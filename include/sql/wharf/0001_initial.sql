@@ -1,4 +1,6 @@
--- Wharf's own tables in the datasets database. Idempotent: run before every step.
+-- Migration 0001: Wharf's own tables as the IF NOT EXISTS script built them before migrations
+-- existed (run before every step until then). Idempotent, and must stay so: a database that
+-- script built is upgraded by running this file once more. Later changes are new files.
 CREATE SCHEMA IF NOT EXISTS wharf;
 
 CREATE TABLE IF NOT EXISTS wharf.audit (
