@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from support import DATASETS_URL, libpq
 
-from conftest import DATASETS_URL, _libpq
 from wharf.ledger import records
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
@@ -229,11 +229,11 @@ def old_database() -> Any:
     """A database of its own whose wharf.audit has the shape it had before issue #11."""
     name = f"wharf_old_{uuid.uuid4().hex[:8]}"
     parts = urlsplit(DATASETS_URL)
-    admin = _libpq(urlunsplit(parts._replace(path="/postgres")))
+    admin = libpq(urlunsplit(parts._replace(path="/postgres")))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        with psycopg.connect(_libpq(urlunsplit(parts._replace(path=f"/{name}")))) as conn:
+        with psycopg.connect(libpq(urlunsplit(parts._replace(path=f"/{name}")))) as conn:
             conn.execute(OLD_AUDIT)
             conn.commit()
             yield conn

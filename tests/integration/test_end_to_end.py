@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+from support import mariadb_url
 
-from conftest import mariadb_url
 from wharf.demo.seed import FLIGHTS_ROWS, read_table, seed
 from wharf.demo.servers import demo_api, demo_sheets, start, vega_file, vega_records, write_key
 from wharf.orchestration.dag_factory import build_dag

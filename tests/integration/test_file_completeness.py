@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import s3_client
 
-from conftest import s3_client
 from wharf import extract
 from wharf.cli.main import main
 from wharf.contract.dataset import DatasetSpec

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import pg_connect
 
-from conftest import pg_connect
 from wharf import extract
 from wharf.demo import servers
 from wharf.demo.servers import SheetsAPI, sheets_error

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from cursor_sources import Source, dataset_yaml, open_source
+from support import pg_connect
 
-from conftest import pg_connect
 from wharf import extract
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec

@@ -14,8 +14,8 @@ from typing import Any
 
 import pymysql
 import pytest
+from support import mariadb_url
 
-from conftest import mariadb_url
 from wharf import settings
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
