@@ -83,11 +83,16 @@ def s3_client(url: str):  # type: ignore[no-untyped-def]
     )
 
 
-def run_dag(dataset_id: str, **test_kwargs: Any) -> str:
+def dag_run(dataset_id: str, **test_kwargs: Any) -> Any:
     """Run the DAG of ``dataset_id``, built from its YAML as it is now, once with
     ``dag.test(**test_kwargs)`` (e.g. ``logical_date=``, ``run_after=``) in this process.
-    Returns the run's state: ``"success"`` or ``"failed"``."""
-    return str(build_dag(get_spec(dataset_id)).test(**test_kwargs).state)
+    Returns Airflow's ``DagRun`` (``.state``, ``.run_id``)."""
+    return build_dag(get_spec(dataset_id)).test(**test_kwargs)
+
+
+def run_dag(dataset_id: str, **test_kwargs: Any) -> str:
+    """``dag_run(dataset_id, **test_kwargs)``'s state: ``"success"`` or ``"failed"``."""
+    return str(dag_run(dataset_id, **test_kwargs).state)
 
 
 def last_audit(pg: Any, dataset_id: str, step: str, columns: str = "status, error") -> Any:
@@ -100,13 +105,22 @@ def last_audit(pg: Any, dataset_id: str, step: str, columns: str = "status, erro
     ).fetchone()
 
 
+def last_run_id(pg: Any, dataset_id: str) -> str | None:
+    """The run id of the latest audit row of ``dataset_id``; None when it never ran."""
+    row = pg.execute(
+        "SELECT run_id FROM wharf.audit WHERE dataset_id = %s ORDER BY id DESC LIMIT 1",
+        (dataset_id,),
+    ).fetchone()
+    return row and row[0]
+
+
 def last_run_audit(pg: Any, dataset_id: str, columns: str) -> dict[str, tuple[Any, ...]]:
     """Per step, ``columns`` (SQL) of the end row of the latest run of ``dataset_id`` in
-    ``wharf.audit``: ``{step: (column values...)}`` (empty when it never ran)."""
+    ``wharf.audit``: ``{step: (column values...)}`` in the order the steps ended (empty
+    when it never ran)."""
     rows = pg.execute(
         f"""SELECT step, {columns} FROM wharf.audit WHERE dataset_id = %s AND event = 'end'
-            AND run_id = (SELECT run_id FROM wharf.audit WHERE dataset_id = %s
-                          ORDER BY id DESC LIMIT 1)""",
-        (dataset_id, dataset_id),
+            AND run_id = %s ORDER BY id""",
+        (dataset_id, last_run_id(pg, dataset_id)),
     ).fetchall()
     return {r[0]: tuple(r[1:]) for r in rows}
