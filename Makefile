@@ -29,6 +29,7 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff check plugins dags tests bench
 	$(BIN)/ruff format --check plugins dags tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Benchmarks (print numbers): DAG parsing, load throughput (psql \copy, pandas, dlt), validation,
 ## extraction memory per source type.

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import mariadb_url
+from support import mariadb_url
 
 KINDS = [
     "sqlite_text",

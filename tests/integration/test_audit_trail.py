@@ -23,11 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from support import DATASETS_URL, dag_run, libpq
 
-from conftest import DATASETS_URL, _libpq
 from wharf.ledger import audit, migrations
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
 
 YAML = """\
 metadata:
@@ -99,7 +97,7 @@ def _attempts(pg: Any, dataset_id: str, run_id: str) -> list[tuple[Any, ...]]:
 def test_every_attempt_has_a_start_and_an_end_row(shop: Path, pg: Any) -> None:
     (shop / "trail.yaml").write_text(_yaml("trail", FAST))
 
-    run = build_dag(get_spec("shop.trail")).test(logical_date=datetime(2026, 6, 1, tzinfo=UTC))
+    run = dag_run("shop.trail", logical_date=datetime(2026, 6, 1, tzinfo=UTC))
 
     assert str(run.state) == "success"
     rows = _rows(pg, "shop.trail", run.run_id)
@@ -146,7 +144,7 @@ def test_a_killed_step_leaves_a_start_row_without_an_end(shop: Path, pg: Any) ->
     assert _attempts(pg, "shop.killed", run_id) == [("extract", "running")]
 
     (shop / "killed.yaml").write_text(_yaml("killed", FAST))
-    rerun = build_dag(get_spec("shop.killed")).test(logical_date=day, run_after=day)
+    rerun = dag_run("shop.killed", logical_date=day, run_after=day)
 
     assert rerun.run_id == run_id
     assert str(rerun.state) == "success"
@@ -159,7 +157,7 @@ def test_a_killed_step_leaves_a_start_row_without_an_end(shop: Path, pg: Any) ->
 def test_record_counts_steps_that_never_ran_as_upstream_failed(shop: Path, pg: Any) -> None:
     (shop / "failing.yaml").write_text(_yaml("failing", FAST, allow_null=False))
 
-    run = build_dag(get_spec("shop.failing")).test(logical_date=datetime(2026, 6, 3, tzinfo=UTC))
+    run = dag_run("shop.failing", logical_date=datetime(2026, 6, 3, tzinfo=UTC))
 
     assert str(run.state) == "failed"
     from airflow.utils.session import create_session
@@ -229,11 +227,11 @@ def old_database() -> Any:
     """A database of its own whose wharf.audit has the shape it had before issue #11."""
     name = f"wharf_old_{uuid.uuid4().hex[:8]}"
     parts = urlsplit(DATASETS_URL)
-    admin = _libpq(urlunsplit(parts._replace(path="/postgres")))
+    admin = libpq(urlunsplit(parts._replace(path="/postgres")))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        with psycopg.connect(_libpq(urlunsplit(parts._replace(path=f"/{name}")))) as conn:
+        with psycopg.connect(libpq(urlunsplit(parts._replace(path=f"/{name}")))) as conn:
             conn.execute(OLD_AUDIT)
             conn.commit()
             yield conn

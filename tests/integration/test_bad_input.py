@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from support import last_run_audit, run_dag
 
 from wharf import settings
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
 
 ORDERS = """\
 metadata:
@@ -51,12 +50,8 @@ def shop(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sqli
     return conn
 
 
-def run() -> str:
-    return str(build_dag(get_spec("shop.orders")).test().state)
-
-
 def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) -> None:  # type: ignore[no-untyped-def]
-    assert run() == "success"
+    assert run_dag("shop.orders") == "success"
     before = pg.execute(CHECKSUM).fetchone()
     assert before[0] == 3
     # '' stays '' and NULL stays NULL through the lake and COPY.
@@ -69,17 +64,10 @@ def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) 
     shop.execute("INSERT INTO orders VALUES (5, 'eve', '7', '30/02/2024')")
     shop.commit()
 
-    assert run() == "failed"
+    assert run_dag("shop.orders") == "failed"
 
     assert pg.execute(CHECKSUM).fetchone() == before
-    rows = dict(
-        (r[0], r[1:])
-        for r in pg.execute(
-            """SELECT step, status, error FROM wharf.audit WHERE dataset_id = 'shop.orders'
-               AND event = 'end' AND run_id = (SELECT max(run_id) FROM wharf.audit WHERE dataset_id = 'shop.orders'
-                             AND step = 'validate' AND status = 'failed')"""
-        ).fetchall()
-    )
+    rows = last_run_audit(pg, "shop.orders", "status, error")
     assert rows["extract"][0] == "success"
     assert rows["validate"][0] == "failed"
     error = rows["validate"][1]

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import last_audit, run_dag
 
 from wharf.cli.main import main
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
 from wharf.validate import expectations as checks
 
+DATASET = "shop.checked_orders"
 YAML = """\
 metadata:
   domain: shop
@@ -47,16 +47,8 @@ def orders(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return schemas / "shop" / "checked_orders.yaml"
 
 
-def run() -> str:
-    return str(build_dag(get_spec("shop.checked_orders")).test().state)
-
-
 def validate_audit(pg: Any) -> tuple[Any, ...]:
-    return pg.execute(
-        """SELECT status, error, detail->'checks' FROM wharf.audit
-           WHERE dataset_id = 'shop.checked_orders' AND step = 'validate' AND event = 'end'
-           ORDER BY id DESC LIMIT 1"""
-    ).fetchone()
+    return last_audit(pg, DATASET, "validate", "status, error, detail->'checks'")
 
 
 def test_wharf_check_knows_gx_expectations_and_arguments(orders: Path, capsys: Any) -> None:
@@ -100,7 +92,7 @@ def test_an_error_level_failure_blocks_publishing(orders: Path, pg: Any) -> None
         YAML % "  - expect_column_values_to_be_between: {column: amount, min_value: 0}"
     )
     pg.execute("DROP TABLE IF EXISTS shop.checked_orders")
-    assert run() == "failed"
+    assert run_dag(DATASET) == "failed"
     status, error, results = validate_audit(pg)
     assert status == "failed"
     assert error.splitlines()[:2] == [
@@ -111,10 +103,7 @@ def test_an_error_level_failure_blocks_publishing(orders: Path, pg: Any) -> None
     ]
     assert results[0]["unexpected_count"] == 2
     assert pg.execute("SELECT to_regclass('shop.checked_orders')").fetchone() == (None,)
-    (address,) = pg.execute(
-        """SELECT detail->>'report' FROM wharf.audit WHERE dataset_id = 'shop.checked_orders'
-           AND step = 'validate' ORDER BY id DESC LIMIT 1"""
-    ).fetchone()
+    (address,) = last_audit(pg, DATASET, "validate", "detail->>'report'")
     page = Path(address.removeprefix("file://")).read_text()
     assert "validation <span class='failed'>failed</span>" in page
     assert "<td>expect_column_values_to_be_between</td><td>amount</td><td>error</td>" in page
@@ -131,7 +120,7 @@ def test_warn_level_failures_and_mostly_across_chunks_still_publish(orders: Path
             "  - expect_compound_columns_to_be_unique: {column_list: [customer, amount]}"
         )
     )
-    assert run() == "success"
+    assert run_dag(DATASET) == "success"
     status, _, results = validate_audit(pg)
     assert status == "success"
     assert [(r["expectation"], r["success"], r["severity"]) for r in results] == [
@@ -153,7 +142,9 @@ def test_mostly_is_judged_on_the_whole_dataset(orders: Path, pg: Any) -> None:
         YAML
         % "  - expect_column_values_to_be_between: {column: amount, min_value: 0, mostly: 0.85}"
     )
-    assert run() == "failed"  # 8 of 10 good is below 85%, though chunk 1-3 alone would pass
+    assert (
+        run_dag(DATASET) == "failed"
+    )  # 8 of 10 good is below 85%, though chunk 1-3 alone would pass
     assert validate_audit(pg)[2][0]["unexpected_count"] == 2
 
 
@@ -165,7 +156,7 @@ def test_uniqueness_is_judged_across_chunks(orders: Path, pg: Any) -> None:
             "  - expect_compound_columns_to_be_unique: {column_list: [customer, id]}"
         )
     )
-    assert run() == "failed"  # c1 is at ids 1, 5 and 9: three different chunks of 3 rows
+    assert run_dag(DATASET) == "failed"  # c1 is at ids 1, 5 and 9: three different chunks of 3 rows
     results = validate_audit(pg)[2]
     assert [(r["expectation"], r["success"]) for r in results] == [
         ("expect_column_values_to_be_unique", False),
@@ -180,7 +171,7 @@ def test_a_unique_column_is_checked_over_every_row(orders: Path, pg: Any) -> Non
             "{name: customer, data_type: string, unique: true}",
         )
     )
-    assert run() == "failed"
+    assert run_dag(DATASET) == "failed"
     assert validate_audit(pg)[1].splitlines()[1] == (
         "  expect_column_values_to_be_unique on customer: FAILED (error), 9 of 10 values "
         "unexpected, e.g. 'c0', 'c0', 'c1', 'c1', 'c1', 'c2', 'c2', 'c3', 'c3'"
@@ -192,7 +183,7 @@ def test_an_expectation_gx_cannot_compute_is_a_failure(orders: Path, pg: Any) ->
         YAML
         % "  - expect_column_pair_values_a_to_be_greater_than_b: {column_A: customer, column_B: amount}"
     )
-    assert run() == "failed"  # GX returns success=False with the error in exception_info
+    assert run_dag(DATASET) == "failed"  # GX returns success=False with the error in exception_info
     result = validate_audit(pg)[2][0]
     assert (result["success"], result["error"] is not None) == (False, True)
 
@@ -201,7 +192,7 @@ def test_a_regex_check_runs_on_re2_in_validate(orders: Path, pg: Any) -> None:
     orders.write_text(
         YAML % "  - expect_column_values_to_match_regex: {column: customer, regex: '^c[0-2]$'}"
     )
-    assert run() == "failed"
+    assert run_dag(DATASET) == "failed"
     _, error, results = validate_audit(pg)
     assert error.splitlines()[1] == (
         "  expect_column_values_to_match_regex on customer: FAILED (error), 2 of 10 values "

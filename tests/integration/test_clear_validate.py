@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
+from support import dag_run
 
 YAML = """\
 metadata:
@@ -57,8 +55,7 @@ def source(
 def _run(day: int, **kwargs: Any) -> Any:
     """A run of logical date 2026-05-<day>: the same day gives the same run id."""
     logical_date = datetime(2026, 5, day, tzinfo=UTC)
-    dag = build_dag(get_spec("shop.cleared"))
-    return dag.test(logical_date=logical_date, run_after=logical_date, **kwargs)
+    return dag_run("shop.cleared", logical_date=logical_date, run_after=logical_date, **kwargs)
 
 
 def _validate_ends(pg: Any, run_id: str) -> list[tuple[str, str, Any]]:

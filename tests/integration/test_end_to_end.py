@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+from support import last_run_audit, mariadb_url, run_dag
 
-from conftest import mariadb_url
 from wharf.demo.seed import FLIGHTS_ROWS, read_table, seed
 from wharf.demo.servers import demo_api, demo_sheets, start, vega_file, vega_records, write_key
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
-
-
-def run_dag(dataset_id: str) -> str:
-    return str(build_dag(get_spec(dataset_id)).test().state)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +52,7 @@ def loaded_profile(pg) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 def audit(pg, dataset_id: str) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
     """Step -> (status, rows_in, rows_out, error) of the dataset's latest run."""
-    rows = pg.execute(
-        """SELECT step, status, rows_in, rows_out, error FROM wharf.audit
-           WHERE dataset_id = %s AND event = 'end' AND run_id = (
-               SELECT run_id FROM wharf.audit WHERE dataset_id = %s ORDER BY id DESC LIMIT 1)
-           ORDER BY id""",
-        (dataset_id, dataset_id),
-    ).fetchall()
-    return {r[0]: r[1:] for r in rows}
+    return last_run_audit(pg, dataset_id, "status, rows_in, rows_out, error")
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
+from support import dag_run
 
 YAML = """\
 metadata:
@@ -52,7 +50,7 @@ def test_contract_violation_fails_once_without_retry(schemas, tmp_path, monkeypa
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", f"sqlite:///{db}")
     dataset_id = _dataset(schemas, "contract", "shop_db")
 
-    run = build_dag(get_spec(dataset_id)).test()
+    run = dag_run(dataset_id)
 
     assert str(run.state) == "failed"
     attempts = _attempts(pg, dataset_id, "validate")
@@ -66,7 +64,7 @@ def test_unreachable_source_is_retried(schemas, monkeypatch, pg) -> None:  # typ
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DOWN", "mysql://nobody@127.0.0.1:9/shop")
     dataset_id = _dataset(schemas, "down", "shop_down")
 
-    run = build_dag(get_spec(dataset_id)).test()
+    run = dag_run(dataset_id)
 
     assert str(run.state) == "failed"
     assert [a[0] for a in _attempts(pg, dataset_id, "extract")] == ["failed"] * 3
@@ -75,7 +73,7 @@ def test_unreachable_source_is_retried(schemas, monkeypatch, pg) -> None:  # typ
 def test_unknown_connection_fails_once(schemas, pg) -> None:  # type: ignore[no-untyped-def]
     dataset_id = _dataset(schemas, "noconn", "no_such_connection")
 
-    run = build_dag(get_spec(dataset_id)).test()
+    run = dag_run(dataset_id)
 
     assert str(run.state) == "failed"
     attempts = _attempts(pg, dataset_id, "extract")

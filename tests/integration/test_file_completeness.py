@@ -20,14 +20,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import last_audit, run_dag, s3_client
 
-from conftest import s3_client
 from wharf import extract
 from wharf.cli.main import main
 from wharf.contract.dataset import DatasetSpec
 from wharf.demo.servers import start
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError, is_terminal
-from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import SpecError, get_spec, load_spec
 
 BUCKET = "wharf-complete"
@@ -112,15 +111,8 @@ def write_yaml(schemas: Path, path: str, completeness: str) -> Path:
     return file
 
 
-def run() -> str:
-    return str(build_dag(get_spec("geo.airports")).test().state)
-
-
 def extract_audit(pg: Any) -> tuple[str, dict[str, Any]]:
-    error, detail = pg.execute(
-        """SELECT error, detail FROM wharf.audit WHERE dataset_id = 'geo.airports'
-           AND step = 'extract' AND status <> 'running' ORDER BY id DESC LIMIT 1"""
-    ).fetchone()
+    error, detail = last_audit(pg, "geo.airports", "extract", "error, detail")
     return str(error), detail
 
 
@@ -163,12 +155,12 @@ def test_a_truncated_csv_with_a_stale_sha256_fails_naming_it_and_keeps_the_table
     data.write_text(AIRPORTS)
     (drop / "airports.csv.sha256").write_text(f"{sha256(AIRPORTS)}  airports.csv\n")
     write_yaml(schemas, str(data), "{checksum: sha256}")
-    assert run() == "success"
+    assert run_dag("geo.airports") == "success"
     before = table_md5(pg)
     assert before[0] == ROWS
 
     data.write_text(TRUNCATED)  # cut inside its last field; the .sha256 is the old one
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, detail = extract_audit(pg)
     assert (
         f"geo.airports: source file {str(data)!r} does not match its checksum file "
@@ -179,7 +171,7 @@ def test_a_truncated_csv_with_a_stale_sha256_fails_naming_it_and_keeps_the_table
     assert table_md5(pg) == before  # nothing published
 
     (drop / "airports.csv.sha256").unlink()
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, _ = extract_audit(pg)
     assert f"geo.airports: no checksum file {str(data) + '.sha256'!r}" in error, error
     assert table_md5(pg) == before
@@ -234,7 +226,7 @@ def test_a_missing_success_marker_fails_before_reading_and_a_present_one_loads(
     pg.execute("DROP TABLE IF EXISTS geo.airports")  # another test may have published it
     (drop / "part-0.csv").write_text(AIRPORTS)
     file = write_yaml(schemas, str(drop / "*"), "{marker: _SUCCESS}")
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, detail = extract_audit(pg)
     assert (
         f"geo.airports: no marker file {str(drop / '_SUCCESS')!r}: completeness.marker says "
@@ -244,7 +236,7 @@ def test_a_missing_success_marker_fails_before_reading_and_a_present_one_loads(
     assert not pg.execute("SELECT to_regclass('geo.airports') IS NOT NULL").fetchone()[0]
 
     (drop / "_SUCCESS").write_text("")  # the glob '*' matches it, but it is not read as data
-    assert run() == "success"
+    assert run_dag("geo.airports") == "success"
     assert table_md5(pg)[0] == ROWS
     assert main(["check", str(file)]) == 0
 
@@ -269,7 +261,7 @@ def test_a_marker_symlinked_out_of_the_roots_is_refused_by_check_and_run(
     err = capsys.readouterr().err
     assert f"airports.yaml:{COMPLETENESS_LINE - 1}: source.path: {refused}" in err, err
 
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, detail = extract_audit(pg)
     assert refused in error and detail["terminal"] is True and CANARY not in error
     with pytest.raises(UnsafeSpecError):
@@ -293,12 +285,12 @@ def test_a_manifest_row_count_or_file_mismatch_fails_and_a_good_one_loads(
 
     write_manifest({"a.csv": {"rows": 3, "sha256": sha256(first)}, "b.csv": {"rows": ROWS - 3}})
     write_yaml(schemas, str(drop / "*.csv"), "{manifest: manifest.json}")
-    assert run() == "success"
+    assert run_dag("geo.airports") == "success"
     before = table_md5(pg)
     assert before[0] == ROWS
 
     write_manifest({"a.csv": {"rows": 3}, "b.csv": {"rows": ROWS}})  # b.csv lost 3 rows
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, detail = extract_audit(pg)
     assert (
         f"geo.airports: source file {str(drop / 'b.csv')!r} does not match the manifest "
@@ -308,7 +300,7 @@ def test_a_manifest_row_count_or_file_mismatch_fails_and_a_good_one_loads(
     assert table_md5(pg) == before
 
     write_manifest({"a.csv": {"rows": 3}, "b.csv": {"rows": ROWS - 3}, "c.csv": {"rows": 1}})
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, _ = extract_audit(pg)
     assert (
         f"geo.airports: the manifest {str(manifest)!r} lists 1 file matching the path that is "
@@ -316,17 +308,17 @@ def test_a_manifest_row_count_or_file_mismatch_fails_and_a_good_one_loads(
     ) in error, error
 
     write_manifest({"a.csv": {"rows": 3}})
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, _ = extract_audit(pg)
     assert f"the manifest {str(manifest)!r} does not list {str(drop / 'b.csv')!r}" in error, error
 
     manifest.write_text(f'{{"files": {{"a.csv": "{CANARY}"')
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, _ = extract_audit(pg)
     assert f"the manifest {str(manifest)!r} is not JSON" in error and CANARY not in error, error
 
     manifest.unlink()
-    assert run() == "failed"
+    assert run_dag("geo.airports") == "failed"
     error, _ = extract_audit(pg)
     assert f"geo.airports: no manifest file {str(manifest)!r}" in error, error
     assert table_md5(pg) == before
@@ -342,7 +334,7 @@ def test_every_setting_together_loads_a_complete_drop(drop: Path, schemas: Path,
     write_yaml(
         schemas, str(drop / "*"), "{marker: _SUCCESS, checksum: sha256, manifest: manifest.json}"
     )
-    assert run() == "success"
+    assert run_dag("geo.airports") == "success"
     assert table_md5(pg)[0] == ROWS
 
 

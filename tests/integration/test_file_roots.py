@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from support import last_audit
 
 from wharf import extract, settings
 from wharf.cli.main import main
@@ -105,11 +106,7 @@ def check_refuses(file: Path, message: str, capsys: Any) -> None:
 
 
 def audit_of(pg: Any, dataset_id: str) -> tuple[str, dict[str, Any]]:
-    error, detail = pg.execute(
-        """SELECT error, detail FROM wharf.audit WHERE dataset_id = %s AND step = 'extract'
-           ORDER BY id DESC LIMIT 1""",
-        (dataset_id,),
-    ).fetchone()
+    error, detail = last_audit(pg, dataset_id, "extract", "error, detail")
     return str(error), detail
 
 

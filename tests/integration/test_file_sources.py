@@ -16,14 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import last_audit, run_dag, s3_client
 
-from conftest import s3_client
 from wharf import extract
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
 from wharf.extract.s3_files import glob_matcher
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import SpecError, get_spec, load_spec
+from wharf.specfiles import SpecError, load_spec
 
 BUCKET = "wharf-test"
 OWNERS = "owners: [{name: Shop team, email: shop@example.org}]"
@@ -98,18 +97,8 @@ def write_yaml(schemas: Path, domain: str, dataset: str, text: str) -> None:
     (schemas / domain / f"{dataset}.yaml").write_text(text)
 
 
-def run(dataset_id: str) -> str:
-    return str(build_dag(get_spec(dataset_id)).test().state)
-
-
 def extract_error(pg: Any, dataset_id: str) -> str:
-    return str(
-        pg.execute(
-            """SELECT error FROM wharf.audit WHERE dataset_id = %s AND step = 'extract'
-               ORDER BY id DESC LIMIT 1""",
-            (dataset_id,),
-        ).fetchone()[0]
-    )
+    return str(last_audit(pg, dataset_id, "extract", "error")[0])
 
 
 # --- S3 ------------------------------------------------------------------------------------
@@ -140,14 +129,14 @@ def test_a_csv_on_s3_loads_end_to_end_and_a_missing_key_fails_naming_it(
     put(s3, "exports/orders/orders.csv", csv)
     write_yaml(schemas, "shop", "s3_orders", ORDERS)
 
-    assert run("shop.s3_orders") == "success"
+    assert run_dag("shop.s3_orders") == "success"
     assert pg.execute(
         "SELECT id, customer, amount, placed_on::text FROM shop.s3_orders ORDER BY id"
     ).fetchall() == [(1, "ada", Decimal("12.50"), "2026-01-31"), (2, "bob", None, "2026-02-01")]
     assert left_behind() == []  # the downloaded object is deleted once read
 
     s3.delete_object(Bucket=BUCKET, Key="exports/orders/orders.csv")
-    assert run("shop.s3_orders") == "failed"
+    assert run_dag("shop.s3_orders") == "failed"
     assert (
         f"shop.s3_orders: no source file s3://{BUCKET}/exports/orders/orders.csv"
         in extract_error(pg, "shop.s3_orders")
@@ -162,10 +151,10 @@ def test_a_truncated_csv_fails_the_run_naming_the_line_and_keeps_the_table(
     good = "id,customer,amount,placed_on\n1,ada,12.50,31/01/2026\n2,bob,3,01/02/2026\n"
     put(s3, "exports/orders/orders.csv", good)
     write_yaml(schemas, "shop", "s3_orders", ORDERS)
-    assert run("shop.s3_orders") == "success"
+    assert run_dag("shop.s3_orders") == "success"
 
     put(s3, "exports/orders/orders.csv", good + "3,cy,4,02/02/2026\n4,d")  # cut off mid-row
-    assert run("shop.s3_orders") == "failed"
+    assert run_dag("shop.s3_orders") == "failed"
     assert (
         f"s3://{BUCKET}/exports/orders/orders.csv, line 5: expected 4 fields, found 2: the file "
         "is truncated or the row is malformed" in extract_error(pg, "shop.s3_orders")
@@ -315,7 +304,7 @@ def test_json_lines_with_nested_paths_load_end_to_end(
     path.write_text(f"{lines[0]}\n{lines[1]}\n\n  \n{lines[2]}\n")  # blank lines are skipped
     write_yaml(schemas, "shop", "events", EVENTS.format(owners=OWNERS, path=path))
 
-    assert run("shop.events") == "success"
+    assert run_dag("shop.events") == "success"
     assert pg.execute(
         """SELECT id, customer, city, amount, paid, placed_at::text, first_tag, tags
            FROM shop.events ORDER BY id"""
@@ -371,7 +360,7 @@ def test_a_malformed_json_line_fails_the_run_naming_the_line(
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps(EVENT_LINES[0]) + '\n{"id": 2, "customer": \n')
     write_yaml(schemas, "shop", "events", EVENTS.format(owners=OWNERS, path=path))
-    assert run("shop.events") == "failed"
+    assert run_dag("shop.events") == "failed"
     assert f"{path}, line 2: not valid JSON" in extract_error(pg, "shop.events")
 
 
@@ -400,11 +389,8 @@ def test_a_bad_line_holding_a_secret_fails_the_run_without_quoting_it(
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps(EVENT_LINES[0]) + f'\n{{"id": 2, "token": "{CANARY}"\n')
     write_yaml(schemas, "shop", "events", EVENTS.format(owners=OWNERS, path=path))
-    assert run("shop.events") == "failed"
-    error, detail = pg.execute(
-        """SELECT error, detail FROM wharf.audit WHERE dataset_id = 'shop.events'
-           AND step = 'extract' ORDER BY id DESC LIMIT 1"""
-    ).fetchone()
+    assert run_dag("shop.events") == "failed"
+    error, detail = last_audit(pg, "shop.events", "extract", "error, detail")
     assert error == (
         f"{path}, line 2: not valid JSON (Expecting ',' delimiter at column "
         f"{len(CANARY) + 23})"  # the newline after the value

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import last_audit, pg_connect, run_dag
 
-from conftest import pg_connect
 from wharf import extract
 from wharf.demo import servers
 from wharf.demo.servers import SheetsAPI, sheets_error
 from wharf.extract.google_sheets import SheetHeaderError, SheetsSourceError
-from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
 
 SPREADSHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
@@ -87,10 +86,6 @@ def write(schemas: Path, dataset: str, **options: Any) -> str:
     return f"sheets.{dataset}"
 
 
-def run(dataset_id: str) -> str:
-    return str(build_dag(get_spec(dataset_id)).test().state)
-
-
 def extracted(dataset_id: str) -> list[dict[str, Any]]:
     opened = extract.read(get_spec(dataset_id))
     return [row for batch in opened.batches for row in batch.to_pylist()]
@@ -113,7 +108,7 @@ def test_a_run_loads_typed_values(google: SheetsAPI, schemas: Path, pg: Any) -> 
         ]
     }
     dataset_id = write(schemas, "typed")
-    assert run(dataset_id) == "success"
+    assert run_dag(dataset_id) == "success"
 
     assert pg.execute(
         "SELECT id, amount, day, paid, customer FROM sheets.typed ORDER BY id"
@@ -197,7 +192,7 @@ def published(server: SheetsAPI, tmp_path_factory: pytest.TempPathFactory) -> li
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WHARF_SCHEMAS_DIR", str(folder))
         patch.setenv("AIRFLOW_CONN_ORDERS_SHEET", connection(server))
-        assert run("sheets.header_change") == "success"
+        assert run_dag("sheets.header_change") == "success"
     with pg_connect() as pg:
         rows: list[Any] = pg.execute(HEADER_TABLE).fetchall()
     assert len(rows) == 5
@@ -235,14 +230,10 @@ def test_a_changed_header_fails_the_run_and_keeps_the_table(
 ) -> None:
     dataset_id = write(schemas, "header_change")
     google.sheets[SPREADSHEET] = {"Orders 2024": [header, *numbered_rows(range(10, 20))]}
-    assert run(dataset_id) == "failed"
+    assert run_dag(dataset_id) == "failed"
 
     assert pg.execute(HEADER_TABLE).fetchall() == published
-    status, error = pg.execute(
-        """SELECT status, error FROM wharf.audit WHERE dataset_id = %s AND step = 'extract'
-           ORDER BY id DESC LIMIT 1""",
-        [dataset_id],
-    ).fetchone()
+    status, error = last_audit(pg, dataset_id, "extract")
     shown = ", ".join(h or "(blank)" for h in header)
     assert status == "failed"
     assert f"{dataset_id}: the header row (row 1) of sheet 'Orders 2024'" in error

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import last_audit, run_dag
 
 from wharf import extract
 from wharf.demo.servers import Fault, RecordsAPI, start, vega_records
 from wharf.extract.http import HttpSourceError
-from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
 
 CARS = vega_records("cars.json")
@@ -103,7 +103,7 @@ def test_every_pagination_style_reads_each_record_once(
 
 def test_dag_run_publishes_typed_rows(api: RecordsAPI, schemas: Path, pg: Any) -> None:
     write_yaml(schemas, STYLES["cursor"])
-    assert str(build_dag(get_spec("autos.cars")).test().state) == "success"
+    assert run_dag("autos.cars") == "success"
     rows = pg.execute(
         "SELECT id, name, miles_per_gallon, cylinders, year::text, origin "
         "FROM autos.cars ORDER BY id"
@@ -148,21 +148,18 @@ def test_permanent_500_on_page_3_fails_and_publishes_nothing(
     api: RecordsAPI, schemas: Path, pg: Any
 ) -> None:
     write_yaml(schemas, STYLES["page"])
-    assert str(build_dag(get_spec("autos.cars")).test().state) == "success"
+    assert run_dag("autos.cars") == "success"
     before = pg.execute("SELECT md5(string_agg(name, ',' ORDER BY id)) FROM autos.cars")
     checksum = before.fetchone()[0]
 
     api.fault = lambda collection, page: (500, {}, "upstream exploded") if page == 3 else None
     api.requests.clear()
-    assert str(build_dag(get_spec("autos.cars")).test().state) == "failed"
+    assert run_dag("autos.cars") == "failed"
     assert pages_requested(api)["/v1/cars?page=3&per_page=50"] == 3  # max_attempts
     assert "/v1/cars?page=4&per_page=50" not in api.requests  # no page skipped past
     after = pg.execute("SELECT count(*), md5(string_agg(name, ',' ORDER BY id)) FROM autos.cars")
     assert after.fetchone() == (len(CARS), checksum)
-    error = pg.execute(
-        "SELECT error FROM wharf.audit WHERE dataset_id = 'autos.cars' AND step = 'extract' "
-        "ORDER BY id DESC LIMIT 1"
-    ).fetchone()[0]
+    (error,) = last_audit(pg, "autos.cars", "extract", "error")
     assert "page 3" in error and "500" in error and "upstream exploded" in error
 
 

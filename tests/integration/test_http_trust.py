@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import run_dag
 
 from wharf import extract
 from wharf.cli.main import main
 from wharf.demo.servers import RecordsAPI, start, vega_records
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError
 from wharf.extract.http import HttpSourceError
-from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
 
 CARS = vega_records("cars.json")
@@ -157,7 +157,7 @@ def test_a_link_or_redirect_to_another_origin_fails_at_once_and_leaks_nothing(
     how: str, good: RecordsAPI, evil: RecordsAPI, schemas: Path, pg: Any
 ) -> None:
     write_yaml(schemas, LINK_HEADER if how == "link_header" else NEXT_URL)
-    assert str(build_dag(get_spec(DATASET)).test().state) == "success"
+    assert run_dag(DATASET) == "success"
     before = published(pg)
     assert before[0] == len(CARS)
     assert good.headers[0]["Authorization"] == BASIC  # the canaries are really sent...
@@ -169,7 +169,7 @@ def test_a_link_or_redirect_to_another_origin_fails_at_once_and_leaks_nothing(
         good.fault = lambda collection, page: (302, {"Location": target}, "")
     else:
         good.fault = first_page_then(target, link_header=how == "link_header")
-    assert str(build_dag(get_spec(DATASET)).test().state) == "failed"
+    assert run_dag(DATASET) == "failed"
 
     assert evil.requests == [] and leaked(evil) == []
     assert published(pg) == before
@@ -348,7 +348,7 @@ def test_a_deadline_overrun_is_retried_by_the_task(drip: Any, schemas: Path, pg:
     drip(PAGE, delay=0.1)
     write_yaml(schemas, "null", timeout=0.5)
     done = len(extract_attempts(pg))
-    assert str(build_dag(get_spec(DATASET)).test().state) == "failed"
+    assert run_dag(DATASET) == "failed"
     attempts = extract_attempts(pg)[done:]
     assert [a[0] for a in attempts] == ["failed"] * 3  # retries: 2
     assert all("timeout_seconds (0.5 s)" in error for _, error in attempts)

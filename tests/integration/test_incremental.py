@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from cursor_sources import Source, dataset_yaml, open_source
+from support import last_audit, pg_connect, run_dag
 
-from conftest import pg_connect
 from wharf import extract
-from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import get_spec
 
 YAML = """\
@@ -55,17 +54,8 @@ def stock(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sql
     return conn
 
 
-def run() -> str:
-    return str(build_dag(get_spec("shop.stock")).test().state)
-
-
 def extracted(pg: Any) -> int:
-    return int(
-        pg.execute(
-            """SELECT rows_out FROM wharf.audit WHERE dataset_id = 'shop.stock'
-               AND step = 'extract' ORDER BY id DESC LIMIT 1"""
-        ).fetchone()[0]
-    )
+    return int(last_audit(pg, "shop.stock", "extract", "rows_out")[0])
 
 
 def watermark(pg: Any) -> Any:
@@ -78,7 +68,7 @@ def watermark(pg: Any) -> Any:
 def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
     stock: sqlite3.Connection, pg: Any
 ) -> None:
-    assert run() == "success"
+    assert run_dag("shop.stock") == "success"
     assert (extracted(pg), watermark(pg)) == (3, datetime(2026, 1, 3, 10, tzinfo=UTC))
 
     stock.execute(
@@ -86,19 +76,19 @@ def test_each_run_reads_past_the_watermark_and_a_failed_load_keeps_it(
     )
     stock.execute("INSERT INTO stock VALUES (4, 'item 4', '2026-01-05 08:00:00')")
     stock.commit()
-    assert run() == "success"
+    assert run_dag("shop.stock") == "success"
     assert extracted(pg) == 3  # the changed and the new row, and id 3 at the watermark
     assert pg.execute("SELECT count(*), min(name) FROM shop.stock").fetchone() == (4, "item 2")
     assert watermark(pg) == datetime(2026, 1, 5, 8, tzinfo=UTC)
 
     stock.execute("INSERT INTO stock VALUES (?, ?, ?)", (5, "nul\x00byte", "2026-01-06 08:00:00"))
     stock.commit()
-    assert run() == "failed"  # PostgreSQL refuses the NUL byte: nothing published
+    assert run_dag("shop.stock") == "failed"  # PostgreSQL refuses the NUL byte: nothing published
     assert watermark(pg) == datetime(2026, 1, 5, 8, tzinfo=UTC)
 
     stock.execute("UPDATE stock SET name = 'item 5' WHERE id = 5")
     stock.commit()
-    assert run() == "success"  # the row is read again, because the watermark stayed
+    assert run_dag("shop.stock") == "success"  # the row is read again, because the watermark stayed
     assert extracted(pg) == 2  # id 5, and id 4 at the watermark
     assert pg.execute("SELECT name FROM shop.stock WHERE id = 5").fetchone() == ("item 5",)
     assert watermark(pg) == datetime(2026, 1, 6, 8, tzinfo=UTC)
@@ -140,12 +130,9 @@ def events(
 def run_events(schemas: Path, source: Source, lookback: str | None = None) -> tuple[str, int]:
     """Run shop.events once; its state and the rows its extract read."""
     (schemas / "shop" / "events.yaml").write_text(dataset_yaml(source, lookback))
-    state = str(build_dag(get_spec("shop.events")).test().state)
+    state = run_dag("shop.events")
     with pg_connect() as pg:
-        read = pg.execute(
-            """SELECT rows_out FROM wharf.audit WHERE dataset_id = 'shop.events'
-               AND step = 'extract' ORDER BY id DESC LIMIT 1"""
-        ).fetchone()[0]
+        (read,) = last_audit(pg, "shop.events", "extract", "rows_out")
     return state, int(read)
 
 

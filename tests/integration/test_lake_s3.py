@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import s3_client
 
-from conftest import s3_client
 from wharf import lake
 from wharf.errors import TerminalError, TransientError
 from wharf.orchestration.dag_factory import build_dag

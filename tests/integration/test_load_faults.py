@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from loading import checksum, data_checksum, make_spec, sample, table_name
+from support import DATASETS_URL, libpq
 
-from conftest import DATASETS_URL, _libpq
 from wharf.contract.columns import RUN_ID_COLUMN
 from wharf.publish import load
 from wharf.validate.contract_checks import curated_schema
@@ -113,7 +113,7 @@ def _dependents(conn: Any, spec: Any) -> tuple[Any, ...]:
 @pytest.fixture(autouse=True)
 def _drop_roles() -> Any:
     yield
-    with psycopg.connect(_libpq(DATASETS_URL), autocommit=True) as conn:
+    with psycopg.connect(libpq(DATASETS_URL), autocommit=True) as conn:
         for (role,) in conn.execute(
             "SELECT rolname FROM pg_roles WHERE rolname LIKE 'r\\_t\\_%'"
         ).fetchall():
@@ -133,7 +133,7 @@ def test_sigkill_during_copy_and_publish_leaves_the_table_unchanged(
         _write_batch(spec, tmp_path, "a", 0, "run_a"),
         _write_batch(spec, tmp_path, "b", ROWS // 2, "run_b"),
     ]
-    conninfo = _libpq(DATASETS_URL)
+    conninfo = libpq(DATASETS_URL)
 
     def args(index: int) -> list[str]:
         run_id = ("run_a", "run_b")[index % 2]

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from support import DATASETS_URL, libpq
 
-from conftest import DATASETS_URL, _libpq
 from wharf import errors, settings
 from wharf.cli.check import cmd_check
 from wharf.cli.main import main
@@ -38,7 +38,7 @@ def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The URL of an empty database of its own, which the DAGs' datasets connection names."""
     name = f"wharf_mig_{uuid.uuid4().hex[:8]}"
     parts = urlsplit(DATASETS_URL)
-    admin = _libpq(urlunsplit(parts._replace(path="/postgres")))
+    admin = libpq(urlunsplit(parts._replace(path="/postgres")))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(parts._replace(path=f"/{name}"))
@@ -52,7 +52,7 @@ def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(_libpq(database_url)) as conn:
+    with psycopg.connect(libpq(database_url)) as conn:
         yield conn
 
 
@@ -92,7 +92,7 @@ def test_two_upgrades_at_once_apply_each_migration_once(database_url: str) -> No
     applied: list[list[migrations.Migration]] = []
 
     def upgrade() -> None:
-        with psycopg.connect(_libpq(database_url)) as conn:
+        with psycopg.connect(libpq(database_url)) as conn:
             applied.append(migrations.upgrade(conn))
 
     threads = [threading.Thread(target=upgrade) for _ in range(3)]
@@ -102,7 +102,7 @@ def test_two_upgrades_at_once_apply_each_migration_once(database_url: str) -> No
         thread.join()
 
     assert sorted(len(a) for a in applied) == [0, 0, 1]
-    with psycopg.connect(_libpq(database_url)) as conn:
+    with psycopg.connect(libpq(database_url)) as conn:
         assert _applied(conn) == [(1, "initial")]
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from support import last_run_audit, last_run_id, run_dag
 
 from wharf import settings
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
 
+DATASET = "shop.quarantined_orders"
 ORDERS = """\
 metadata:
   domain: shop
@@ -46,23 +46,13 @@ def orders(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return schemas / "shop" / "quarantined_orders.yaml"
 
 
-def run() -> str:
-    return str(build_dag(get_spec("shop.quarantined_orders")).test().state)
-
-
 def audit(pg: Any) -> dict[str, tuple[Any, ...]]:
-    rows = pg.execute(
-        """SELECT step, status, rows_in, rows_out, rows_rejected, error FROM wharf.audit
-           WHERE dataset_id = 'shop.quarantined_orders' AND event = 'end' AND run_id = (SELECT run_id
-             FROM wharf.audit WHERE dataset_id = 'shop.quarantined_orders' ORDER BY id DESC
-             LIMIT 1)"""
-    ).fetchall()
-    return {r[0]: r[1:] for r in rows}
+    return last_run_audit(pg, DATASET, "status, rows_in, rows_out, rows_rejected, error")
 
 
 def test_bad_rows_are_quarantined_and_good_rows_load(orders: Path, pg: Any) -> None:
     orders.write_text(ORDERS % "0.25")
-    assert run() == "success"
+    assert run_dag(DATASET) == "success"
     steps = audit(pg)
     extracted, loaded, rejected = steps["extract"][2], steps["load"][1], steps["validate"][3]
     assert (extracted, loaded, rejected) == (10, 8, 2)  # extracted = loaded + rejected
@@ -91,12 +81,12 @@ def test_bad_rows_are_quarantined_and_good_rows_load(orders: Path, pg: Any) -> N
 
 def test_too_many_rejects_fail_and_publish_nothing(orders: Path, pg: Any) -> None:
     orders.write_text(ORDERS % "0.25")
-    assert run() == "success"
+    assert run_dag(DATASET) == "success"
     before = pg.execute(
         "SELECT md5(string_agg(id::text, ',' ORDER BY id)) FROM shop.quarantined_orders"
     ).fetchone()
     orders.write_text(ORDERS % "0.1")
-    assert run() == "failed"
+    assert run_dag(DATASET) == "failed"
     steps = audit(pg)
     assert steps["validate"][0] == "failed"
     assert steps["validate"][4].startswith(
@@ -111,7 +101,6 @@ def test_too_many_rejects_fail_and_publish_nothing(orders: Path, pg: Any) -> Non
         == before
     )
     kept = pg.execute(
-        """SELECT count(*) FROM wharf.quarantine WHERE run_id = (SELECT run_id FROM wharf.audit
-           WHERE dataset_id = 'shop.quarantined_orders' ORDER BY id DESC LIMIT 1)"""
+        "SELECT count(*) FROM wharf.quarantine WHERE run_id = %s", (last_run_id(pg, DATASET),)
     ).fetchone()
     assert kept == (2,)  # the failed run's rejects are kept too

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
+from support import run_dag
 
 EVENTS = """\
 metadata:
@@ -63,26 +61,22 @@ def events(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         )
 
 
-def run(day: datetime) -> str:
-    return str(build_dag(get_spec("shop.events")).test(logical_date=day).state)
-
-
 def test_nightly_rerun_and_backfill_give_the_same_table(events: None, pg: Any) -> None:
     pg.execute("DROP TABLE IF EXISTS shop.events")
     for day in DAYS:
-        assert run(day) == "success"
+        assert run_dag("shop.events", logical_date=day) == "success"
     nightly = pg.execute(CHECKSUM).fetchone()
     per_day = pg.execute(PER_DAY).fetchall()
     assert [(d, n) for d, n, *_ in per_day] == [(day, 3) for day in DAYS]
     for day, _, first, last in per_day:  # each run read exactly its own interval
         assert day - timedelta(days=1) <= first and last < day
 
-    assert run(DAYS[1]) == "success"  # a re-run of one logical date
+    assert run_dag("shop.events", logical_date=DAYS[1]) == "success"  # a re-run of one logical date
     assert pg.execute(CHECKSUM).fetchone() == nightly
 
     pg.execute("DROP TABLE shop.events")
     for day in reversed(DAYS):  # a backfill, newest first
-        assert run(day) == "success"
+        assert run_dag("shop.events", logical_date=day) == "success"
     assert pg.execute(CHECKSUM).fetchone() == nightly
     assert pg.execute("SELECT count(*) FROM shop.events").fetchone() == (9,)
     assert pg.execute(

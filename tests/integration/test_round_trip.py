@@ -14,11 +14,9 @@ from typing import Any
 
 import pymysql
 import pytest
+from support import mariadb_url, run_dag
 
-from conftest import mariadb_url
 from wharf import settings
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
 
 SOURCE_ROWS = [
     (1, None, -32768, 9223372036854775807, Decimal("12345678901234567890.123456789"), 0.1,
@@ -74,7 +72,7 @@ def test_every_column_equals_the_mariadb_source(schemas: Path, pg: Any, monkeypa
     (schemas / "checks").mkdir()
     (schemas / "checks" / "round_trip.yaml").write_text(YAML)
 
-    assert str(build_dag(get_spec("checks.round_trip")).test().state) == "success"
+    assert run_dag("checks.round_trip") == "success"
 
     loaded = pg.execute(f"SELECT {NAMES} FROM checks.round_trip ORDER BY id").fetchall()
     expected = [
@@ -125,7 +123,7 @@ def test_csv_keeps_empty_strings_nulls_and_offsets(
     (schemas / "checks").mkdir()
     (schemas / "checks" / "csv_round_trip.yaml").write_text(CSV_YAML % (tmp_path / "rows.csv"))
 
-    assert str(build_dag(get_spec("checks.csv_round_trip")).test().state) == "success"
+    assert run_dag("checks.csv_round_trip") == "success"
 
     assert pg.execute(
         "SELECT id, label, seen_at FROM checks.csv_round_trip ORDER BY id"

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import run_dag
 
 from wharf import extract
 from wharf.cli.main import main
@@ -199,13 +200,6 @@ def write_draft(capsys: Any, schemas: Path, domain: str, dataset: str, *args: st
     )
     assert main(["check", str(file)]) == 0, capsys.readouterr().err
     return file
-
-
-def run_dag(dataset_id: str) -> str:
-    from wharf.orchestration.dag_factory import build_dag
-    from wharf.specfiles import get_spec
-
-    return str(build_dag(get_spec(dataset_id)).test().state)
 
 
 PRICES = """symbol,date,country,close,volume

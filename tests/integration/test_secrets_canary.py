@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
+from support import run_dag
 
 from wharf import settings
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
 
 CANARY = "canary-Pa55w0rd-7f3e1b"
 
@@ -81,8 +80,8 @@ def test_no_canary_anywhere_after_a_good_and_a_failed_run(
     )
     caplog.set_level(logging.DEBUG)
 
-    assert str(build_dag(get_spec("vault.good")).test().state) == "success"
-    assert str(build_dag(get_spec("vault.broken")).test().state) == "failed"
+    assert run_dag("vault.good") == "success"
+    assert run_dag("vault.broken") == "failed"
 
     assert pg.execute("SELECT count(*) FROM vault.good").fetchone() == (5,)
     captured = capfd.readouterr()

@@ -22,8 +22,8 @@ import psycopg
 import pymysql
 import pytest
 import sqlalchemy as sa
+from support import DATASETS_URL, mariadb_url, pg_connect
 
-from conftest import DATASETS_URL, mariadb_url, pg_connect
 from wharf import connections
 from wharf.cli.check import cmd_check
 from wharf.contract.dataset import DatasetSpec

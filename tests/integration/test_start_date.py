@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
+from support import dag_run, run_dag
 
 YAML = """\
 metadata:
@@ -42,9 +40,7 @@ def history(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 def test_a_logical_date_in_2013_runs_every_task(history: Path, pg: Any) -> None:
     (history / "old_dates.yaml").write_text(YAML.format(name="old_dates"))
-    dag = build_dag(get_spec("history.old_dates"))
-
-    run = dag.test(logical_date=datetime(2013, 12, 31, tzinfo=UTC))
+    run = dag_run("history.old_dates", logical_date=datetime(2013, 12, 31, tzinfo=UTC))
 
     assert str(run.state) == "success"
     steps = pg.execute(
@@ -58,9 +54,7 @@ def test_a_logical_date_in_2013_runs_every_task(history: Path, pg: Any) -> None:
 
 def test_a_logical_date_before_the_yamls_start_date_fails_at_once(history: Path, pg: Any) -> None:
     (history / "recent.yaml").write_text(YAML.format(name="recent") + "start_date: 2014-01-01\n")
-    dag = build_dag(get_spec("history.recent"))
-
-    run = dag.test(logical_date=datetime(2013, 12, 31, tzinfo=UTC))
+    run = dag_run("history.recent", logical_date=datetime(2013, 12, 31, tzinfo=UTC))
 
     assert str(run.state) == "failed"
     extract = pg.execute(
@@ -76,4 +70,4 @@ def test_a_logical_date_before_the_yamls_start_date_fails_at_once(history: Path,
             "earlier data)",
         )
     ]
-    assert str(dag.test(logical_date=datetime(2014, 1, 2, tzinfo=UTC)).state) == "success"
+    assert run_dag("history.recent", logical_date=datetime(2014, 1, 2, tzinfo=UTC)) == "success"

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from wharf.orchestration.dag_factory import build_dag
-from wharf.specfiles import get_spec
+from support import run_dag
 
 YAML = """\
 metadata:
@@ -49,7 +47,7 @@ def test_excel_date_and_datetime_cells_load_as_date_and_timestamp(
     (schemas / "shop").mkdir()
     (schemas / "shop" / "xlsx_days.yaml").write_text(YAML.format(path=tmp_path / "days.xlsx"))
 
-    assert str(build_dag(get_spec("shop.xlsx_days")).test().state) == "success"
+    assert run_dag("shop.xlsx_days") == "success"
     assert pg.execute(
         "SELECT id, sold_on, sold_at, note FROM shop.xlsx_days ORDER BY id"
     ).fetchall() == [
