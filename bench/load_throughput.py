@@ -257,14 +257,15 @@ def _wharf_merge(parquet: Path, csv: Path, table: str, conninfo: str) -> float:
 
         def stream() -> Any:
             for batch in source.iter_batches(batch_size=16_384, use_threads=False):
-                if change:
-                    ids = batch["id"]
-                    tenth = pc.equal(pc.subtract(ids, pc.multiply(pc.divide(ids, 10), 10)), 0)
-                    quantity = pc.add(batch["quantity"], pa.scalar(1, pa.int16()))
-                    batch = batch.set_column(
-                        2, "quantity", pc.if_else(tenth, quantity, batch["quantity"])
-                    )
-                yield batch
+                if not change:
+                    yield batch
+                    continue
+                ids = batch["id"]
+                tenth = pc.equal(pc.subtract(ids, pc.multiply(pc.divide(ids, 10), 10)), 0)
+                quantity = pc.add(batch["quantity"], pa.scalar(1, pa.int16()))
+                yield batch.set_column(
+                    2, "quantity", pc.if_else(tenth, quantity, batch["quantity"])
+                )
 
         return load.Batches(source.schema_arrow, source.metadata.num_rows, stream())
 

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
-from wharf.contract.dataset import DatasetSpec  # noqa: E402
-from wharf.publish import load  # noqa: E402
+from wharf.contract.dataset import DatasetSpec
+from wharf.publish import load
 
 
 def main(spec_file: str, parquet: str, run_id: str, day: str, conninfo: str) -> None:

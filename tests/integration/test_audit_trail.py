@@ -185,7 +185,7 @@ def test_record_counts_steps_that_never_ran_as_upstream_failed(shop: Path, pg: A
             "record": "failed",
         }
     )
-    status, error, detail = ends["record"]
+    _status, error, detail = ends["record"]
     assert "failed: validate" in error
     assert "upstream_failed (never ran): load, refresh_data_cuts" in error
     assert detail["steps"] == {s: v for s, v in airflow_states.items() if s != "record"}

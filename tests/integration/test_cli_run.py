@@ -73,7 +73,7 @@ def summary_row(out: str, dataset_id: str) -> list[str]:
 
 def table_rows(pg: Any, dataset_id: str) -> list[tuple[Any, ...]]:
     return pg.execute(
-        f"SELECT id, note, _wharf_logical_date FROM {dataset_id} ORDER BY _wharf_logical_date, id"  # noqa: S608
+        f"SELECT id, note, _wharf_logical_date FROM {dataset_id} ORDER BY _wharf_logical_date, id"
     ).fetchall()
 
 
@@ -170,7 +170,7 @@ def test_a_failing_dataset_shows_the_failed_step_and_its_cause(
 
 
 class Unavailable(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(503)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -401,9 +401,9 @@ class _TamperHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         conn.close()
 
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -110,9 +110,12 @@ def leaked(server: RecordsAPI) -> list[str]:
     found = []
     for headers in server.headers:
         for key, value in headers.items():
-            if CANARY_PASSWORD in value or CANARY_HEADER in value or value == BASIC:
-                found.append(f"{key}: {value}")
-            elif key.lower() in ("authorization", "cookie", "x-canary"):
+            if (
+                CANARY_PASSWORD in value
+                or CANARY_HEADER in value
+                or value == BASIC
+                or key.lower() in ("authorization", "cookie", "x-canary")
+            ):
                 found.append(f"{key}: {value}")
     return found
 
@@ -268,7 +271,7 @@ class _DripHandler(BaseHTTPRequestHandler):
     server: Dripper
     protocol_version = "HTTP/1.0"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = self.server.body
         if self.server.head:
             body = f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
@@ -287,7 +290,7 @@ class _DripHandler(BaseHTTPRequestHandler):
         except OSError:
             pass  # the client hung up
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -8,6 +8,7 @@ re-run must succeed and give the same rows as an unkilled reference table fed th
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -85,7 +86,7 @@ def _phase_lengths(args: list[str]) -> dict[str, float]:
         seen.append((line.strip().removeprefix("phase "), time.monotonic()))
     assert child.wait(60) == 0
     lengths: dict[str, float] = {}
-    for (name, began), (_, ended) in zip(seen, seen[1:], strict=False):
+    for (name, began), (_, ended) in itertools.pairwise(seen):
         lengths[name] = max(lengths.get(name, 0.0), ended - began)
     return lengths
 

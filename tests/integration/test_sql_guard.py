@@ -462,9 +462,12 @@ def test_a_superuser_role_of_that_name_is_refused() -> None:
     with pg_connect() as pg:
         pg.execute(f'CREATE ROLE "{role}" SUPERUSER NOLOGIN')
     try:
-        with _datasets_conn() as conn, conn.cursor() as cur:
-            with pytest.raises(TerminalError, match="is a superuser"):
-                data_cuts.ensure_role(cur, role)
+        with (
+            _datasets_conn() as conn,
+            conn.cursor() as cur,
+            pytest.raises(TerminalError, match="is a superuser"),
+        ):
+            data_cuts.ensure_role(cur, role)
     finally:
         with pg_connect() as pg:
             pg.execute(f'DROP ROLE "{role}"')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,7 +57,7 @@ def cmd_serve_demo(command: list[str]) -> int:
 def _run_child(command: list[str], env: dict[str, str]) -> int:
     """Run ``command`` with ``env``, passing SIGTERM and SIGHUP on; its exit status."""
     try:
-        child = subprocess.Popen(command, env=env)  # noqa: S603 (the user's own command)
+        child = subprocess.Popen(command, env=env)
     except OSError as err:
         print(f"wharf serve-demo: cannot run {command[0]!r}: {err.strerror}", file=sys.stderr)
         return 127
@@ -90,8 +91,6 @@ def _wait(child: subprocess.Popen[bytes]) -> int:
 
 
 def _serve_until_interrupted() -> int:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
     return 0

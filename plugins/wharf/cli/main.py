@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from wharf import environment, settings
@@ -124,28 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     run_dag.add_argument("--logical-date", type=_logical_date)
     run_dag.add_argument("--events-fd", type=int)
     args = parser.parse_args(argv)
-    if args.command == "check":
-        return cmd_check(args.paths, rapid=args.rapid)
-    if args.command == "schema" and args.schema_command == "json":
+    return _COMMANDS[args.command](args)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    if args.schema_command == "json":
         return cmd_schema_json(args.write)
-    if args.command == "schema" and args.schema_command == "docs":
+    if args.schema_command == "docs":
         return cmd_schema_docs(args.write)
-    if args.command == "schema":
-        return cmd_schema_generate(args)
-    if args.command == "run":
-        _define_demo_source()
-        return cmd_run(args.datasets, args.logical_date)
-    if args.command == "demo":
-        return cmd_demo()
-    if args.command == "db":
-        return cmd_db_upgrade()
-    if args.command == "env":
-        return cmd_env()
-    if args.command == "serve-demo":
-        return cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
-    if args.command == "watermark":
-        return cmd_watermark_reset(args.dataset)
-    return cmd_run_dag(args.dag_id, args.logical_date, args.events_fd)
+    return cmd_schema_generate(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _define_demo_source()
+    return cmd_run(args.datasets, args.logical_date)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": lambda args: cmd_check(args.paths, rapid=args.rapid),
+    "schema": _schema,
+    "run": _run,
+    "demo": lambda args: cmd_demo(),
+    "db": lambda args: cmd_db_upgrade(),
+    "env": lambda args: cmd_env(),
+    "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),
+    "watermark": lambda args: cmd_watermark_reset(args.dataset),
+    "run-dag": lambda args: cmd_run_dag(args.dag_id, args.logical_date, args.events_fd),
+}
 
 
 def _logical_date(text: str) -> datetime:

@@ -239,10 +239,10 @@ class _Progress:
 
     def event(self, line: str) -> None:
         """A retry wait from ``run-dag``: ``retry <task> <try> <tries> <iso time>``."""
-        parts = line.split()
-        if len(parts) != 5 or parts[0] != "retry":
+        kind, *fields = line.split()
+        if kind != "retry" or len(fields) != len(("task", "try", "tries", "time")):
             return
-        _, task, attempt, tries, at = parts
+        task, attempt, tries, at = fields
         when = datetime.fromisoformat(at)
         wait = max(0, round((when - datetime.now(UTC)).total_seconds()))
         text = f"try {attempt} of {tries} at {when:%H:%M:%S} UTC (in {wait} s)"

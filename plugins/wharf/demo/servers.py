@@ -93,7 +93,7 @@ def _offset_of(cursor: str) -> int:
 class _RecordsHandler(BaseHTTPRequestHandler):
     server: RecordsAPI
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         self.server.requests.append(self.path)
@@ -144,7 +144,7 @@ class _RecordsHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the tests and the demo read server.requests instead
 
 
@@ -263,7 +263,7 @@ def a1_slice(a1: str, default_sheet: str) -> tuple[str, slice, slice]:
 class _SheetsHandler(BaseHTTPRequestHandler):
     server: SheetsAPI
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         form = parse_qs(self.rfile.read(length).decode())
         if urlsplit(self.path).path != "/token" or "assertion" not in form:
@@ -274,7 +274,7 @@ class _SheetsHandler(BaseHTTPRequestHandler):
         token = {"access_token": self.server.token, "expires_in": 3600, "token_type": "Bearer"}
         self._send(200, token)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             return self._error(
@@ -353,7 +353,7 @@ class _SheetsHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -220,11 +220,14 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     return {"rows": rows, "landing": path}
 
 
+_PROGRESS_SECONDS = 5.0  # how often a long extract logs its count
+
+
 def _progress(spec: DatasetSpec, batches: Iterator[Any]) -> Iterator[Any]:
     total, last_log = 0, time.monotonic()
     for batch in batches:
         total += batch.num_rows
-        if time.monotonic() - last_log > 5:
+        if time.monotonic() - last_log > _PROGRESS_SECONDS:
             log.info("%s: %d rows read so far", spec.dataset_id, total)
             last_log = time.monotonic()
         yield batch
