@@ -226,8 +226,9 @@ def _wharf_step(spec: Any, step: str) -> float:
 
     from wharf.ledger.audit import AuditRow
     from wharf.orchestration import tasks
+    from wharf.orchestration.run_context import Run
 
-    run = tasks.Run(
+    run = Run(
         dataset_id=spec.dataset_id,
         dag_id=spec.dag_id,
         run_id="bench",

@@ -15,7 +15,8 @@ from psycopg import sql
 from wharf import settings
 from wharf.errors import TerminalError
 
-_DDL_LOCK = "wharf.ddl"
+# The advisory lock every DDL of Wharf takes (migrations hold it for a whole upgrade).
+DDL_LOCK = "wharf.ddl"
 
 # The datasets database's psycopg 3 types (rows as tuples, psycopg's default row factory).
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -133,7 +134,7 @@ def qualified(schema: str, name: str) -> sql.Identifier:
 def lock_ddl(cur: Cursor) -> None:
     """Serialise DDL across processes for this transaction: two tasks that both
     ``CREATE SCHEMA IF NOT EXISTS`` at once otherwise race on the catalog."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_DDL_LOCK,))
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (DDL_LOCK,))
 
 
 def lock_dataset(cur: Cursor, dataset_id: str) -> None:

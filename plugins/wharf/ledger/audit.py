@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
 
+from wharf.connections import Connection
+
 
 @dataclass
 class AuditRow:
@@ -31,7 +33,7 @@ class AuditRow:
     attempt: str | None = None
 
 
-def write_audit(conn: Any, row: AuditRow, event: Literal["start", "end"] = "end") -> None:
+def write_audit(conn: Connection, row: AuditRow, event: Literal["start", "end"] = "end") -> None:
     """Append one audit row (its own transaction): the ``start`` of an attempt, or its
     ``end`` (also the row of a step that never ran). The audit is never updated: a start
     row without an end row is an attempt that was killed (``wharf.audit_attempts``)."""
@@ -66,7 +68,7 @@ def write_audit(conn: Any, row: AuditRow, event: Literal["start", "end"] = "end"
 
 
 def failed_validation(
-    conn: Any, dataset_id: str, run_id: str, landing_sha256: str, contract_sha256: str
+    conn: Connection, dataset_id: str, run_id: str, landing_sha256: str, contract_sha256: str
 ) -> datetime | None:
     """When this run's ``validate`` last refused this very landing (same SHA-256) under this
     very contract (same spec hash) because its data broke the contract; None if it never
@@ -85,7 +87,7 @@ def failed_validation(
     return None if found is None else found[0]
 
 
-def steps_audited(conn: Any, dataset_id: str, run_id: str) -> set[str]:
+def steps_audited(conn: Connection, dataset_id: str, run_id: str) -> set[str]:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT DISTINCT step FROM wharf.audit WHERE dataset_id = %s AND run_id = %s",

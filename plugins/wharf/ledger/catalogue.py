@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from wharf.connections import Connection
 from wharf.contract.dataset import DatasetSpec
 
 
@@ -18,7 +18,7 @@ def spec_hash(spec: DatasetSpec) -> str:
 
 
 def upsert_catalogue(
-    conn: Any, spec: DatasetSpec, run_id: str, status: str, row_count: int | None
+    conn: Connection, spec: DatasetSpec, run_id: str, status: str, row_count: int | None
 ) -> None:
     """The dataset's catalogue row: metadata from the YAML and the outcome of this run."""
     meta = spec.metadata

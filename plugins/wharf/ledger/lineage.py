@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from wharf.connections import Connection
 
 
-def write_lineage(conn: Any, run_id: str, edges: list[tuple[str, str]]) -> None:
+def write_lineage(conn: Connection, run_id: str, edges: list[tuple[str, str]]) -> None:
     """Lineage edges (source, target) of one run; writing the same run twice is a no-op."""
     with conn.cursor() as cur:
         cur.executemany(

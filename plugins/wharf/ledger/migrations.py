@@ -16,12 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from wharf import settings
-from wharf.connections import _DDL_LOCK
+from wharf.connections import DDL_LOCK, Connection, one_row
 from wharf.errors import TerminalError
 
 _FILE = re.compile(r"(\d{4})_(\w+)\.sql")
@@ -75,19 +74,19 @@ def head() -> int:
     return migrations()[-1].version
 
 
-def current_version(conn: Any) -> int:
+def current_version(conn: Connection) -> int:
     """The newest migration applied to the database, 0 when none is (one SELECT)."""
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT coalesce(max(version), 0) FROM wharf.schema_migrations")
-            version: int = cur.fetchone()[0]
+            version = int(one_row(cur)[0])
     except psycopg.errors.UndefinedTable:
         conn.rollback()  # the failed read aborted the transaction
         return 0
     return version
 
 
-def require_head(conn: Any) -> None:
+def require_head(conn: Connection) -> None:
     """Raise ``SchemaVersionError`` unless the database is at ``head()``: a task must not
     write Wharf's tables in a shape this code does not know."""
     at, needed = current_version(conn), head()
@@ -103,7 +102,7 @@ def require_head(conn: Any) -> None:
         )
 
 
-def upgrade(conn: Any) -> list[Migration]:
+def upgrade(conn: Connection) -> list[Migration]:
     """Apply the pending migrations in order, each in its own transaction, under one session
     advisory lock (the key of ``connections.lock_ddl``: no task's DDL runs meanwhile, and of
     two upgrades at once the second finds nothing to do). Takes a connection with no
@@ -112,7 +111,7 @@ def upgrade(conn: Any) -> list[Migration]:
     applied."""
     pending = migrations()
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (_DDL_LOCK,))
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (DDL_LOCK,))
         conn.commit()  # a session lock: it outlives this transaction
         try:
             with conn.transaction():
@@ -128,6 +127,6 @@ def upgrade(conn: Any) -> list[Migration]:
                         (migration.version, migration.name),
                     )
         finally:
-            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_DDL_LOCK,))
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (DDL_LOCK,))
             conn.commit()
     return applied

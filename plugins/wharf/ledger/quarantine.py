@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from wharf.connections import Connection
 from wharf.contract.columns import QUARANTINE_REASON, QUARANTINE_ROW, RUN_ID_COLUMN
 
 
-def write_quarantine(conn: Any, dataset_id: str, run_id: str, lake_path: str, batches: Any) -> int:
+def write_quarantine(
+    conn: Connection, dataset_id: str, run_id: str, lake_path: str, batches: Any
+) -> int:
     """Replace this run's rows in ``wharf.quarantine`` with the rejected ``batches`` (the
     layout of ``contract_checks.quarantine_schema``); returns the rows written."""
     written = 0

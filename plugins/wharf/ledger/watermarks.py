@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from wharf.connections import lock_dataset
+from wharf.connections import Connection, lock_dataset
 from wharf.contract.dataset import DatasetSpec
 
 
-def read_watermark(conn: Any, spec: DatasetSpec) -> Any:
+def read_watermark(conn: Connection, spec: DatasetSpec) -> Any:
     """The dataset's published watermark as a Python value of its cursor's type (int, date
     or aware datetime), or None before the first load."""
     with conn.cursor() as cur:
@@ -39,7 +39,7 @@ class Watermark:
     updated_at: datetime
 
 
-def reset_watermark(conn: Any, dataset_id: str) -> Watermark | None:
+def reset_watermark(conn: Connection, dataset_id: str) -> Watermark | None:
     """Delete the dataset's watermark, so its next run reads the source from scratch (MERGE
     makes the re-read rows harmless); returns what was removed, or None when there was none.
 

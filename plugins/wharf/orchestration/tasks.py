@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any, Literal
+from datetime import UTC
+from typing import Any
 
 from wharf import connections, errors, extract, lake
 from wharf.contract.dataset import DatasetSpec
 from wharf.ledger.audit import AuditRow, failed_validation, steps_audited, write_audit
 from wharf.ledger.catalogue import spec_hash, upsert_catalogue
 from wharf.ledger.lineage import write_lineage
-from wharf.ledger.migrations import SchemaVersionError, require_head
 from wharf.ledger.quarantine import write_quarantine
 from wharf.ledger.watermarks import read_watermark
+from wharf.orchestration.audited import LandingAlreadyFailed, audited, recovery
+from wharf.orchestration.run_context import Run, current_run
 from wharf.publish import data_cuts, load
 from wharf.specfiles import get_spec, load_specs
 from wharf.validate import contract_checks, expectations, staging
@@ -33,134 +31,6 @@ log = logging.getLogger(__name__)
 
 STEPS = ("extract", "validate", "load", "refresh_data_cuts", "record")
 DATA_CUT_STEPS = ("refresh_data_cuts", "record")
-
-
-@dataclass(frozen=True)
-class Run:
-    """What identifies the current Airflow run: keyed on run_id, never on now()."""
-
-    dataset_id: str
-    dag_id: str
-    run_id: str
-    run_type: str | None
-    logical_date: datetime | None
-    try_number: int | None
-    ingestion_date: date
-    data_interval_start: datetime | None = None
-    data_interval_end: datetime | None = None
-
-    @property
-    def is_backfill(self) -> bool:
-        return "backfill" in (self.run_type or "").lower()
-
-    @property
-    def lake_key(self) -> lake.RunKey:
-        return lake.RunKey(self.dataset_id, self.ingestion_date, self.run_id)
-
-
-def current_run(dataset_id: str) -> Run:
-    """The run from Airflow's task context. Manual runs may have no logical date: the
-    ingestion date then comes from the run's ``run_after``."""
-    from airflow.sdk import get_current_context
-
-    ctx = get_current_context()
-    dag_run = ctx["dag_run"]
-    logical = ctx.get("logical_date")
-    moment = logical or getattr(dag_run, "run_after", None) or dag_run.start_date
-    if moment is None:
-        raise errors.TerminalError(
-            f"run {ctx['run_id']} has no logical date, run_after or start date"
-        )
-    return Run(
-        dataset_id=dataset_id,
-        dag_id=dag_run.dag_id,
-        run_id=ctx["run_id"],
-        run_type=str(getattr(dag_run, "run_type", "") or "") or None,
-        logical_date=logical,
-        try_number=ctx["ti"].try_number,
-        ingestion_date=moment.astimezone(UTC).date(),
-        data_interval_start=ctx.get("data_interval_start"),
-        data_interval_end=ctx.get("data_interval_end"),
-    )
-
-
-@contextmanager
-def audited(run: Run, step: str) -> Iterator[AuditRow]:
-    """Append the step's start row now and its end row when it ends, with ``status`` failed
-    and the error if it raised (the error is re-raised: a failed step must fail its task).
-    Both rows carry one attempt id: a start row that never gets its end row is an attempt
-    that was killed (SIGKILL, a lost worker, a timeout that killed the process)."""
-    row = AuditRow(
-        dataset_id=run.dataset_id,
-        run_id=run.run_id,
-        step=step,
-        status="running",
-        run_type=run.run_type,
-        logical_date=run.logical_date,
-        try_number=run.try_number,
-        started_at=datetime.now(UTC),
-        attempt=str(uuid.uuid4()),
-    )
-    started = time.monotonic()
-    _write_audit(row, "start", check=True)
-    try:
-        yield row
-        row.status = "success"
-    except BaseException as err:
-        row.status, row.error = "failed", errors.capped(_cause(step, err))
-        row.detail["terminal"] = errors.is_terminal(err)
-        if step == "validate":  # the data broke the contract: refused again if cleared
-            row.detail["landing_failed"] = isinstance(err, _DATA_FAILURES)
-        raise
-    finally:
-        row.detail["seconds"] = round(time.monotonic() - started, 3)
-        _write_audit(row, "end")
-
-
-def _write_audit(row: AuditRow, event: Literal["start", "end"], check: bool = False) -> None:
-    """Append one audit row, or log that it could not be written: the step's own outcome
-    matters more than its audit row. With ``check``, first ``require_head`` (one SELECT on
-    the same connection), whose ``SchemaVersionError`` is raised: no step may write Wharf's
-    tables in a shape this code does not know."""
-    try:
-        with connections.connect() as conn:
-            if check:
-                require_head(conn)
-            write_audit(conn, row, event)
-    except SchemaVersionError:
-        raise
-    except Exception:
-        log.exception("%s %s: could not write the audit %s row", row.dataset_id, row.step, event)
-
-
-# The end of a terminal validate failure's cause line: a cleared validate would only
-# re-validate the landing that failed (issue #11).
-RECOVERY = "fix the source, then clear `extract` with its downstream tasks"
-
-
-class LandingAlreadyFailed(errors.TerminalError):
-    """A cleared ``validate`` found the landing that already failed contract_checks."""
-
-
-# The landed data broke the contract: validating the same landing under the same contract
-# again can only fail the same way.
-_DATA_FAILURES = (
-    contract_checks.ContractError,
-    contract_checks.MissingColumnsError,
-    expectations.ChecksFailed,
-    LandingAlreadyFailed,
-)
-
-
-def _recovery(step: str, err: BaseException) -> str:
-    """What ends the cause line of a validate that failed on the data: the way out."""
-    return f" — {RECOVERY}" if step == "validate" and isinstance(err, _DATA_FAILURES) else ""
-
-
-def _cause(step: str, err: BaseException) -> str:
-    """The error's text for the audit row, its first line ending with the recovery."""
-    first, newline, rest = (str(err) or type(err).__name__).partition("\n")
-    return f"{first}{_recovery(step, err)}{newline}{rest}"
 
 
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
@@ -178,7 +48,7 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         # A retry cannot help: fail now, the cause on the first line (invariant 8).
-        cause = errors.one_line(err) + _recovery(step, err)
+        cause = errors.one_line(err) + recovery(step, err)
         log.error("%s %s failed (terminal, not retried): %s", dataset_id, step, err)
         raise AirflowFailException(f"{dataset_id} {step}: {cause}") from err
     log.info("%s %s: %s", dataset_id, step, result)
