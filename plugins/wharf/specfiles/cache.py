@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -28,9 +29,12 @@ from wharf.specfiles.reader import load_spec
 _CODE_FOLDERS = (Path(__file__).parents[1] / "contract", Path(__file__).parent)
 
 
-def _code_stamp() -> list[Any]:
+@functools.cache
+def _code_stamp() -> tuple[Any, ...]:
+    """Names, mtimes and sizes of the code this process loaded: read once per process (the
+    modules in memory do not change while it runs; a deploy restarts it)."""
     files = sorted(f for folder in _CODE_FOLDERS for f in folder.glob("*.py"))
-    return [v for file in files for v in (file.name, *_stat(file))]
+    return tuple(v for file in files for v in (file.name, *_stat(file)))
 
 
 def _stat(file: Path) -> list[int]:
