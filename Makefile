@@ -43,8 +43,10 @@ bench: $(VENV)/.synced
 ## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
 ## Sheets servers on free ports, their connections in Airflow's environment, after `wharf db
 ## upgrade` of the datasets database (stop with Ctrl-C).
+# standalone starts its components as `airflow ...` by name: the venv's bin goes first on PATH.
 airflow: $(VENV)/.synced
-	$(BIN)/wharf db upgrade && $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
+	$(BIN)/wharf db upgrade && PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 
