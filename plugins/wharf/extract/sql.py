@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -25,6 +25,9 @@ from wharf.contract.sql_rules import check_query, sqlglot_dialect
 from wharf.contract.sql_source import SqlSource
 from wharf.errors import TerminalError, UnsafeSpecError
 from wharf.extract import Extract, Window
+
+if TYPE_CHECKING:  # SQLAlchemy is imported inside the reader, where it is used
+    import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,7 @@ def _window_note(source: SqlSource, params: dict[str, Any]) -> str:
     return "; all rows (no watermark yet)"
 
 
-def read_only(conn: Any) -> None:
+def read_only(conn: sa.Connection) -> None:
     """Make the SQLAlchemy connection's transaction read-only where the database offers it
     (PostgreSQL, MySQL/MariaDB, SQLite, Oracle): even a query that got past the parser cannot
     write. Call it on a fresh connection, before its first statement."""
@@ -134,7 +137,7 @@ def read_only(conn: Any) -> None:
 
 
 def _incremental(
-    spec: DatasetSpec, conn: Any, statement: Any, window: Window
+    spec: DatasetSpec, conn: sa.Connection, statement: Any, window: Window
 ) -> tuple[Any, dict[str, Any]]:
     """The statement narrowed to its window: in a backfill run the run's data interval
     ``[start, end)`` (whatever the watermark), otherwise the rows at or past the watermark
@@ -239,7 +242,7 @@ class _Form:
         return moment.strftime(self.format)
 
 
-def _cursor_form(spec: DatasetSpec, conn: Any, rows: Any, cursor: Any) -> _Form:
+def _cursor_form(spec: DatasetSpec, conn: sa.Connection, rows: Any, cursor: Any) -> _Form:
     """How the source holds the cursor column, read from one of its values.
 
     The Python type a driver returns for a value is the type the database compares it as,
