@@ -28,6 +28,8 @@ def cmd_check(paths: list[str], rapid: bool = False) -> int:
     for file in files:
         try:
             spec = load_spec(file)
+            if spec.metadata.kind == "data_cut":
+                _check_cut_inputs(file, spec)
             check_files(file, spec)
             warnings = _check_source_file(file, spec)
             _check_expectations(file, spec)
@@ -44,6 +46,17 @@ def cmd_check(paths: list[str], rapid: bool = False) -> int:
     tail = f", {warned} warning(s)" if warned else ""
     print(f"wharf check: {len(files)} file(s), {broken} with errors{tail}", file=sys.stderr)
     return 1 if broken else 0
+
+
+def _check_cut_inputs(file: Path, cut: DatasetSpec) -> None:
+    """A data cut is at least as sensitive as every input, each read from its own YAML under
+    the schemas folder (whichever files this run checks)."""
+    from wharf.specfiles import spec_metadata
+    from wharf.specfiles.estate import sensitivity_issues
+
+    issues = sensitivity_issues(file, cut, spec_metadata)
+    if issues:
+        raise SpecError(issues)
 
 
 def check_files(file: Path, spec: DatasetSpec) -> None:

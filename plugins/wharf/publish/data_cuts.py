@@ -21,6 +21,8 @@ from wharf.contract.dataset import DatasetSpec
 from wharf.contract.sql_rules import check_cut
 from wharf.errors import TerminalError, UnsafeSpecError, one_line
 from wharf.publish.comments import comment
+from wharf.specfiles import spec_metadata
+from wharf.specfiles.estate import sensitivity_problem
 from wharf.specfiles.sql_files import cut_sql
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,9 @@ def refresh(conn: Connection, cut: DatasetSpec) -> str:
     except (UnsafeSpecError, FileNotFoundError) as err:
         raise UnsafeSpecError(f"{cut.dataset_id}: sql: include/sql/{cut.sql}: {err}") from None
     needs = list(cut.depends_on) or needs
+    problem = sensitivity_problem(cut, spec_metadata, needs)  # inputs' YAML may have changed
+    if problem:
+        raise UnsafeSpecError(f"{cut.dataset_id}: metadata.sensitivity: {problem}")
     missing = []
     with conn.cursor() as cur:
         for dataset_id in needs:

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from wharf import settings
 from wharf.contract.dataset import DatasetSpec
+from wharf.contract.metadata import Metadata
+from wharf.errors import one_line
 from wharf.specfiles.cache import load_spec_cached
 from wharf.specfiles.errors import SpecError, SpecIssue
+from wharf.specfiles.estate import Lookup, sensitivity_issues
 from wharf.specfiles.reader import load_spec, spec_files
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "load_spec_cached",
     "load_specs",
     "spec_files",
+    "spec_metadata",
 ]
 
 
@@ -26,9 +30,11 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
     """Load every dataset YAML; a broken file never hides the others.
 
     Returns the valid specs and one ``SpecError`` per broken file. A dataset id used by two
-    files is an error on the second.
+    files is an error on the second; a data cut less sensitive than an input is an error on
+    the cut (``wharf.specfiles.estate``).
     """
     specs: dict[str, DatasetSpec] = {}
+    files: dict[str, Path] = {}
     errors: list[SpecError] = []
     for file in spec_files(root):
         try:
@@ -42,7 +48,28 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
             )
             continue
         specs[spec.dataset_id] = spec
+        files[spec.dataset_id] = file
+    for cut in [s for s in specs.values() if s.metadata.kind == "data_cut"]:
+        try:
+            issues = sensitivity_issues(files[cut.dataset_id], cut, _known(specs))
+        except Exception as err:  # its SQL changed since it was read: never hide the others
+            issues = [SpecIssue(files[cut.dataset_id], 1, "sql", one_line(err))]
+        if issues:
+            errors.append(SpecError(issues))
+            del specs[cut.dataset_id]
     return list(specs.values()), errors
+
+
+def _known(specs: dict[str, DatasetSpec]) -> Lookup:
+    return lambda dataset_id: specs[dataset_id].metadata if dataset_id in specs else None
+
+
+def spec_metadata(dataset_id: str) -> Metadata | None:
+    """The metadata of a dataset by id, or None when it has no valid YAML (a ``Lookup``)."""
+    try:
+        return get_spec(dataset_id).metadata
+    except (SpecError, FileNotFoundError):
+        return None
 
 
 def get_spec(dataset_id: str) -> DatasetSpec:
