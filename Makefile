@@ -45,7 +45,7 @@ bench: $(VENV)/.synced
 ## upgrade` of the datasets database (stop with Ctrl-C).
 # standalone starts its components as `airflow ...` by name: the venv's bin goes first on PATH.
 airflow: $(VENV)/.synced
-	$(BIN)/wharf db upgrade && PATH="$(CURDIR)/$(BIN):$$PATH" \
+	$(BIN)/wharf db upgrade && PATH="$(abspath $(BIN)):$$PATH" \
 	  $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin

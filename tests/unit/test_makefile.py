@@ -1,0 +1,41 @@
+"""The Makefile's commands, run with stand-in programs (no Airflow starts here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Stands in for wharf: `db upgrade` succeeds; `serve-demo -- CMD` runs CMD, as the real one.
+FAKE_WHARF = """#!/bin/sh
+[ "$1" = db ] && exit 0
+shift 2
+exec "$@"
+"""
+# Stands in for `airflow standalone`, which starts its scheduler, API server, triggerer and
+# DAG processor as `airflow ...` by name: say which `airflow` that would find.
+FAKE_AIRFLOW = """#!/bin/sh
+command -v airflow
+"""
+
+
+def test_make_airflow_starts_standalone_with_the_venvs_airflow_on_path(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    bin_dir = venv / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, text in (("wharf", FAKE_WHARF), ("airflow", FAKE_AIRFLOW), ("python", "")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    (venv / ".synced").touch()  # newer than requirements.txt: nothing is installed
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "venv" not in p)
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "airflow", f"VENV={venv}", f"BIN={bin_dir}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(bin_dir / "airflow")
