@@ -42,15 +42,15 @@ bench: $(VENV)/.synced
 
 ## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
 ## Sheets servers on free ports, their connections in Airflow's environment, after `wharf db
-## upgrade` of the datasets database (stop with Ctrl-C).
+## upgrade` and `wharf access apply` on the datasets database (stop with Ctrl-C).
 # standalone starts its components as `airflow ...` by name: the venv's bin goes first on PATH.
 airflow: $(VENV)/.synced
-	$(BIN)/wharf db upgrade && PATH="$(abspath $(BIN)):$$PATH" \
+	$(BIN)/wharf db upgrade && $(BIN)/wharf access apply && PATH="$(abspath $(BIN)):$$PATH" \
 	  $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 
-## psql on the embedded datasets database (a Unix socket in .wharf/pgdata).
+## psql on the embedded datasets database (a Unix socket in .wharf/pgdata), as its superuser.
 psql: $(VENV)/.synced
 	$(PGBIN)/psql -h "$(CURDIR)/.wharf/pgdata" -U postgres -d wharf
 

@@ -23,16 +23,33 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 
-def connect() -> Connection:
-    """A new psycopg 3 connection (not autocommit) from the Airflow connection
-    ``wharf_datasets`` (or ``WHARF_DATASETS_CONN_ID``), via the Postgres provider's hook."""
+def connect(conn_id: str | None = None) -> Connection:
+    """A new psycopg 3 connection (not autocommit) from the Airflow connection ``conn_id``,
+    by default ``wharf_datasets`` (or ``WHARF_DATASETS_CONN_ID``): the loader's login. Made
+    by the Postgres provider's hook."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    hook = PostgresHook(postgres_conn_id=conn_id or settings.datasets_conn_id())
     # The provider types get_conn() for psycopg 2 and 3 at once; with psycopg 3 installed it
     # is a psycopg.Connection.
-    conn = cast(Connection, PostgresHook(postgres_conn_id=settings.datasets_conn_id()).get_conn())
+    conn = cast(Connection, hook.get_conn())
     conn.autocommit = False
     return conn
+
+
+def connect_admin() -> Connection:
+    """A connection as an admin of the datasets database, for ``wharf db upgrade`` and
+    ``wharf access apply``: the Airflow connection ``wharf_datasets_admin`` (or
+    ``WHARF_DATASETS_ADMIN_CONN_ID``), else ``wharf_datasets`` when that one is not defined
+    (a deployment whose connection is its admin until roles exist)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(settings.datasets_admin_conn_id())
+    except AirflowNotFoundException:
+        return connect()
+    return connect(settings.datasets_admin_conn_id())
 
 
 def datasets_sqlalchemy_url() -> str:

@@ -88,13 +88,33 @@ def datasets_database_url() -> str:
     return os.environ.get("WHARF_DATASETS_DB_URL") or embedded_database_url()
 
 
+def as_user(url: str, user: str) -> str:
+    """``url`` logging in as ``user``, with no password (the embedded server and a server with
+    trust authentication take none; elsewhere define the loader's connection yourself)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host}"))
+
+
 def apply(start_database: bool = True) -> None:
-    """Set every missing setting in ``os.environ`` (never overrides what the user set)."""
+    """Set every missing setting in ``os.environ`` (never overrides what the user set).
+
+    The datasets database gets two connections: ``wharf_datasets_admin``, the URL as given
+    (``WHARF_DATASETS_DB_URL``, else the embedded server's superuser), for ``wharf db upgrade``
+    and ``wharf access apply``; and ``wharf_datasets``, the same server as the loader role,
+    for tasks (README, "Access control")."""
+    from wharf.contract.roles import Roles
+
     for key, value in airflow_defaults().items():
         if key == "PYTHONPATH":
             os.environ[key] = value
         else:
             os.environ.setdefault(key, value)
     conn_var = f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"
+    admin_var = f"AIRFLOW_CONN_{settings.datasets_admin_conn_id().upper()}"
     if start_database and conn_var not in os.environ:
-        os.environ[conn_var] = datasets_database_url()
+        url = datasets_database_url()
+        os.environ.setdefault(admin_var, url)
+        os.environ[conn_var] = as_user(url, Roles(settings.role_prefix()).loader)

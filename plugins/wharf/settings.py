@@ -9,7 +9,12 @@ embedded demo, in tests and in production:
 - ``WHARF_LAKE_CONN_ID``: the Airflow AWS connection of an ``s3://`` lake (default
   ``aws_default``).
 - ``WHARF_DATASETS_CONN_ID``: the Airflow connection of the datasets PostgreSQL database
-  (default ``wharf_datasets``).
+  (default ``wharf_datasets``): tasks log in through it as the loader role.
+- ``WHARF_DATASETS_ADMIN_CONN_ID``: the connection ``wharf db upgrade`` and ``wharf access
+  apply`` use, as an admin who may create roles (default ``wharf_datasets_admin``; when it is
+  not defined, the ``wharf_datasets`` connection).
+- ``WHARF_ROLE_PREFIX``: the prefix of Wharf's PostgreSQL roles (default ``wharf``), so several
+  deployments can share a server (README, "Access control").
 - ``WHARF_FILE_ROOTS``: folders (absolute, ``os.pathsep``-separated) a ``file`` source may read
   below besides ``include/reference/``, which is always allowed. ``/proc``, ``/sys`` and
   ``/dev`` never are: a root that is, lies in or holds one of them (``/``) is ignored.
@@ -30,6 +35,8 @@ from wharf.errors import UnsafeSpecError
 log = logging.getLogger(__name__)
 
 DATASETS_CONN_ID_DEFAULT = "wharf_datasets"
+DATASETS_ADMIN_CONN_ID_DEFAULT = "wharf_datasets_admin"
+ROLE_PREFIX_DEFAULT = "wharf"
 LAKE_CONN_ID_DEFAULT = "aws_default"
 
 
@@ -71,6 +78,16 @@ def lake_conn_id() -> str:
 def datasets_conn_id() -> str:
     """Airflow connection id of the datasets PostgreSQL database."""
     return os.environ.get("WHARF_DATASETS_CONN_ID", DATASETS_CONN_ID_DEFAULT)
+
+
+def datasets_admin_conn_id() -> str:
+    """Airflow connection id of an admin of the datasets database (creates roles)."""
+    return os.environ.get("WHARF_DATASETS_ADMIN_CONN_ID", DATASETS_ADMIN_CONN_ID_DEFAULT)
+
+
+def role_prefix() -> str:
+    """The prefix of Wharf's PostgreSQL role names (``wharf.contract.roles``)."""
+    return os.environ.get("WHARF_ROLE_PREFIX") or ROLE_PREFIX_DEFAULT
 
 
 # --- where a file source may read (README, "Threat model") ----------------------------------

@@ -9,15 +9,15 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from support import pg_connect
+from support import drop_session_database, pg_connect
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _airflow_db() -> None:
+def _airflow_db() -> Iterator[None]:
     """Airflow's metadata database in the session's AIRFLOW_HOME migrated, and Wharf's tables
-    in the datasets database upgraded once (``wharf db upgrade``), as a deploy does before
-    any task runs."""
-    from wharf.ledger import migrations
+    and roles in the datasets database upgraded once (``wharf db upgrade``), as a deploy does
+    before any task runs. At the session's end its database and roles are dropped."""
+    from wharf.cli.db import upgrade_datasets_db
 
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
@@ -25,8 +25,9 @@ def _airflow_db() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    with pg_connect() as conn:
-        migrations.upgrade(conn)
+    upgrade_datasets_db()
+    yield
+    drop_session_database()
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@ dataset's run and its audit rows. Import as ``from support import ...`` (pytest 
 folder on ``sys.path``); fixtures built on them are in this folder's ``conftest.py``.
 
 Importing this module creates a fresh PostgreSQL database for the test session, on the
-server of ``WHARF_DATASETS_DB_URL`` when set, else on the embedded server, and points the
-``wharf_datasets`` connection at it.
+server of ``WHARF_DATASETS_DB_URL`` when set, else on the embedded server, with a role prefix
+of its own (roles are server-wide), and points the ``wharf_datasets_admin`` connection at it
+as the server's superuser and ``wharf_datasets`` as the session's loader role, as a deploy
+does (``wharf.environment.apply``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,27 @@ def _test_database_url() -> str:
 
 
 DATASETS_URL = _test_database_url()
-os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"] = DATASETS_URL
+ROLE_PREFIX = f"wt{uuid.uuid4().hex[:6]}"
+os.environ["WHARF_ROLE_PREFIX"] = ROLE_PREFIX
+os.environ[f"AIRFLOW_CONN_{settings.datasets_admin_conn_id().upper()}"] = DATASETS_URL
+# The loader's login: what tasks use (``wharf_datasets``); DATASETS_URL is the superuser's.
+LOADER_URL = environment.as_user(DATASETS_URL, f"{ROLE_PREFIX}_loader")
+os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"] = LOADER_URL
+
+
+def drop_session_database() -> None:
+    """Drop the session's database and its roles (the session's end)."""
+    import psycopg
+
+    name = urlsplit(DATASETS_URL).path.lstrip("/")
+    admin = urlunsplit(urlsplit(DATASETS_URL)._replace(path="/postgres"))
+    with psycopg.connect(libpq(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        roles = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{ROLE_PREFIX}_",)
+        ).fetchall()
+        for (role,) in roles:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def pg_connect():  # type: ignore[no-untyped-def]
@@ -124,3 +146,13 @@ def last_run_audit(pg: Any, dataset_id: str, columns: str) -> dict[str, tuple[An
         (dataset_id, last_run_id(pg, dataset_id)),
     ).fetchall()
     return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def access_apply(*specs: Any) -> None:
+    """What ``wharf access apply`` does, as the admin, for ``specs`` (DatasetSpec), or for
+    the YAMLs of ``WHARF_SCHEMAS_DIR`` when none are given: a deploy runs it after merging a
+    YAML that needs a new role (a data cut's, a domain's protected role)."""
+    from wharf.cli.access import reconcile_estate
+    from wharf.specfiles import load_specs
+
+    reconcile_estate(list(specs) or load_specs()[0], apply=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import pg_connect
+from support import access_apply, pg_connect
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.errors import UnsafeSpecError
@@ -65,6 +65,7 @@ def _staff(project: Path, sensitivity: str) -> None:
 def test_a_refresh_refuses_a_cut_whose_input_became_protected(project: Path, pg: Any) -> None:
     _staff(project, "PUBLIC")
     with pg_connect() as conn:
+        access_apply(_cut("PUBLIC"))
         assert data_cuts.refresh(conn, _cut("PUBLIC")) == "refreshed"
     pg.execute("DROP VIEW hrsens.cut")
     _staff(project, "PROTECTED")  # changed after the DAG was parsed

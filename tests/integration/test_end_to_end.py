@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from support import last_run_audit, mariadb_url, run_dag
+from support import ROLE_PREFIX, access_apply, last_run_audit, mariadb_url, run_dag
 
 from wharf.demo.seed import FLIGHTS_ROWS, read_table, seed
 from wharf.demo.servers import demo_api, demo_sheets, start, vega_file, vega_records, write_key
@@ -55,6 +55,12 @@ def audit(pg, dataset_id: str) -> dict[str, tuple]:  # type: ignore[no-untyped-d
     return last_run_audit(pg, dataset_id, "status, rows_in, rows_out, error")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _deployed() -> None:
+    """What a deploy runs after `wharf db upgrade`: `wharf access apply` (the data cut's role)."""
+    access_apply()
+
+
 @pytest.fixture(scope="module")
 def sqlite_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("source") / "nycflights13.sqlite"
@@ -82,10 +88,18 @@ def test_examples_load_from_sqlite(sqlite_source: Path, flights_csv, pg, monkeyp
     )
     assert steps["extract"][2] == steps["load"][2] == FLIGHTS_ROWS
     catalogue = pg.execute(
-        "SELECT last_status, row_count, sensitivity FROM wharf.catalogue WHERE dataset_id = %s",
+        "SELECT last_status, row_count, sensitivity, readers FROM wharf.catalogue"
+        " WHERE dataset_id = %s",
         ("transport.flights",),
     ).fetchone()
-    assert catalogue == ("success", FLIGHTS_ROWS, "PUBLIC")
+    readers = [f"{ROLE_PREFIX}_public", f"{ROLE_PREFIX}_private"]
+    assert catalogue == ("success", FLIGHTS_ROWS, "PUBLIC", readers)
+    # Loaded by the loader, owned by the owner role, readable by the public role (issue #13).
+    assert pg.execute(
+        "SELECT pg_get_userbyid(relowner), has_table_privilege(%s, oid, 'SELECT')"
+        " FROM pg_class WHERE oid = 'transport.flights_per_carrier_month'::regclass",
+        (f"{ROLE_PREFIX}_public",),
+    ).fetchone() == (f"{ROLE_PREFIX}_cut_transport.flights_per_carrier_month", True)
     assert pg.execute("SELECT col_description('transport.flights'::regclass, 10)").fetchone() == (
         "Two-letter airline code; see transport.airlines.",
     )

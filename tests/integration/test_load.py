@@ -21,7 +21,7 @@ from loading import (
     sample,
     table_name,
 )
-from support import DATASETS_URL, libpq, pg_connect
+from support import LOADER_URL, libpq, pg_connect
 
 from wharf.publish import load
 from wharf.publish.schema_changes import SchemaChangeError
@@ -33,7 +33,7 @@ DAY2 = datetime(2026, 1, 2, tzinfo=UTC)
 @pytest.fixture
 def conn() -> Iterator[psycopg.Connection[Any]]:
     """A loader connection (transactions, as the datasets hook gives)."""
-    with psycopg.connect(libpq(DATASETS_URL)) as connection:
+    with psycopg.connect(libpq(LOADER_URL)) as connection:
         yield connection
 
 
@@ -313,7 +313,7 @@ def test_a_dropped_connection_publishes_nothing_and_a_rerun_succeeds(conn: Any) 
         load.load(conn, spec, "r2", DAY2, rows_of(spec, sample(range(10, 30)), "r2"), drop)
     with pg_connect() as fresh:
         assert checksum(fresh, spec) == before
-    with psycopg.connect(libpq(DATASETS_URL)) as again:
+    with psycopg.connect(libpq(LOADER_URL)) as again:
         result = load.load(again, spec, "r2", DAY2, rows_of(spec, sample(range(10, 30)), "r2"))
     assert result.published_rows == 30
 
@@ -329,7 +329,7 @@ def test_two_loads_of_one_dataset_never_interleave(conn: Any) -> None:
     first.start()
     assert pause.reached.wait(30)
     phases: list[str] = []
-    with psycopg.connect(libpq(DATASETS_URL)) as other:
+    with psycopg.connect(libpq(LOADER_URL)) as other:
         second = threading.Thread(
             target=load.load,
             args=(other, spec, "r3", DAY1, rows_of(spec, sample(range(30)), "r3"), phases.append),

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from support import DATASETS_URL, libpq
+from support import DATASETS_URL, ROLE_PREFIX, libpq
 
-from wharf import errors, settings
+from wharf import environment, errors, settings
 from wharf.cli.check import cmd_check
 from wharf.cli.main import main
 from wharf.ledger import migrations
@@ -42,7 +42,11 @@ def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(parts._replace(path=f"/{name}"))
-    monkeypatch.setenv("AIRFLOW_CONN_WHARF_DATASETS", url)
+    # As a deploy has them: the admin's connection, and the loader's, which tasks use.
+    monkeypatch.setenv("AIRFLOW_CONN_WHARF_DATASETS_ADMIN", url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WHARF_DATASETS", environment.as_user(url, f"{ROLE_PREFIX}_loader")
+    )
     try:
         yield url
     finally:
@@ -56,6 +60,9 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+ALL = [(1, "initial"), (2, "catalogue_readers")]
+
+
 def _applied(conn: Any) -> list[tuple[int, str]]:
     return conn.execute("SELECT version, name FROM wharf.schema_migrations ORDER BY 1").fetchall()
 
@@ -63,11 +70,11 @@ def _applied(conn: Any) -> list[tuple[int, str]]:
 def test_upgrade_applies_each_migration_once_and_records_it(db: Any) -> None:
     assert migrations.current_version(db) == 0
 
-    assert [m.version for m in migrations.upgrade(db)] == [1]
+    assert [m.version for m in migrations.upgrade(db)] == [1, 2]
     assert migrations.upgrade(db) == []
 
-    assert _applied(db) == [(1, "initial")]
-    assert migrations.current_version(db) == migrations.head() == 1
+    assert _applied(db) == ALL
+    assert migrations.current_version(db) == migrations.head() == 2
     migrations.require_head(db)  # no error
     assert db.execute("SELECT count(*) FROM wharf.audit").fetchone() == (0,)
 
@@ -82,9 +89,9 @@ def test_a_database_the_old_script_built_upgrades_cleanly(db: Any) -> None:
     db.commit()
     assert migrations.current_version(db) == 0
 
-    assert [m.name for m in migrations.upgrade(db)] == ["initial"]
+    assert [m.name for m in migrations.upgrade(db)] == ["initial", "catalogue_readers"]
 
-    assert _applied(db) == [(1, "initial")]
+    assert _applied(db) == ALL
     assert db.execute("SELECT dataset_id FROM wharf.catalogue").fetchall() == [("old.one",)]
 
 
@@ -101,9 +108,9 @@ def test_two_upgrades_at_once_apply_each_migration_once(database_url: str) -> No
     for thread in threads:
         thread.join()
 
-    assert sorted(len(a) for a in applied) == [0, 0, 1]
+    assert sorted(len(a) for a in applied) == [0, 0, 2]
     with psycopg.connect(libpq(database_url)) as conn:
-        assert _applied(conn) == [(1, "initial")]
+        assert _applied(conn) == ALL
 
 
 def test_a_failing_migration_is_rolled_back_and_the_ones_before_it_stay(
@@ -133,6 +140,7 @@ def test_a_failing_migration_is_rolled_back_and_the_ones_before_it_stay(
     [
         (["0001_initial.sql", "0003_later.sql"], r"versions \[1, 3\] are not 1, 2"),
         (["0001_initial.sql", "2_later.sql"], "named NNNN_<what>.sql"),
+        ([], "no migrations"),
     ],
 )
 def test_a_migration_folder_with_a_gap_or_a_badly_named_file_is_refused(
@@ -148,7 +156,7 @@ def test_require_head_names_both_versions_and_the_command(db: Any) -> None:
     with pytest.raises(errors.TerminalError) as raised:
         migrations.require_head(db)
     assert str(raised.value) == (
-        "the datasets database is at version 0, Wharf needs 1: run `wharf db upgrade`"
+        "the datasets database is at version 0, Wharf needs 2: run `wharf db upgrade`"
     )
     db.execute("SELECT 1")  # the failed read left the connection usable
 
@@ -156,11 +164,18 @@ def test_require_head_names_both_versions_and_the_command(db: Any) -> None:
 def test_wharf_db_upgrade_prints_what_it_applied_then_up_to_date(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["db", "upgrade"]) == 0
-    assert capsys.readouterr().out == "wharf db upgrade: applied 0001_initial.sql (version 1)\n"
+    roles = (
+        f"wharf db upgrade: roles {ROLE_PREFIX}_admin, {ROLE_PREFIX}_owner, {ROLE_PREFIX}_loader, "
+        f"{ROLE_PREFIX}_operator, {ROLE_PREFIX}_public, {ROLE_PREFIX}_private in place\n"
+    )
     assert main(["db", "upgrade"]) == 0
     assert capsys.readouterr().out == (
-        "wharf db upgrade: the datasets database is up to date (version 1)\n"
+        "wharf db upgrade: applied 0001_initial.sql (version 1)\n"
+        "wharf db upgrade: applied 0002_catalogue_readers.sql (version 2)\n" + roles
+    )
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == (
+        "wharf db upgrade: the datasets database is up to date (version 2)\n" + roles
     )
 
 
@@ -186,7 +201,7 @@ columns:
 # whole script (CREATE ... IF NOT EXISTS, COMMENT ON, CREATE OR REPLACE VIEW) before each step.
 DDL_LOG = """
 CREATE TABLE public.ddl_log (tag text, query text);
-CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     INSERT INTO public.ddl_log VALUES (tg_tag, current_query());
 END $$;
@@ -212,7 +227,9 @@ def _run(dataset_id: str) -> Any:
 
 
 def test_a_run_runs_no_ddl_on_wharfs_tables(orders: str, db: Any) -> None:
-    migrations.upgrade(db)
+    from wharf.cli.db import upgrade_datasets_db
+
+    upgrade_datasets_db()  # as a deploy does: migrations, roles, grants
     db.execute(DDL_LOG)
     db.commit()
 
@@ -238,7 +255,7 @@ def test_a_run_on_a_database_not_upgraded_fails_at_once_naming_the_command(
     assert str(run.state) == "failed"
     assert (
         "migshop.orders extract failed (terminal, not retried): the datasets database is at "
-        "version 0, Wharf needs 1: run `wharf db upgrade`"
+        "version 0, Wharf needs 2: run `wharf db upgrade`"
     ) in caplog.text
     assert db.execute("SELECT to_regnamespace('wharf')").fetchone() == (None,)
 

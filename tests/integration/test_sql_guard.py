@@ -22,7 +22,7 @@ import psycopg
 import pymysql
 import pytest
 import sqlalchemy as sa
-from support import DATASETS_URL, mariadb_url, pg_connect
+from support import DATASETS_URL, LOADER_URL, ROLE_PREFIX, access_apply, mariadb_url, pg_connect
 
 from wharf import connections
 from wharf.cli.check import cmd_check
@@ -272,6 +272,9 @@ def cut_inputs() -> Iterator[None]:
         pg.execute("CREATE SCHEMA cutsrc")
         pg.execute("CREATE TABLE cutsrc.t AS SELECT generate_series(1, 3) AS a")
         pg.execute("CREATE TABLE cutsrc.secret AS SELECT 42 AS a")
+        # As Wharf's loads leave them: the owner role owns the schema and its tables.
+        for statement in ("SCHEMA cutsrc", "TABLE cutsrc.t", "TABLE cutsrc.secret"):
+            pg.execute(f'ALTER {statement} OWNER TO "{ROLE_PREFIX}_owner"')
     yield
 
 
@@ -335,11 +338,12 @@ def test_wharf_check_refuses_a_symlink_out_of_include_sql(
 
 
 def _datasets_conn() -> Any:
+    """The loader's login, as a task's refresh has."""
     import psycopg
 
     from wharf.environment import libpq_conninfo
 
-    return psycopg.connect(libpq_conninfo(DATASETS_URL))
+    return psycopg.connect(libpq_conninfo(LOADER_URL))
 
 
 def test_a_cut_changed_after_check_is_refused_at_refresh(
@@ -347,6 +351,7 @@ def test_a_cut_changed_after_check_is_refused_at_refresh(
 ) -> None:
     file = _cut(project, "changing.sql", "SELECT a FROM cutsrc.t")
     spec = load_spec(file)  # passes check
+    access_apply(spec)
     touched = tmp_path / "touched"
     outside = tmp_path / "outside.sql"
     outside.write_text("SELECT a FROM cutsrc.t")
@@ -389,12 +394,14 @@ def test_sql_past_the_parser_fails_on_the_roles_permissions(
     touched = tmp_path / "touched"
     spec = load_spec(_cut(project, "fine.sql", "SELECT a FROM cutsrc.t"))
     spec = spec.model_copy(update={"materialized": materialized})
+    access_apply(spec)
     with _datasets_conn() as conn:
         if ";" in body:  # a second statement never reaches the server as one
             with pytest.raises(psycopg.errors.SyntaxError, match="multiple commands|syntax"):
                 data_cuts.run_ddl(conn, spec, body.format(touched=touched), ["cutsrc.t"])
         else:
-            with pytest.raises(UnsafeSpecError, match="data-cut role wharf_data_cuts may not"):
+            role = f"{ROLE_PREFIX}_cut_cuts.{spec.metadata.dataset}"
+            with pytest.raises(UnsafeSpecError, match=f"data-cut role {role} may not"):
                 data_cuts.run_ddl(conn, spec, body.format(touched=touched), ["cutsrc.t"])
     with pg_connect() as pg:
         assert pg.execute("SELECT count(*) FROM cutsrc.t").fetchone() == (3,)
@@ -403,17 +410,19 @@ def test_sql_past_the_parser_fails_on_the_roles_permissions(
 
 
 @pytest.mark.parametrize("materialized", [False, True])
-def test_a_cut_runs_as_its_role_and_adopts_a_view_an_earlier_wharf_made(
+def test_a_cut_runs_as_its_role_and_apply_adopts_a_view_an_earlier_wharf_made(
     project: Path, cut_inputs: None, materialized: bool
 ) -> None:
     file = _cut(project, "count.sql", "SELECT count(*)::int AS a FROM cutsrc.t;\n", "[]")
     spec = load_spec(file).model_copy(update={"materialized": materialized})
     kind = "MATERIALIZED VIEW" if materialized else "VIEW"
+    role = f"{ROLE_PREFIX}_cut_cuts.{spec.metadata.dataset}"
     with pg_connect() as pg:  # as an earlier Wharf did: the superuser owns the view
         pg.execute("CREATE SCHEMA IF NOT EXISTS cuts")
         pg.execute(f"CREATE {kind} {spec.dataset_id} AS {cut_sql(spec).rstrip().rstrip(';')}")
         pg.execute("INSERT INTO cutsrc.t VALUES (4), (5)")
     assert data_cuts.inputs(spec) == ["cutsrc.t"]  # found by sqlglot, no depends_on
+    access_apply(spec)  # creates the cut's role, hands it the view and the cuts schema
     with _datasets_conn() as conn:
         assert data_cuts.refresh(conn, spec) == "refreshed"
         assert data_cuts.refresh(conn, spec) == "refreshed"
@@ -423,51 +432,65 @@ def test_a_cut_runs_as_its_role_and_adopts_a_view_an_earlier_wharf_made(
             "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s::regclass",
             (spec.dataset_id,),
         ).fetchone()
-        assert owner == ("wharf_data_cuts",)
-        role = pg.execute(
+        assert owner == (role,)
+        attributes = pg.execute(
             "SELECT rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolbypassrls"
-            " FROM pg_roles WHERE rolname = 'wharf_data_cuts'"
+            " FROM pg_roles WHERE rolname = %s",
+            (role,),
         ).fetchone()
-        assert role == (False, False, False, False, False)
+        assert attributes == (False, False, False, False, False)
 
 
-def test_the_role_is_created_once_by_concurrent_refreshes() -> None:
+def test_a_view_an_earlier_wharf_made_fails_the_refresh_until_apply(
+    project: Path, cut_inputs: None
+) -> None:
+    spec = load_spec(_cut(project, "old.sql", "SELECT a FROM cutsrc.t"))
+    with pg_connect() as pg:
+        pg.execute("CREATE SCHEMA IF NOT EXISTS cuts")
+        pg.execute(f"CREATE VIEW {spec.dataset_id} AS SELECT a FROM cutsrc.t")
+    with pg_connect() as pg:  # the role exists, the view is still the superuser's
+        pg.execute(f'CREATE ROLE "{ROLE_PREFIX}_cut_cuts.{spec.metadata.dataset}" NOLOGIN')
+        pg.execute(
+            f'GRANT "{ROLE_PREFIX}_cut_cuts.{spec.metadata.dataset}" TO "{ROLE_PREFIX}_loader"'
+        )
+    with _datasets_conn() as conn, pytest.raises(TerminalError) as caught:
+        data_cuts.refresh(conn, spec)
+    assert "is owned by postgres" in str(caught.value)
+    assert "wharf access apply" in str(caught.value)
+
+
+def test_concurrent_applies_create_the_role_once(project: Path, cut_inputs: None) -> None:
     import threading
 
-    role = f"wharf_cuts_{uuid.uuid4().hex[:8]}"
-    barrier, failures = threading.Barrier(4), []
+    spec = load_spec(_cut(project, "once.sql", "SELECT a FROM cutsrc.t"))
+    barrier, failures = threading.Barrier(3), []
 
-    def create() -> None:
+    def apply() -> None:
         try:
-            with _datasets_conn() as conn, conn.cursor() as cur:
-                barrier.wait()
-                data_cuts.ensure_role(cur, role)
-                conn.commit()
+            barrier.wait()
+            access_apply(spec)
         except Exception as err:  # collected and asserted below
             failures.append(err)
 
-    threads = [threading.Thread(target=create) for _ in range(4)]
+    threads = [threading.Thread(target=apply) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    role = f"{ROLE_PREFIX}_cut_cuts.{spec.metadata.dataset}"
     with pg_connect() as pg:
         found = pg.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-        pg.execute(f'DROP ROLE "{role}"')
     assert failures == [] and found == (1,)
 
 
-def test_a_superuser_role_of_that_name_is_refused() -> None:
-    role = f"wharf_cuts_{uuid.uuid4().hex[:8]}"
+def test_a_superuser_role_of_a_cuts_name_is_refused(project: Path, cut_inputs: None) -> None:
+    spec = load_spec(_cut(project, "super.sql", "SELECT a FROM cutsrc.t"))
+    role = f"{ROLE_PREFIX}_cut_cuts.{spec.metadata.dataset}"
     with pg_connect() as pg:
         pg.execute(f'CREATE ROLE "{role}" SUPERUSER NOLOGIN')
     try:
-        with (
-            _datasets_conn() as conn,
-            conn.cursor() as cur,
-            pytest.raises(TerminalError, match="is a superuser"),
-        ):
-            data_cuts.ensure_role(cur, role)
+        with pytest.raises(TerminalError, match="is a superuser"):
+            access_apply(spec)
     finally:
         with pg_connect() as pg:
             pg.execute(f'DROP ROLE "{role}"')

@@ -40,6 +40,10 @@ def test_airflow_services_share_the_project_and_connections() -> None:
         assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= mounts
         datasets = urlsplit(service["environment"]["AIRFLOW_CONN_WHARF_DATASETS"])
         assert datasets.hostname == "datasets-db" and datasets.port == 5432
+        admin = urlsplit(service["environment"]["AIRFLOW_CONN_WHARF_DATASETS_ADMIN"])
+        # Tasks log in as the loader, never as the server's superuser (issue #13).
+        assert datasets.username == "wharf_loader" and admin.username == "wharf"
+        assert admin.hostname == "datasets-db"
         assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
         for local in service["volumes"]:
             source = local.split(":")[0]
@@ -47,10 +51,12 @@ def test_airflow_services_share_the_project_and_connections() -> None:
                 assert (ROOT / source).is_dir(), f"{name} mounts missing {source}"
 
 
-def test_the_init_service_migrates_airflow_then_upgrades_wharfs_tables() -> None:
+def test_the_init_service_migrates_airflow_then_upgrades_wharfs_tables_and_grants() -> None:
     command = compose()["services"]["airflow-init"]["command"]
     assert command[:2] == ["bash", "-c"]
-    assert command[2] == "airflow db migrate && python -m wharf db upgrade"
+    assert command[2] == (
+        "airflow db migrate && python -m wharf db upgrade && python -m wharf access apply"
+    )
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         depends = compose()["services"][name]["depends_on"]
         assert depends["airflow-init"] == {"condition": "service_completed_successfully"}

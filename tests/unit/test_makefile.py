@@ -8,9 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Stands in for wharf: `db upgrade` succeeds; `serve-demo -- CMD` runs CMD, as the real one.
+# Stands in for wharf: `db upgrade` and `access apply` succeed; `serve-demo -- CMD` runs CMD,
+# as the real one.
 FAKE_WHARF = """#!/bin/sh
 [ "$1" = db ] && exit 0
+[ "$1" = access ] && exit 0
 shift 2
 exec "$@"
 """

@@ -13,7 +13,12 @@ wharf serve-demo [-- CMD ...]
                             CMD runs with their connections (no CMD: print them, serve
                             until Ctrl-C)
 wharf db upgrade            apply the pending migrations of Wharf's own tables to the
-                            datasets database (once per deploy)
+                            datasets database and set up its roles (once per deploy, as
+                            an admin)
+wharf access plan | apply   print (plan) or make (apply) the roles and grants the YAMLs
+                            imply: reader roles by sensitivity, one role per data cut
+wharf catalogue             every dataset: sensitivity, reader roles, whether the grants
+                            match, last run, rows
 wharf env                   print the environment as shell exports (starts the database)
 wharf watermark reset DATASET
                             delete an incremental dataset's watermark: its next run reads
@@ -28,6 +33,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from wharf import environment, settings
+from wharf.cli.access import cmd_access
+from wharf.cli.catalogue import cmd_catalogue
 from wharf.cli.check import cmd_check
 from wharf.cli.db import cmd_db_upgrade
 from wharf.cli.demo import cmd_demo, cmd_serve_demo
@@ -47,10 +54,12 @@ def cmd_env() -> int:
     keys = [
         *environment.airflow_defaults(),
         f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}",
+        f"AIRFLOW_CONN_{settings.datasets_admin_conn_id().upper()}",
         *(key for key in demo_connections.VARIABLES if key in os.environ),
     ]
     for key in keys:
-        print(f"export {key}='{os.environ[key]}'")
+        if key in os.environ:  # the admin's connection is Wharf's to define only with its own
+            print(f"export {key}='{os.environ[key]}'")
     return 0
 
 
@@ -113,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     db = sub.add_parser("db", help="the datasets database's Wharf tables")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply pending migrations of Wharf's own tables")
+    access = sub.add_parser("access", help="roles and grants by sensitivity")
+    access_sub = access.add_subparsers(dest="access_command", required=True)
+    access_sub.add_parser("plan", help="print what apply would change")
+    access_sub.add_parser("apply", help="create roles, hand over objects, reconcile grants")
+    sub.add_parser("catalogue", help="datasets with sensitivity, readers, last run")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
     watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
@@ -147,6 +161,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "demo": lambda args: cmd_demo(),
     "db": lambda args: cmd_db_upgrade(),
+    "access": lambda args: cmd_access(args.access_command == "apply"),
+    "catalogue": lambda args: cmd_catalogue(),
     "env": lambda args: cmd_env(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),
     "watermark": lambda args: cmd_watermark_reset(args.dataset),

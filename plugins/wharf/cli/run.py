@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf import environment, settings
+from wharf.cli.access import reconcile_estate
 from wharf.cli.db import upgrade_datasets_db
 from wharf.connections import Connection, one_row
 from wharf.contract.dataset import DatasetSpec
@@ -48,6 +49,8 @@ def cmd_run(dataset_ids: list[str], logical_date: datetime | None = None) -> int
         print(f"unknown dataset(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     upgrade_datasets_db()
+    changes = reconcile_estate(specs, apply=True)
+    print(f"wharf access apply: {len(changes.statements)} change(s)")
     logs = settings.state_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     results = []

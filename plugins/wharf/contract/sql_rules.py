@@ -288,3 +288,22 @@ def check_cut(text: str, depends_on: Sequence[str] = ()) -> list[str]:
             f"the SQL reads {', '.join(unlisted)}, which depends_on does not list"
         )
     return inputs
+
+
+def filters_rows(text: str) -> bool:
+    """Whether a checked SELECT (PostgreSQL) drops rows of what it reads: a WHERE, HAVING,
+    QUALIFY, LIMIT, OFFSET or join condition anywhere in it. Such a view is created with
+    ``security_barrier`` (PostgreSQL docs, "Rules and Privileges": without it a reader's
+    function in a WHERE may see rows the view's own filter would drop). Text sqlglot cannot
+    parse counts as filtering: the barrier is the safe side."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(text, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        return True
+    filters = (exp.Where, exp.Having, exp.Qualify, exp.Limit, exp.Offset)
+    if any(True for _ in tree.find_all(*filters)):
+        return True
+    return any(join.args.get("on") or join.args.get("using") for join in tree.find_all(exp.Join))

@@ -7,8 +7,10 @@ import json
 
 from psycopg.types.json import Jsonb
 
+from wharf import settings
 from wharf.connections import Connection
 from wharf.contract.dataset import DatasetSpec
+from wharf.contract.roles import Roles
 
 
 def spec_hash(spec: DatasetSpec) -> str:
@@ -20,22 +22,24 @@ def spec_hash(spec: DatasetSpec) -> str:
 def upsert_catalogue(
     conn: Connection, spec: DatasetSpec, run_id: str, status: str, row_count: int | None
 ) -> None:
-    """The dataset's catalogue row: metadata from the YAML and the outcome of this run."""
+    """The dataset's catalogue row: metadata from the YAML (with the reader roles its
+    sensitivity implies) and the outcome of this run."""
     meta = spec.metadata
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO wharf.catalogue AS c (dataset_id, domain, dataset, kind, description,
-                   sensitivity, owners, key_value_tags, key_only_tags, update_behaviour,
-                   spec_hash, schema_version, last_run_id, last_status, last_success_at, row_count,
+                   sensitivity, readers, owners, key_value_tags, key_only_tags,
+                   update_behaviour, spec_hash, schema_version, last_run_id, last_status, last_success_at, row_count,
                    updated_at)
                VALUES (%(id)s, %(domain)s, %(dataset)s, %(kind)s, %(description)s,
-                   %(sensitivity)s, %(owners)s, %(kv)s, %(tags)s, %(ub)s, %(hash)s,
+                   %(sensitivity)s, %(readers)s, %(owners)s, %(kv)s, %(tags)s, %(ub)s, %(hash)s,
                    (SELECT version FROM wharf.schema_history WHERE dataset_id = %(id)s
                     ORDER BY id DESC LIMIT 1), %(run)s,
                    %(status)s, CASE WHEN %(status)s = 'success' THEN now() END, %(rows)s, now())
                ON CONFLICT (dataset_id) DO UPDATE SET
                    domain = EXCLUDED.domain, dataset = EXCLUDED.dataset, kind = EXCLUDED.kind,
                    description = EXCLUDED.description, sensitivity = EXCLUDED.sensitivity,
+                   readers = EXCLUDED.readers,
                    owners = EXCLUDED.owners, key_value_tags = EXCLUDED.key_value_tags,
                    key_only_tags = EXCLUDED.key_only_tags,
                    update_behaviour = EXCLUDED.update_behaviour, spec_hash = EXCLUDED.spec_hash,
@@ -51,6 +55,7 @@ def upsert_catalogue(
                 "kind": meta.kind,
                 "description": meta.description,
                 "sensitivity": meta.sensitivity,
+                "readers": list(Roles(settings.role_prefix()).readers(meta)),
                 "owners": Jsonb([o.model_dump() for o in meta.owners]),
                 "kv": Jsonb(meta.key_value_tags),
                 "tags": Jsonb(list(meta.key_only_tags)),

@@ -55,8 +55,8 @@ def migrations_dir() -> Path:
 
 def migrations(folder: Path | None = None) -> list[Migration]:
     """Every migration of ``folder`` (default ``include/sql/wharf/``), by version. Raises
-    ``TerminalError`` for a ``.sql`` file not named ``NNNN_<what>.sql``, a repeated version,
-    or a gap (a missing file would otherwise be skipped on every database)."""
+    ``TerminalError`` for no file, a ``.sql`` file not named ``NNNN_<what>.sql``, a repeated
+    version, or a gap (a missing file would otherwise be skipped on every database)."""
     found = []
     for path in sorted((folder or migrations_dir()).glob("*.sql")):
         match = _FILE.fullmatch(path.name)
@@ -64,6 +64,8 @@ def migrations(folder: Path | None = None) -> list[Migration]:
             raise TerminalError(f"{path}: a migration is named NNNN_<what>.sql")
         found.append(Migration(int(match[1]), match[2], path))
     versions = [m.version for m in found]
+    if not found:
+        raise TerminalError(f"{folder or migrations_dir()}: no migrations (is WHARF_HOME right?)")
     if versions != list(range(1, len(found) + 1)):
         raise TerminalError(f"{folder or migrations_dir()}: versions {versions} are not 1, 2, ...")
     return found

@@ -15,6 +15,7 @@ from wharf import connections, errors
 from wharf.ledger.audit import AuditRow, write_audit
 from wharf.ledger.migrations import SchemaVersionError, require_head
 from wharf.orchestration.run_context import Run
+from wharf.publish import access
 from wharf.validate import contract_checks, expectations
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,17 @@ def audited(run: Run, step: str) -> Iterator[AuditRow]:
 def _write_audit(row: AuditRow, event: Literal["start", "end"], check: bool = False) -> None:
     """Append one audit row, or log that it could not be written: the step's own outcome
     matters more than its audit row. With ``check``, first ``require_head`` (one SELECT on
-    the same connection), whose ``SchemaVersionError`` is raised: no step may write Wharf's
+    the same connection) and ``access.require_loader``, whose ``SchemaVersionError`` and
+    ``AccessError`` are raised: no step may write Wharf's
     tables in a shape this code does not know."""
     try:
         with connections.connect() as conn:
             if check:
                 require_head(conn)
+                with conn.cursor() as cur:
+                    access.require_loader(cur, access.deployment_roles())
             write_audit(conn, row, event)
-    except SchemaVersionError:
+    except (SchemaVersionError, access.AccessError):
         raise
     except Exception:
         log.exception("%s %s: could not write the audit %s row", row.dataset_id, row.step, event)

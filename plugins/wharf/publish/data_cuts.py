@@ -4,9 +4,13 @@ A data cut's SQL is one file below ``include/sql/`` holding one read-only SELECT
 ``wharf.contract.sql_rules`` in ``wharf check`` and again here, before every refresh). Its inputs are
 its ``depends_on`` list, or else the tables its SQL reads, found by the same parser.
 
-The cut's DDL runs as ``wharf_data_cuts`` (``SET LOCAL ROLE``): a NOLOGIN role that is no
-superuser and may read only the cut's inputs, so even SQL that got past the parser cannot read
-files, run programs or read tables it was not given. The role owns the cut's views.
+The cut's DDL runs as the cut's own role (``SET LOCAL ROLE``; ``wharf.contract.roles``): a
+NOLOGIN role that is no superuser and may read only this cut's inputs, so even SQL that got
+past the parser cannot read files, run programs or read tables it was not given. The role owns
+the cut's view: a view reads its tables with its owner's rights, so one owner role for every
+cut would let each cut's view read every other cut's inputs (a PUBLIC cut could then show
+a PROTECTED table if its SQL ever got past the parser), and refreshing a materialized view
+needs its ownership. One role per cut keeps both exact.
 """
 
 from __future__ import annotations
@@ -16,19 +20,17 @@ from graphlib import TopologicalSorter
 
 from psycopg import sql
 
-from wharf.connections import Connection, Cursor, lock_ddl, one_row, qualified, relation_exists
+from wharf.connections import Connection, lock_ddl, qualified, relation_exists
 from wharf.contract.dataset import DatasetSpec
-from wharf.contract.sql_rules import check_cut
-from wharf.errors import TerminalError, UnsafeSpecError, one_line
+from wharf.contract.sql_rules import check_cut, filters_rows
+from wharf.errors import UnsafeSpecError, one_line
+from wharf.publish import access
 from wharf.publish.comments import comment
 from wharf.specfiles import spec_metadata
 from wharf.specfiles.estate import sensitivity_problem
 from wharf.specfiles.sql_files import cut_sql
 
 log = logging.getLogger(__name__)
-
-# Interim: the access-control work replaces it with Wharf's own roles.
-CUT_ROLE = "wharf_data_cuts"
 
 
 def inputs(cut: DatasetSpec) -> list[str]:
@@ -98,31 +100,28 @@ def refresh(conn: Connection, cut: DatasetSpec) -> str:
 
 
 def run_ddl(conn: Connection, cut: DatasetSpec, text: str, needs: list[str]) -> None:
-    """The cut's DDL as ``CUT_ROLE``, which is granted USAGE and CREATE on the cut's schema
-    and SELECT on each of ``needs`` (the cut's inputs), and nothing else. ``text`` must have
-    passed ``check_cut`` (the database is the second lock, not the first).
+    """The cut's DDL as the cut's own role (``Roles.cut``), which holds USAGE and CREATE on
+    the cut's schema and SELECT on each of ``needs`` (the cut's inputs), and nothing else;
+    then the view's grants reconciled with its sensitivity, in the same transaction. ``text``
+    must have passed ``check_cut`` (the database is the second lock, not the first).
 
-    Raises ``UnsafeSpecError`` when the SQL reads or calls what the role may not."""
+    Raises ``UnsafeSpecError`` when the SQL reads or calls what the role may not, and
+    ``access.AccessError`` when the role is missing (``wharf access apply`` creates it)."""
     import psycopg
 
     meta = cut.metadata
+    roles = access.deployment_roles()
+    role = roles.cut(cut.dataset_id)
     view = qualified(meta.domain, meta.dataset)
     body = sql.SQL(text.strip().rstrip(";"))  # one checked SELECT from include/sql
     try:
-        with conn.cursor() as cur:
+        # A transaction block even on an autocommit connection: SET LOCAL ROLE needs one.
+        with conn.transaction(), conn.cursor() as cur:
             lock_ddl(cur)
-            ensure_role(cur)
-            cur.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(meta.domain))
-            )
-            _grant_schema(cur, meta.domain, "USAGE")
-            _grant_schema(cur, meta.domain, "CREATE")
-            for dataset_id in needs:
-                schema, _, name = dataset_id.partition(".")
-                _grant_schema(cur, schema, "USAGE")
-                _grant_select(cur, schema, name)
-            _adopt(cur, meta.domain, meta.dataset)
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(CUT_ROLE)))
+            access.create_schema(cur, meta.domain, roles)
+            access.require_owner(cur, cut, roles)
+            access.cut_grants(cur, cut, needs, roles)
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
             # binary=True: the extended protocol, which runs exactly one statement.
             if cut.materialized:
                 cur.execute(
@@ -134,92 +133,26 @@ def run_ddl(conn: Connection, cut: DatasetSpec, text: str, needs: list[str]) -> 
                 cur.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(view))
                 comment(cur, cut, "MATERIALIZED VIEW")
             else:
+                # security_barrier where the SELECT filters rows: a reader's own function in
+                # a WHERE would otherwise see the rows the view's filter drops.
+                options = sql.SQL(" WITH (security_barrier)" if filters_rows(text) else "")
                 cur.execute(
-                    sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, body), binary=True
+                    sql.SQL("CREATE OR REPLACE VIEW {}{} AS {}").format(view, options, body),
+                    binary=True,
                 )
                 # A view's tables are read with its owner's rights, its functions with the
                 # reader's: start a read as the role, so both are checked against it now.
                 cur.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(view))
                 comment(cur, cut, "VIEW")
             cur.execute("RESET ROLE")
+            access.reconcile(cur, cut, roles)
     except psycopg.errors.InsufficientPrivilege as err:
         conn.rollback()
         raise UnsafeSpecError(
-            f"{cut.dataset_id}: its SQL needs what the data-cut role {CUT_ROLE} may not do "
+            f"{cut.dataset_id}: its SQL needs what the data-cut role {role} may not do "
             f"({one_line(err)}); a data cut reads only its inputs"
         ) from None
+    except BaseException:
+        conn.rollback()
+        raise
     conn.commit()
-
-
-def ensure_role(cur: Cursor, role: str = CUT_ROLE) -> None:
-    """Create ``role`` (NOLOGIN, no superuser) if missing, safe against a concurrent
-    creation. Raises ``TerminalError`` if a role of that name exists with superuser or
-    BYPASSRLS rights: Wharf then refuses to run data cuts as it."""
-    cur.execute(
-        sql.SQL(
-            "DO $$ BEGIN"
-            " IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name}) THEN"
-            " CREATE ROLE {role} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;"
-            " END IF;"
-            " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;"
-            " END $$"
-        ).format(name=sql.Literal(role), role=sql.Identifier(role))
-    )
-    cur.execute(
-        "SELECT rolsuper OR rolbypassrls, pg_has_role(current_user, oid, 'MEMBER')"
-        " FROM pg_catalog.pg_roles WHERE rolname = %s",
-        (role,),
-    )
-    privileged, member = one_row(cur)
-    if privileged:
-        raise TerminalError(
-            f"the role {role} is a superuser or bypasses row security: Wharf runs data "
-            "cuts only as a role without those rights; ALTER ROLE it NOSUPERUSER NOBYPASSRLS"
-        )
-    if not member:  # Wharf's user is no superuser: it needs the role to SET ROLE to it
-        cur.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
-
-
-def _grant_schema(cur: Cursor, schema: str, privilege: str) -> None:
-    cur.execute(
-        "SELECT has_schema_privilege(%s, oid, %s) FROM pg_catalog.pg_namespace WHERE nspname = %s",
-        (CUT_ROLE, privilege, schema),
-    )
-    found = cur.fetchone()
-    if found is not None and not found[0]:
-        cur.execute(
-            sql.SQL("GRANT {} ON SCHEMA {} TO {}").format(
-                sql.SQL(privilege), sql.Identifier(schema), sql.Identifier(CUT_ROLE)
-            )
-        )
-
-
-def _grant_select(cur: Cursor, schema: str, name: str) -> None:
-    relation = qualified(schema, name)
-    cur.execute(
-        "SELECT has_table_privilege(%s, %s::regclass, 'SELECT')",
-        (CUT_ROLE, relation.as_string(cur)),
-    )
-    if not one_row(cur)[0]:
-        cur.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(relation, sql.Identifier(CUT_ROLE)))
-
-
-def _adopt(cur: Cursor, schema: str, name: str) -> None:
-    """Hand a cut's view made by an earlier Wharf (owned by the superuser) to ``CUT_ROLE``,
-    once, so the role can replace or refresh it."""
-    cur.execute(
-        "SELECT c.relkind, pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c"
-        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relname = %s",
-        (schema, name),
-    )
-    found = cur.fetchone()
-    if found is None or found[1] == CUT_ROLE or found[0] not in ("v", "m"):
-        return
-    kind = "MATERIALIZED VIEW" if found[0] == "m" else "VIEW"
-    log.info("%s.%s: handing the %s to %s", schema, name, kind.lower(), CUT_ROLE)
-    cur.execute(
-        sql.SQL("ALTER {} {} OWNER TO {}").format(
-            sql.SQL(kind), qualified(schema, name), sql.Identifier(CUT_ROLE)
-        )
-    )

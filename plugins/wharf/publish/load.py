@@ -12,7 +12,8 @@ Every load is **one transaction** on the published table itself:
    - ``MERGE``: ``COPY`` into a temporary table, then ``MERGE ... WHEN MATCHED AND (row) IS
      DISTINCT FROM (new row) THEN UPDATE ... WHEN NOT MATCHED THEN INSERT``: only new and
      changed rows are written;
-5. ``COMMIT``.
+5. reconcile the table's grants with its sensitivity (``wharf.publish.access``);
+6. ``COMMIT``.
 
 Until the commit, readers see the old rows (MVCC) and are never blocked: ``DELETE`` and
 ``COPY`` take only a ROW EXCLUSIVE lock, unlike ``TRUNCATE`` (ACCESS EXCLUSIVE for the whole
@@ -42,7 +43,7 @@ from wharf.connections import Connection, Cursor, lock_dataset, lock_ddl, one_ro
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
-from wharf.publish import schema_changes
+from wharf.publish import access, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import LoadError, copy_batches, copy_error
 
@@ -98,9 +99,7 @@ def prepare(conn: Connection, spec: DatasetSpec) -> None:
     by datasets, so this takes the global DDL lock, which the load itself must not hold)."""
     with conn.cursor() as cur:
         lock_ddl(cur)
-        cur.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.metadata.domain))
-        )
+        access.create_schema(cur, spec.metadata.domain, access.deployment_roles())
     conn.commit()
 
 
@@ -141,11 +140,16 @@ def load(
             lock_dataset(cur, spec.dataset_id)
             cur.execute("SELECT transaction_timestamp()")
             loaded_at = one_row(cur)[0]
+            roles = access.deployment_roles()
+            access.require_owner(cur, spec, roles)
             found = schema_changes.published_columns(cur, spec)
             check_guards(
                 spec, rows.num_rows, _rows_replaced(cur, spec, run_id, logical_date, found)
             )
             not_null_later = _migrate(cur, spec, run_id, result, found)
+            if found is None:
+                access.hand_to_owner(cur, spec, roles)
+            access.reconcile(cur, spec, roles)
             stream = _with_run_columns(rows, logical_date, loaded_at)
             if meta.update_behaviour == "MERGE":
                 _merge(cur, spec, stream, clock, result)
