@@ -4,22 +4,27 @@ Layout (names from the MoJ and Hackney platforms)::
 
     <root>/<zone>/<domain>/<dataset>/ingestion_date=YYYY-MM-DD/run_id=<id>/part-N.parquet
 
-The root is ``file:///...`` by default and ``s3://bucket/prefix`` in production; both go
-through pyarrow's filesystems, so there is one code path. An ``s3://`` root is reached through
-the Airflow AWS connection ``WHARF_LAKE_CONN_ID`` (``connections.s3_filesystem``), as S3 file
-sources are. The storage's errors name the root (never a key of the connection): terminal when
-the configuration is wrong (no such bucket, access refused), transient otherwise.
+Each domain has one root (``settings.lake_root(domain)``: its ``WHARF_LAKE_ROOTS`` entry or
+``WHARF_LAKE_ROOT``), so every zone of a domain's runs lies below its root alone and a bucket
+policy can give its service group that bucket or prefix. A root is ``file:///...`` by default
+and ``s3://bucket/prefix`` in production; both go through pyarrow's filesystems, so there is
+one code path. An ``s3://`` root is reached through its domain's Airflow AWS connection
+(``settings.lake_conn_id(domain)``, through ``connections.s3_filesystem``), as S3 file sources
+are. A local root's folders are created 0700 and its files 0600, whatever the umask
+(``_OwnerOnly``). The storage's errors name the root (never a key of the connection):
+terminal when the configuration is wrong (no such bucket, access refused), transient
+otherwise.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -55,7 +60,13 @@ class RunKey:
     ingestion_date: date
     run_id: str
 
+    @property
+    def domain(self) -> str:
+        """The dataset's domain: which lake root and connection its zones use."""
+        return self.dataset_id.split(".", 1)[0]
+
     def folder(self, zone: Zone) -> str:
+        """The run's folder in ``zone``, relative to its domain's root."""
         domain, dataset = self.dataset_id.split(".", 1)
         # run ids hold ':' and '+' (manual__2026-01-01T00:00:00+00:00): keep paths portable.
         run = _UNSAFE.sub("_", self.run_id)
@@ -65,35 +76,22 @@ class RunKey:
         )
 
 
-def _root() -> str:
-    """``WHARF_LAKE_ROOT``, refused (without echoing it) when it holds what belongs in the
-    connection: pyarrow would take keys from ``s3://key:secret@bucket`` and options from a
-    query, and the root is written in logs and the audit."""
-    root = settings.lake_root()
-    parts = urlsplit(root)
-    if "@" in parts.netloc or parts.query:
-        raise TerminalError(
-            "WHARF_LAKE_ROOT holds user info or a query: write s3://bucket/prefix and put the "
-            f"keys, region and endpoint in the Airflow connection {settings.lake_conn_id()!r} "
-            "(WHARF_LAKE_CONN_ID)"
-        )
-    return root
-
-
-def _filesystem() -> tuple[pafs.FileSystem, str]:
-    root = _root()
+def _filesystem(key: RunKey) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of ``key``'s domain and its root's path on it (no trailing ``/``): S3
+    through the domain's connection, or the local disk, owner only."""
+    root = settings.lake_root(key.domain)
     if root.startswith("s3://"):
-        fs: pafs.FileSystem = connections.s3_filesystem(settings.lake_conn_id())
-        return fs, root.removeprefix("s3://").rstrip("/")
-    fs, base = pafs.FileSystem.from_uri(root)
-    return fs, base.rstrip("/")
+        fs: pafs.FileSystem = connections.s3_filesystem(settings.lake_conn_id(key.domain))
+        return fs, root.removeprefix("s3://")
+    local, base = pafs.FileSystem.from_uri(root)
+    return pafs.PyFileSystem(_OwnerOnly(local)), base.rstrip("/")
 
 
 @contextmanager
-def _reported(counted: _Counter | None = None) -> Iterator[None]:
-    """The storage's errors (pyarrow raises ``OSError``) as Wharf errors naming the lake
-    root. A missing file stays ``FileNotFoundError``; an error of ``counted``'s input (the
-    source's batches) passes as it is."""
+def _reported(key: RunKey, counted: _Counter | None = None) -> Iterator[None]:
+    """The storage's errors (pyarrow raises ``OSError``) as Wharf errors naming ``key``'s
+    lake root. A missing file stays ``FileNotFoundError``; an error of ``counted``'s input
+    (the source's batches) passes as it is."""
     try:
         yield
     except FileNotFoundError:
@@ -101,22 +99,23 @@ def _reported(counted: _Counter | None = None) -> Iterator[None]:
     except OSError as err:
         if counted is not None and err is counted.error:
             raise
-        raise _storage_error(err) from err
+        raise _storage_error(err, key.domain) from err
 
 
-def _storage_error(err: OSError) -> WharfError:
-    root = _root().rstrip("/")
+def _storage_error(err: OSError, domain: str) -> WharfError:
+    root = settings.lake_root(domain)
     text = f"lake {root}: {err}"
     if not (isinstance(err, PermissionError) or _MISCONFIGURED.search(str(err))):
         return TransientError(text)
     if root.startswith("s3://"):
-        text += f" (check the bucket and the AWS connection {settings.lake_conn_id()!r})"
+        text += f" (check the bucket and the AWS connection {settings.lake_conn_id(domain)!r})"
     return TerminalError(text)
 
 
-def uri(relative: str) -> str:
-    """Full URI of a lake path, for logs and the audit."""
-    return f"{_root().rstrip('/')}/{relative}"
+def uri(key: RunKey, zone: Zone, name: str = "") -> str:
+    """Full URI of a run's folder in a zone (or of the file ``name`` in it), below its
+    domain's root, for logs and the audit."""
+    return f"{settings.lake_root(key.domain)}/{key.folder(zone)}" + (f"/{name}" if name else "")
 
 
 def write_batches(
@@ -137,8 +136,8 @@ def write_batches(
     readers find the columns).
     """
     counted = _Counter(batches)
-    with _reported(counted):
-        fs, base = _filesystem()
+    with _reported(key, counted):
+        fs, base = _filesystem(key)
         folder = f"{base}/{key.folder(zone)}"
         fs.delete_dir_contents(folder, missing_dir_ok=True)
         fs.create_dir(folder, recursive=True)
@@ -221,21 +220,22 @@ class ZoneWriter:
     """Parquet written batch by batch into one run's folder of a zone (replacing it), for a
     stream produced alongside another (the rejected rows of ``validate``)."""
 
-    @_reported()
     def __init__(self, key: RunKey, zone: Zone, schema: pa.Schema) -> None:
-        self.fs, base = _filesystem()
-        self.folder = f"{base}/{key.folder(zone)}"
-        self.fs.delete_dir_contents(self.folder, missing_dir_ok=True)
-        self.fs.create_dir(self.folder, recursive=True)
-        self._writer = _writer(f"{self.folder}/part-0.parquet", schema, self.fs)
+        self.key = key
+        with _reported(key):
+            self.fs, base = _filesystem(key)
+            self.folder = f"{base}/{key.folder(zone)}"
+            self.fs.delete_dir_contents(self.folder, missing_dir_ok=True)
+            self.fs.create_dir(self.folder, recursive=True)
+            self._writer = _writer(f"{self.folder}/part-0.parquet", schema, self.fs)
 
-    @_reported()
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        with _reported(self.key):
+            self._writer.write_batch(batch)
 
-    @_reported()
     def close(self) -> None:
-        self._writer.close()
+        with _reported(self.key):
+            self._writer.close()
 
 
 def _writer(path: str, schema: pa.Schema, fs: pafs.FileSystem) -> pq.ParquetWriter:
@@ -262,7 +262,7 @@ def _part_files(fs: pafs.FileSystem, base: str, key: RunKey, zone: Zone) -> list
     infos = fs.get_file_info(pafs.FileSelector(folder, recursive=True))
     files = sorted((i.path for i in infos if i.path.endswith(".parquet")), key=_write_order)
     if not files:
-        raise FileNotFoundError(f"no Parquet files in {uri(key.folder(zone))}")
+        raise FileNotFoundError(f"no Parquet files in {uri(key, zone)}")
     return files
 
 
@@ -271,21 +271,21 @@ def _write_order(path: str) -> tuple[str, int]:
     return folder, int(name.removeprefix("part-").split(".")[0])
 
 
-@_reported()
 def read_schema(key: RunKey, zone: Zone) -> pa.Schema:
     """The schema of an unpartitioned zone (landing, raw)."""
-    fs, base = _filesystem()
-    return pq.read_schema(_part_files(fs, base, key, zone)[0], filesystem=fs)
+    with _reported(key):
+        fs, base = _filesystem(key)
+        return pq.read_schema(_part_files(fs, base, key, zone)[0], filesystem=fs)
 
 
-@_reported()
 def count_rows(key: RunKey, zone: Zone) -> int:
     """Rows of one run in one zone, from the Parquet footers (no data is read)."""
-    fs, base = _filesystem()
     total = 0
-    for path in _part_files(fs, base, key, zone):
-        with fs.open_input_file(path) as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
+    with _reported(key):
+        fs, base = _filesystem(key)
+        for path in _part_files(fs, base, key, zone):
+            with fs.open_input_file(path) as handle:
+                total += pq.ParquetFile(handle).metadata.num_rows
     return total
 
 
@@ -302,8 +302,8 @@ def read_batches(
     rows x 12 columns peaked at 298 MB with threads and 65,536-row batches, 220 MB like this,
     in the same 3.4 s (``bench/load_throughput.py``).
     """
-    with _reported():
-        fs, base = _filesystem()
+    with _reported(key):
+        fs, base = _filesystem(key)
         folder = f"{base}/{key.folder(zone)}"
         files = _part_files(fs, base, key, zone)
         names = [p.split("=", 1)[0] for p in files[0][len(folder) + 1 :].split("/")[:-1]]
@@ -351,41 +351,131 @@ def _read_partitioned(
     )
 
 
-@_reported()
 def write_text(key: RunKey, zone: Zone, name: str, text: str) -> str:
     """Write one text file (a report) into a run's folder of a zone; returns its URI."""
-    fs, base = _filesystem()
-    folder = f"{base}/{key.folder(zone)}"
-    fs.create_dir(folder, recursive=True)
-    with fs.open_output_stream(f"{folder}/{name}") as out:
-        out.write(text.encode("utf-8"))
-    return uri(f"{key.folder(zone)}/{name}")
+    with _reported(key):
+        fs, base = _filesystem(key)
+        folder = f"{base}/{key.folder(zone)}"
+        fs.create_dir(folder, recursive=True)
+        with fs.open_output_stream(f"{folder}/{name}") as out:
+            out.write(text.encode("utf-8"))
+    return uri(key, zone, name)
 
 
-@_reported()
 def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:
     """Copy one run's files between zones (landing -> raw keeps the history)."""
-    fs, base = _filesystem()
-    origin, folder = f"{base}/{key.folder(source)}", f"{base}/{key.folder(target)}"
-    fs.delete_dir_contents(folder, missing_dir_ok=True)
-    for path in _part_files(fs, base, key, source):
-        destination = f"{folder}/{path[len(origin) + 1 :]}"
-        fs.create_dir(destination.rpartition("/")[0], recursive=True)
-        fs.copy_file(path, destination)
+    with _reported(key):
+        fs, base = _filesystem(key)
+        origin, folder = f"{base}/{key.folder(source)}", f"{base}/{key.folder(target)}"
+        fs.delete_dir_contents(folder, missing_dir_ok=True)
+        for path in _part_files(fs, base, key, source):
+            destination = f"{folder}/{path[len(origin) + 1 :]}"
+            fs.create_dir(destination.rpartition("/")[0], recursive=True)
+            fs.copy_file(path, destination)
 
 
-@_reported()
 def checksum(key: RunKey, zone: Zone) -> str:
     """SHA-256 over one run's part files in a zone (their paths below the run's folder and
     their bytes, in write order): what tells one landing from another."""
     import hashlib
 
-    fs, base = _filesystem()
-    folder = f"{base}/{key.folder(zone)}"
     digest = hashlib.sha256()
-    for path in _part_files(fs, base, key, zone):
-        digest.update(path[len(folder) :].encode() + b"\0")
-        with fs.open_input_stream(path) as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+    with _reported(key):
+        fs, base = _filesystem(key)
+        folder = f"{base}/{key.folder(zone)}"
+        for path in _part_files(fs, base, key, zone):
+            digest.update(path[len(folder) :].encode() + b"\0")
+            with fs.open_input_stream(path) as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- a local lake is its owner's alone ----------------------------------------------------------
+_FOLDER_MODE, _FILE_MODE = 0o700, 0o600
+
+
+class _OwnerOnly(pafs.FileSystemHandler):
+    """pyarrow's local filesystem whose new folders are 0700 and files 0600, whatever the
+    umask: a lake holds PROTECTED rows, rejected rows and reports. Only what creates goes
+    through Python; reads, listings and deletes are the local filesystem's own (native
+    files, native speed). Used as ``pafs.PyFileSystem(_OwnerOnly(local))``."""
+
+    def __init__(self, local: pafs.FileSystem) -> None:
+        self.local = local
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        missing = [path]
+        while recursive and not os.path.exists(parent := os.path.dirname(missing[-1])):
+            missing.append(parent)
+        for folder in reversed(missing):
+            _private_folder(folder)
+
+    def open_output_stream(self, path: str, metadata: Any) -> Any:
+        _private_file(path)
+        return self.local.open_output_stream(path, metadata=metadata)
+
+    def open_append_stream(self, path: str, metadata: Any) -> Any:
+        _private_file(path)
+        return self.local.open_append_stream(path, metadata=metadata)
+
+    def copy_file(self, src: str, dest: str) -> None:
+        _private_file(dest)
+        self.local.copy_file(src, dest)
+        os.chmod(dest, _FILE_MODE)  # whatever way the copy made the file
+
+    def move(self, src: str, dest: str) -> None:
+        self.local.move(src, dest)  # a rename keeps the mode
+
+    def get_type_name(self) -> str:
+        return "wharf-owner-only-local"
+
+    def equals(self, other: Any) -> bool:
+        return isinstance(other, _OwnerOnly) and bool(self.local.equals(other.local))
+
+    def normalize_path(self, path: str) -> str:
+        return str(self.local.normalize_path(path))
+
+    def get_file_info(self, paths: list[str]) -> Any:
+        return self.local.get_file_info(paths)
+
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> Any:
+        return self.local.get_file_info(selector)
+
+    def open_input_stream(self, path: str) -> Any:
+        return self.local.open_input_stream(path)
+
+    def open_input_file(self, path: str) -> Any:
+        return self.local.open_input_file(path)
+
+    def delete_dir(self, path: str) -> None:
+        self.local.delete_dir(path)
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self.local.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self) -> None:
+        raise PermissionError("the lake never empties the root of the disk")
+
+    def delete_file(self, path: str) -> None:
+        self.local.delete_file(path)
+
+
+def _private_folder(folder: str) -> None:
+    """Create ``folder`` 0700; one that exists is left as it is (the operator's root)."""
+    try:
+        os.mkdir(folder, _FOLDER_MODE)
+    except FileExistsError:
+        if os.path.isdir(folder):
+            return
+        raise
+    os.chmod(folder, _FOLDER_MODE)  # mkdir's mode passes through the umask; chmod's does not
+
+
+def _private_file(path: str) -> None:
+    """Create ``path`` 0600 (or make an existing file 0600) before it is written."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
+    try:
+        os.fchmod(descriptor, _FILE_MODE)
+    finally:
+        os.close(descriptor)

@@ -5,9 +5,23 @@ embedded demo, in tests and in production:
 
 - ``WHARF_HOME``: the project root (default: two folders above this package).
 - ``WHARF_SCHEMAS_DIR``: dataset YAML (default ``<home>/include/schemas``).
-- ``WHARF_LAKE_ROOT``: ``file:///...`` or ``s3://bucket/prefix`` (default ``<home>/.wharf/lake``).
+- ``WHARF_LAKE_ROOT``: ``file:///...`` or ``s3://bucket/prefix`` (default ``<home>/.wharf/lake``):
+  the lake root of every domain that ``WHARF_LAKE_ROOTS`` does not list.
 - ``WHARF_LAKE_CONN_ID``: the Airflow AWS connection of an ``s3://`` lake (default
-  ``aws_default``).
+  ``aws_default``), for every domain that ``WHARF_LAKE_CONN_IDS`` does not list.
+- ``WHARF_LAKE_ROOTS``: a lake root per domain, comma-separated ``domain=uri`` pairs, e.g.
+  ``parking=s3://parking-lake/,council_tax=s3://shared-lake/council_tax`` (default none). A
+  domain's zones then live only below its root (``<root>/<zone>/<domain>/...``), so a bucket
+  policy can give its service group that bucket or prefix alone.
+- ``WHARF_LAKE_CONN_IDS``: the AWS connection of a domain's lake, comma-separated
+  ``domain=conn_id`` pairs, e.g. ``parking=aws_parking`` (default none).
+
+A lake root is ``file:///absolute/path`` or ``s3://bucket[/prefix]`` with no user info, query
+or fragment (keys belong in the connection), and lies below no other root (it would be
+readable through the outer root's bucket policy); domains may share a root. A domain is
+named as in the YAML (lowercase letters, digits, ``_``). A bad lake setting raises
+``TerminalError`` naming the variable and the entry (never a root holding ``@``) at every
+lake access, so no run writes anywhere while one entry is wrong.
 - ``WHARF_DATASETS_CONN_ID``: the Airflow connection of the datasets PostgreSQL database
   (default ``wharf_datasets``): tasks log in through it as the loader role.
 - ``WHARF_DATASETS_ADMIN_CONN_ID``: the connection ``wharf db upgrade`` and ``wharf access
@@ -25,12 +39,16 @@ embedded demo, in tests and in production:
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePath
+from urllib.parse import urlsplit
 
-from wharf.errors import UnsafeSpecError
+from wharf.errors import TerminalError, UnsafeSpecError
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +83,138 @@ def state_dir() -> Path:
     return project_home() / ".wharf"
 
 
-def lake_root() -> str:
-    """Root URI of the lake: ``WHARF_LAKE_ROOT`` or a local folder under ``.wharf/lake``."""
-    return os.environ.get("WHARF_LAKE_ROOT") or (state_dir() / "lake").as_uri()
+def lake_root(domain: str | None = None) -> str:
+    """Root URI of ``domain``'s lake, without a trailing ``/``: its ``WHARF_LAKE_ROOTS``
+    entry, else ``WHARF_LAKE_ROOT``, else a local folder under ``.wharf/lake`` (the default
+    root for None). Raises ``TerminalError`` when any lake setting is bad."""
+    lakes = _lakes(*_lake_settings())
+    return lakes.roots.get(domain or "", lakes.root)
 
 
-def lake_conn_id() -> str:
-    """Airflow AWS connection id through which an ``s3://`` lake root is reached."""
-    return os.environ.get("WHARF_LAKE_CONN_ID") or LAKE_CONN_ID_DEFAULT
+def lake_conn_id(domain: str | None = None) -> str:
+    """Airflow AWS connection id through which ``domain``'s ``s3://`` root is reached: its
+    ``WHARF_LAKE_CONN_IDS`` entry, else ``WHARF_LAKE_CONN_ID``, else ``aws_default``. Raises
+    ``TerminalError`` when any lake setting is bad."""
+    lakes = _lakes(*_lake_settings())
+    return lakes.conn_ids.get(domain or "", lakes.conn_id)
+
+
+# --- the lake's settings, parsed and checked once per value ---------------------------------
+# Copies of contract.names' rules for domains, connection ids and buckets (settings is the
+# lowest layer and cannot import them; tests/unit/test_lake_settings.py keeps them equal).
+DOMAIN_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+CONN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class _Lakes:
+    root: str
+    conn_id: str
+    roots: dict[str, str]  # domain -> root
+    conn_ids: dict[str, str]  # domain -> connection id
+
+
+def _lake_settings() -> tuple[str, str, str, str]:
+    return (
+        os.environ.get("WHARF_LAKE_ROOT") or (state_dir() / "lake").as_uri(),
+        os.environ.get("WHARF_LAKE_CONN_ID") or LAKE_CONN_ID_DEFAULT,
+        os.environ.get("WHARF_LAKE_ROOTS", ""),
+        os.environ.get("WHARF_LAKE_CONN_IDS", ""),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _lakes(root: str, conn_id: str, roots_setting: str, conn_ids_setting: str) -> _Lakes:
+    conn_id = _checked_conn_id(conn_id, f"WHARF_LAKE_CONN_ID {_shown(conn_id, '')}")
+    conn_ids = {
+        d: _checked_conn_id(c, f"WHARF_LAKE_CONN_IDS: entry {_shown(f'{d}={c}', d)}")
+        for d, c in _pairs("WHARF_LAKE_CONN_IDS", conn_ids_setting).items()
+    }
+    roots = {
+        d: _checked_root(u, d, conn_ids.get(d, conn_id))
+        for d, u in _pairs("WHARF_LAKE_ROOTS", roots_setting).items()
+    }
+    lakes = _Lakes(_checked_root(root, None, conn_id), conn_id, roots, conn_ids)
+    _refuse_nested(lakes)
+    return lakes
+
+
+def _pairs(variable: str, setting: str) -> dict[str, str]:
+    """The ``domain=value`` pairs of a comma-separated setting (blank entries skipped)."""
+    pairs: dict[str, str] = {}
+    for number, entry in enumerate((e.strip() for e in setting.split(",")), start=1):
+        if not entry:
+            continue
+        domain, _, value = (part.strip() for part in entry.partition("="))
+        shown = f"{variable}: entry {number} {_shown(entry, domain)}"
+        if not value:
+            raise TerminalError(f"{shown} is not domain=value (comma-separated pairs)")
+        if not DOMAIN_PATTERN.fullmatch(domain):
+            raise TerminalError(
+                f"{shown}: the domain is not a name of lowercase letters, digits and '_' "
+                "starting with a letter (at most 63), as the YAML's metadata.domain"
+            )
+        if domain in pairs:
+            raise TerminalError(f"{shown}: domain {domain!r} is listed twice")
+        pairs[domain] = value
+    return pairs
+
+
+def _shown(entry: str, domain: str) -> str:
+    """An entry as messages quote it: one holding '@' may hold a key (s3://key:secret@bucket)
+    and is never echoed beyond its domain."""
+    if "@" not in entry:
+        return repr(entry)
+    if DOMAIN_PATTERN.fullmatch(domain):
+        return repr(f"{domain}=…")
+    return "(not shown: it holds '@')"
+
+
+def _checked_conn_id(conn_id: str, where: str) -> str:
+    if not CONN_ID_PATTERN.fullmatch(conn_id):
+        raise TerminalError(
+            f"{where}: not an Airflow connection id (letters, digits, '_', '.' and '-')"
+        )
+    return conn_id
+
+
+def _checked_root(uri: str, domain: str | None, conn_id: str) -> str:
+    """``uri`` as a lake root without a trailing ``/``, or ``TerminalError``: it must be
+    ``file:///absolute`` or ``s3://bucket[/prefix]``; one holding user info, a query or a
+    fragment is refused without echoing it (pyarrow would take keys and options from it, and
+    roots are written in logs and the audit)."""
+    variable = "WHARF_LAKE_ROOT" if domain is None else "WHARF_LAKE_ROOTS"
+    parts = urlsplit(uri)
+    if "@" in parts.netloc or parts.query or parts.fragment or "#" in uri:
+        whose = "" if domain is None else f": the root of domain {domain!r}"
+        raise TerminalError(
+            f"{variable}{whose} holds user info or a query: write s3://bucket/prefix and put "
+            f"the keys, region and endpoint in the Airflow connection {conn_id!r} "
+            f"({variable.replace('ROOT', 'CONN_ID')})"
+        )
+    path = parts.path.rstrip("/")
+    local = parts.scheme == "file" and not parts.netloc and path.startswith("/")
+    if not (local or (parts.scheme == "s3" and BUCKET_PATTERN.fullmatch(parts.netloc))):
+        shown = _shown(uri if domain is None else f"{domain}={uri}", domain or "")
+        raise TerminalError(
+            f"{variable}: {shown} is not a lake root: write file:///absolute/path or "
+            "s3://bucket/prefix"
+        )
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _refuse_nested(lakes: _Lakes) -> None:
+    """A root below another root would be readable through the outer one's policies."""
+    named = {"WHARF_LAKE_ROOT": lakes.root}
+    named |= {f"WHARF_LAKE_ROOTS entry {d!r}": u for d, u in lakes.roots.items()}
+    for (outer_name, outer), (inner_name, inner) in itertools.permutations(named.items(), 2):
+        if inner.startswith(f"{outer}/"):
+            raise TerminalError(
+                f"{inner_name} ({inner}) lies below {outer_name} ({outer}): whoever may read "
+                "that root could read this one; give each domain its own bucket or a sibling "
+                "prefix"
+            )
 
 
 def datasets_conn_id() -> str:

@@ -83,7 +83,7 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     rows = lake.write_batches(
         run.lake_key, "landing", opened.schema, _progress(spec, opened.batches)
     )
-    path = lake.uri(run.lake_key.folder("landing"))
+    path = lake.uri(run.lake_key, "landing")
     row.rows_out, row.lake_path = rows, path
     row.detail["source"] = opened.description
     log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
@@ -140,7 +140,7 @@ def _validate(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     finally:  # the report matters most when validation fails
         _write_report(spec, run, report, row)
     lake.copy_zone(key, "landing", "raw")
-    row.rows_out, row.lake_path = rows, lake.uri(key.folder("curated"))
+    row.rows_out, row.lake_path = rows, lake.uri(key, "curated")
     log.info("%s: %d rows meet the contract, %d rejected", spec.dataset_id, rows, report.rejected)
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
 
@@ -162,7 +162,7 @@ def _refuse_failed_landing(spec: DatasetSpec, run: Run, row: AuditRow) -> None:
     if failed_at is not None:
         raise LandingAlreadyFailed(
             f"{spec.dataset_id}: the landing of run {run.run_id} "
-            f"({lake.uri(run.lake_key.folder('landing'))}) already failed validation under "
+            f"({lake.uri(run.lake_key, 'landing')}) already failed validation under "
             f"this contract at {failed_at:%Y-%m-%d %H:%M:%S %Z}; validating it again cannot help"
         )
 
@@ -211,7 +211,7 @@ def _keep_rejected(
     spec: DatasetSpec, run: Run, report: contract_checks.Report, row: AuditRow
 ) -> None:
     """Record the rejected rows in wharf.quarantine; fail past ``max_rejected_fraction``."""
-    path = lake.uri(run.lake_key.folder("quarantine"))
+    path = lake.uri(run.lake_key, "quarantine")
     if report.rejected:
         log.warning("%s", report.summary())
         with connections.connect() as conn:
