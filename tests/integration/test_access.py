@@ -430,3 +430,59 @@ def test_wharf_catalogue_shows_sensitivity_readers_and_grant_drift(
             "SELECT sensitivity, readers FROM wharf.catalogue WHERE dataset_id = 'acc.open'"
         ).fetchone()
     assert readers == ("PUBLIC", [f"{p}_public", f"{p}_private"])
+
+
+def test_a_table_an_earlier_wharf_made_fails_its_load_until_apply_hands_it_over(
+    estate: Path,
+) -> None:
+    write(estate, "acc", "legacy", "PUBLIC")
+    with pg_connect() as pg:  # as Wharf made it before roles: the superuser owns it
+        pg.execute("CREATE TABLE acc.legacy (id integer NOT NULL PRIMARY KEY, v text)")
+    with pytest.raises(access.AccessError) as caught:
+        load_rows("acc.legacy", [1])
+    assert "acc.legacy: the table is owned by postgres" in str(caught.value)
+    assert "wharf access apply" in str(caught.value)
+    access_apply()
+    load_rows("acc.legacy", [1, 2])
+    with pg_connect() as pg:
+        owner = pg.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'acc.legacy'::regclass"
+        ).fetchone()
+    assert owner == (f"{ROLE_PREFIX}_owner",)
+    with login("public") as conn:
+        assert conn.execute("SELECT count(*) FROM acc.legacy").fetchone() == (2,)
+
+
+def test_plan_reports_a_role_no_yaml_needs_and_never_drops_it(estate: Path) -> None:
+    from wharf.cli.access import reconcile_estate
+    from wharf.specfiles import load_specs
+
+    (estate / "include" / "schemas" / "acc2" / "secret2.yaml").unlink()
+    changes = reconcile_estate(load_specs()[0], apply=True)
+    assert f"{ROLE_PREFIX}_protected_acc2" in changes.unused_roles
+    with pg_connect() as pg:
+        assert pg.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname = %s", (f"{ROLE_PREFIX}_protected_acc2",)
+        ).fetchone() == (1,)
+
+
+def test_the_loader_cannot_read_another_database_on_its_server(estate: Path) -> None:
+    """A source database beside the datasets database (same server): the loader's login
+    reaches it (PostgreSQL lets every role CONNECT by default) but reads nothing in it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"wharf_src_{uuid.uuid4().hex[:6]}"
+    server = urlsplit(DATASETS_URL)
+    with pg_connect() as pg:
+        pg.execute(f'CREATE DATABASE "{name}"')
+    try:
+        source = urlunsplit(server._replace(path=f"/{name}"))
+        with psycopg.connect(libpq(source), autocommit=True) as src:
+            src.execute("CREATE TABLE customers AS SELECT 1 AS id")
+        loader = environment.as_user(source, f"{ROLE_PREFIX}_loader")
+        with psycopg.connect(libpq(loader), autocommit=True) as conn:
+            assert not readable(conn, "customers")
+            assert refused(conn, "CREATE TABLE mine (a int)")
+    finally:
+        with pg_connect() as pg:
+            pg.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

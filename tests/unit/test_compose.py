@@ -44,6 +44,10 @@ def test_airflow_services_share_the_project_and_connections() -> None:
         # Tasks log in as the loader, never as the server's superuser (issue #13).
         assert datasets.username == "wharf_loader" and admin.username == "wharf"
         assert admin.hostname == "datasets-db"
+        metadata = urlsplit(service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        # Least privilege: Airflow's metadata and the datasets are other users and servers.
+        assert metadata.username not in (datasets.username, admin.username)
+        assert metadata.hostname != datasets.hostname
         assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
         for local in service["volumes"]:
             source = local.split(":")[0]

@@ -37,6 +37,8 @@ def cmd_access(apply: bool) -> int:
         print(f"{'applied' if apply else 'would'}: {text}")
     for text in changes.hand_made:
         print(f"left alone: {text}")
+    for role in changes.unused_roles:
+        print(f"unused: role {role}: no YAML needs it (a removed domain or cut); drop it by hand")
     print(
         f"wharf access {verb}: {len(changes.statements)} change(s)"
         f"{'' if apply else ' to make'}, {len(changes.hand_made)} hand-made grant(s) left alone"

@@ -55,11 +55,14 @@ def deployment_roles() -> Roles:
 
 @dataclass
 class Changes:
-    """What reconciling found: the statements to run, each with its description, and the
-    grants made by hand that are left alone (as text)."""
+    """What reconciling found: the statements to run, each with its description, the grants
+    made by hand that are left alone (as text), and the protected and cut roles of this
+    deployment no YAML needs any more (never dropped by Wharf: grants to people may hang on
+    them)."""
 
     statements: list[tuple[str, sql.Composed]] = field(default_factory=list)
     hand_made: list[str] = field(default_factory=list)
+    unused_roles: list[str] = field(default_factory=list)
 
     def add(self, text: str, statement: sql.Composed) -> None:
         self.statements.append((text, statement))
@@ -370,7 +373,8 @@ def cut_input_changes(cur: Cursor, cut: DatasetSpec, needs: list[str], roles: Ro
 def role_changes(cur: Cursor, roles: Roles, extra: Iterable[str] = ()) -> Changes:
     """Create the deployment's fixed roles and ``extra`` (protected and cut roles) where
     missing, with their memberships: the loader in the owner role and in every cut role, the
-    private role in the public one. Raises ``AccessError`` for an existing role of one of
+    private role in the public one, and an admin who is no superuser in the roles it hands
+    objects to. Raises ``AccessError`` for an existing role of one of
     those names that is a superuser or may create roles or databases, bypass row security or
     replicate: Wharf will not hand it its objects."""
     changes = Changes()
@@ -385,10 +389,17 @@ def role_changes(cur: Cursor, roles: Roles, extra: Iterable[str] = ()) -> Change
                     " NOREPLICATION"
                 ).format(sql.Identifier(role), sql.SQL(login)),
             )
+    cuts = [r for r in sorted(set(extra)) if r.startswith(f"{roles.prefix}_cut_")]
     memberships = [(roles.owner, roles.loader), (roles.public, roles.private)]
-    memberships += [
-        (r, roles.loader) for r in sorted(set(extra)) if r.startswith(f"{roles.prefix}_cut_")
-    ]
+    memberships += [(r, roles.loader) for r in cuts]
+    cur.execute(
+        "SELECT current_user, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    )
+    admin, superuser = one_row(cur)
+    if not superuser:
+        # An admin that only has CREATEROLE (a managed server's, e.g. RDS) can hand objects
+        # to a role only as a member of it (ALTER ... OWNER TO needs SET ROLE to the owner).
+        memberships += [(r, admin) for r in (roles.admin, roles.owner, *cuts)]
     for group, member in memberships:
         if not _member(cur, member, group):
             changes.add(
@@ -545,7 +556,9 @@ def estate_changes(
     revoked), then each dataset's relation that exists (owner adopted, grants reconciled)
     and each cut's inputs (``cut_inputs``: cut id -> the inputs that exist). The roles are
     created by the first statements; the rest is planned from the objects as they are."""
-    changes = role_changes(cur, roles, estate_roles(specs, roles))
+    needed = estate_roles(specs, roles)
+    changes = role_changes(cur, roles, needed)
+    changes.unused_roles = _unused_roles(cur, roles, needed)
     changes.extend(wharf_schema_changes(cur, roles))
     for domain in sorted({s.metadata.domain for s in specs}):
         readers = {roles.reader(s.metadata) for s in specs if s.metadata.domain == domain}
@@ -555,6 +568,15 @@ def estate_changes(
         if spec.dataset_id in cut_inputs:
             changes.extend(cut_input_changes(cur, spec, cut_inputs[spec.dataset_id], roles))
     return changes
+
+
+def _unused_roles(cur: Cursor, roles: Roles, needed: list[str]) -> list[str]:
+    cur.execute(
+        "SELECT rolname FROM pg_catalog.pg_roles"
+        " WHERE starts_with(rolname, %s) OR starts_with(rolname, %s) ORDER BY 1",
+        (f"{roles.prefix}_protected_", f"{roles.prefix}_cut_"),
+    )
+    return [r for (r,) in cur.fetchall() if r not in needed]
 
 
 def _domain_schema_changes(cur: Cursor, domain: str, roles: Roles, readers: set[str]) -> Changes:
