@@ -49,12 +49,13 @@ def cmd_check(paths: list[str], rapid: bool = False) -> int:
 
 
 def _check_cut_inputs(file: Path, cut: DatasetSpec) -> None:
-    """A data cut is at least as sensitive as every input, each read from its own YAML under
-    the schemas folder (whichever files this run checks)."""
-    from wharf.specfiles import spec_metadata
-    from wharf.specfiles.estate import sensitivity_issues
+    """A data cut is at least as sensitive as every input and reads none with ``row_access``,
+    each input read from its own YAML under the schemas folder (whichever files this run
+    checks)."""
+    from wharf.specfiles import known_spec
+    from wharf.specfiles.estate import cut_issues
 
-    issues = sensitivity_issues(file, cut, spec_metadata)
+    issues = cut_issues(file, cut, known_spec)
     if issues:
         raise SpecError(issues)
 

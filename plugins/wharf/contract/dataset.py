@@ -18,7 +18,7 @@ from wharf.contract.base import ContractModel, duration_or_seconds, rapid_error,
 from wharf.contract.checks import Check
 from wharf.contract.columns import Column
 from wharf.contract.metadata import Metadata
-from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN
+from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN, ColumnName
 from wharf.contract.schedule import schedule_expression
 from wharf.contract.sources import Source
 from wharf.contract.sql_rules import reserved_schema
@@ -46,6 +46,29 @@ class LoadOptions(ContractModel):
         description="Whether the load may remove a column or change its type (a major "
         "schema version, as MoJ's platform classifies them); by default it fails naming the "
         "change. Adding a column (minor) never needs it.",
+    )
+
+
+# The data types a row_access column may have: their text is the same in every session (a
+# date's, a timestamp's or a float's depends on DateStyle, TimeZone or extra_float_digits,
+# which a reader may set, and so would the role a row asks for).
+ROW_ACCESS_TYPES = ("string", "varchar", "char", "integer", "int", "bigint", "smallint", "tinyint")
+
+
+class RowAccess(ContractModel):
+    """Row-level security (Wharf's addition): a reader sees a row only as a member of the
+    role ``<role_prefix><the row's column value as text>``."""
+
+    column: ColumnName = Field(
+        description="The column whose value names the role a row needs: one of `columns`, "
+        "a string or integer one (a NULL value matches no role, so that row is shown to no "
+        "reader).",
+    )
+    role_prefix: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="The start of each row's role name, 1-40 lowercase letters, digits and "
+        "`_`: with `role_prefix: wharf_area_`, a row whose column is `north` is read by "
+        "members of the role `wharf_area_north` (created and granted by an admin).",
     )
 
 
@@ -129,6 +152,12 @@ class DatasetSpec(ContractModel):
     load: LoadOptions = Field(
         default=LoadOptions(), description="How `load` may change the published table."
     )
+    row_access: RowAccess | None = Field(
+        default=None,
+        description="Row-level security: each reader sees only the rows of its roles "
+        "(`{column: area, role_prefix: wharf_area_}`); none: every row. Not for data cuts, "
+        "and no data cut may read such a dataset.",
+    )
     checks: tuple[Check, ...] = Field(
         default=(),
         description="Great Expectations expectations by their own names and arguments; a "
@@ -174,6 +203,13 @@ class DatasetSpec(ContractModel):
                 raise spec_error(
                     "a data_cut has no 'source': its inputs are other datasets", "source"
                 )
+            if self.row_access is not None:
+                raise spec_error(
+                    "a data_cut has no 'row_access': a view reads its inputs with its owner's "
+                    "rights, so row-level security belongs on the tables it reads, and a cut "
+                    "may not read such a table",
+                    "row_access",
+                )
             return self
         if self.source is None:
             raise spec_error(f"a {kind} dataset needs a 'source'")
@@ -198,6 +234,7 @@ class DatasetSpec(ContractModel):
         self._check_keys()
         self._check_incremental()
         self._check_column_references(known)
+        self._check_row_access()
         if self.sql is not None or self.depends_on:
             raise spec_error("'sql' and 'depends_on' are only for kind: data_cut")
         return self
@@ -221,6 +258,27 @@ class DatasetSpec(ContractModel):
                     "checks",
                     index,
                 )
+
+    def _check_row_access(self) -> None:
+        """``row_access.column`` is a column of a type whose text is the same in every
+        session (``ROW_ACCESS_TYPES``)."""
+        if self.row_access is None:
+            return
+        name = self.row_access.column
+        column = next((c for c in self.columns if c.name == name), None)
+        if column is None:
+            raise spec_error(
+                f"row_access.column {name!r} is not in 'columns'", "row_access", "column"
+            )
+        if column.data_type not in ROW_ACCESS_TYPES:
+            raise spec_error(
+                f"row_access.column {name!r} is a {column.data_type} column: it must be a "
+                "string or integer one (the text of a date, a timestamp or a floating-point "
+                "number depends on settings each reader's session may change, and so would "
+                "the role a row asks for)",
+                "row_access",
+                "column",
+            )
 
     def _check_keys(self) -> None:
         meta, by_name = self.metadata, {c.name: c for c in self.columns}

@@ -26,8 +26,8 @@ from wharf.contract.sql_rules import check_cut, filters_rows
 from wharf.errors import UnsafeSpecError, one_line
 from wharf.publish import access
 from wharf.publish.comments import comment
-from wharf.specfiles import spec_metadata
-from wharf.specfiles.estate import sensitivity_problem
+from wharf.specfiles import known_spec
+from wharf.specfiles.estate import row_access_problem, sensitivity_problem
 from wharf.specfiles.sql_files import cut_sql
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def refresh(conn: Connection, cut: DatasetSpec) -> str:
     """Create or refresh one data cut. Returns ``"refreshed"``, or ``"waiting"`` when an
     input table does not exist yet (it is created once its inputs have loaded).
 
-    The SQL file is read and checked again (it may have changed since ``wharf check``):
+    The SQL file is read and checked again (it may have changed since ``wharf check``), and
+    so are the rules between the cut and its inputs' YAMLs (sensitivity, ``row_access``):
     ``UnsafeSpecError`` naming the dataset if it is refused."""
     assert cut.sql is not None
     try:
@@ -83,9 +84,12 @@ def refresh(conn: Connection, cut: DatasetSpec) -> str:
     except (UnsafeSpecError, FileNotFoundError) as err:
         raise UnsafeSpecError(f"{cut.dataset_id}: sql: include/sql/{cut.sql}: {err}") from None
     needs = list(cut.depends_on) or needs
-    problem = sensitivity_problem(cut, spec_metadata, needs)  # inputs' YAML may have changed
+    problem = sensitivity_problem(cut, known_spec, needs)  # inputs' YAML may have changed
     if problem:
         raise UnsafeSpecError(f"{cut.dataset_id}: metadata.sensitivity: {problem}")
+    with_rows = row_access_problem(cut, known_spec, needs)
+    if with_rows:
+        raise UnsafeSpecError(f"{cut.dataset_id}: {with_rows[1]}")
     missing = []
     with conn.cursor() as cur:
         for dataset_id in needs:

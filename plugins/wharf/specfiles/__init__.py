@@ -7,22 +7,21 @@ from pathlib import Path
 
 from wharf import settings
 from wharf.contract.dataset import DatasetSpec
-from wharf.contract.metadata import Metadata
 from wharf.errors import one_line
 from wharf.specfiles.cache import load_spec_cached
 from wharf.specfiles.errors import SpecError, SpecIssue
-from wharf.specfiles.estate import Lookup, sensitivity_issues
+from wharf.specfiles.estate import Lookup, cut_issues
 from wharf.specfiles.reader import load_spec, spec_files
 
 __all__ = [
     "SpecError",
     "SpecIssue",
     "get_spec",
+    "known_spec",
     "load_spec",
     "load_spec_cached",
     "load_specs",
     "spec_files",
-    "spec_metadata",
 ]
 
 
@@ -51,7 +50,7 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
         files[spec.dataset_id] = file
     for cut in [s for s in specs.values() if s.metadata.kind == "data_cut"]:
         try:
-            issues = sensitivity_issues(files[cut.dataset_id], cut, _known(specs))
+            issues = cut_issues(files[cut.dataset_id], cut, _known(specs))
         except Exception as err:  # its SQL changed since it was read: never hide the others
             issues = [SpecIssue(files[cut.dataset_id], 1, "sql", one_line(err))]
         if issues:
@@ -61,13 +60,13 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
 
 
 def _known(specs: dict[str, DatasetSpec]) -> Lookup:
-    return lambda dataset_id: specs[dataset_id].metadata if dataset_id in specs else None
+    return specs.get
 
 
-def spec_metadata(dataset_id: str) -> Metadata | None:
-    """The metadata of a dataset by id, or None when it has no valid YAML (a ``Lookup``)."""
+def known_spec(dataset_id: str) -> DatasetSpec | None:
+    """The spec of a dataset by id, or None when it has no valid YAML (a ``Lookup``)."""
     try:
-        return get_spec(dataset_id).metadata
+        return get_spec(dataset_id)
     except (SpecError, FileNotFoundError):
         return None
 

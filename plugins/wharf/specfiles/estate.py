@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wharf.contract.dataset import DatasetSpec
-from wharf.contract.metadata import Metadata
-from wharf.contract.sensitivity import cut_sensitivity_problem
+from wharf.contract.sensitivity import cut_row_access_problem, cut_sensitivity_problem
 from wharf.contract.sql_rules import check_cut
 from wharf.specfiles.errors import SpecIssue
 from wharf.specfiles.sql_files import cut_sql
 from wharf.specfiles.yaml_lines import load_with_lines
 
-Lookup = Callable[[str], Metadata | None]
+# A dataset's spec by id, None when no valid YAML describes it.
+Lookup = Callable[[str], DatasetSpec | None]
 
 
 def cut_inputs(cut: DatasetSpec) -> list[str]:
@@ -30,8 +30,23 @@ def sensitivity_problem(
     """``cut_sensitivity_problem`` over the ``inputs`` (default ``cut_inputs``) that
     ``lookup`` knows: a table no YAML describes has no sensitivity to compare."""
     ids = cut_inputs(cut) if inputs is None else inputs
-    found = {i: meta for i in ids if (meta := lookup(i)) is not None}
+    found = {i: spec.metadata for i in ids if (spec := lookup(i)) is not None}
     return cut_sensitivity_problem(cut.metadata, found)
+
+
+def row_access_problem(
+    cut: DatasetSpec, lookup: Lookup, inputs: list[str] | None = None
+) -> tuple[str, str] | None:
+    """``cut_row_access_problem`` over the ``inputs`` (default ``cut_inputs``) that
+    ``lookup`` knows: (the input's id, why), or None."""
+    ids = cut_inputs(cut) if inputs is None else inputs
+    return cut_row_access_problem({i: spec for i in ids if (spec := lookup(i)) is not None})
+
+
+def cut_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
+    """Every rule between a data cut and its inputs' YAMLs, as issues at the cut's lines:
+    ``sensitivity_issues`` and ``row_access_issues``."""
+    return sensitivity_issues(file, cut, lookup) + row_access_issues(file, cut, lookup)
 
 
 def sensitivity_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
@@ -42,3 +57,18 @@ def sensitivity_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[Spe
     _, lines = load_with_lines(file)
     line = lines.get(("metadata", "sensitivity"), lines.get(("metadata",), 1))
     return [SpecIssue(file, line, "metadata.sensitivity", problem)]
+
+
+def row_access_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
+    """An input with ``row_access`` as an issue at its ``depends_on`` entry, or at the
+    cut's ``sql`` line when its inputs come from the SQL."""
+    found = row_access_problem(cut, lookup)
+    if found is None:
+        return []
+    dataset_id, problem = found
+    _, lines = load_with_lines(file)
+    if dataset_id in cut.depends_on:
+        index = cut.depends_on.index(dataset_id)
+        line = lines.get(("depends_on", index), lines.get(("depends_on",), 1))
+        return [SpecIssue(file, line, f"depends_on[{index}]", problem)]
+    return [SpecIssue(file, lines.get(("sql",), 1), "sql", problem)]
