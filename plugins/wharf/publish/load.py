@@ -8,11 +8,13 @@ Every load is **one transaction** on the published table itself:
 4. ``update_behaviour``:
    - ``OVERWRITE``: ``DELETE`` every row, then ``COPY`` the batch in;
    - ``APPEND``: ``DELETE`` the rows of this logical date (a re-run replaces them), then
-     ``COPY`` the batch in;
+     ``COPY`` the batch in (both, into a table with row-level security: into a temporary
+     table, then ``INSERT``, since PostgreSQL refuses COPY FROM under it);
    - ``MERGE``: ``COPY`` into a temporary table, then ``MERGE ... WHEN MATCHED AND (row) IS
      DISTINCT FROM (new row) THEN UPDATE ... WHEN NOT MATCHED THEN INSERT``: only new and
      changed rows are written;
-5. reconcile the table's grants with its sensitivity (``wharf.publish.access``);
+5. reconcile the table's grants with its sensitivity and its row-level security with its
+   ``row_access`` (``wharf.publish.access``);
 6. ``COMMIT``.
 
 Until the commit, readers see the old rows (MVCC) and are never blocked: ``DELETE`` and
@@ -56,6 +58,7 @@ LOCK_TIMEOUT = "10s"
 # a killed loader's transaction is rolled back (and its lock freed) within a second.
 CLIENT_CHECK_INTERVAL_MS = 1000
 _MERGE_TABLE = "wharf_merge_rows"
+_LOAD_TABLE = "wharf_load_rows"
 # Memory PostgreSQL may use for MERGE's hash join, per load (SET LOCAL: this transaction only).
 MERGE_WORK_MEM = "256MB"
 # server_version_num of the first releases with client_connection_check_interval and MERGE.
@@ -157,7 +160,7 @@ def load(
                 clock.begin("publish")
                 result.deleted = _delete_replaced(cur, spec, run_id, logical_date)
                 clock.begin("copy")
-                result.inserted = copy_batches(cur, spec, _target(spec), stream)
+                result.inserted = _copy_in(cur, spec, stream)
                 clock.begin("publish")
                 result.published_rows = _count(cur, _target(spec))
             if not backfill:
@@ -272,6 +275,9 @@ def _migrate(
     else:
         changes = schema_changes.plan(spec, found, schema_changes.primary_key(cur, spec))
         schema_changes.refuse_destructive(spec, changes)
+        access.release_row_policy(
+            cur, spec, [c.column for c in changes if c.kind in schema_changes.MAJOR_KINDS]
+        )
         if spec.metadata.update_behaviour == "OVERWRITE" and changes:
             # Every row is replaced: migrate an empty table, so no old value needs converting.
             _delete_all(cur, spec)
@@ -336,6 +342,32 @@ def _delete_all(cur: Cursor, spec: DatasetSpec) -> int:
     # and is not MVCC-safe (a reader's older snapshot would see an empty table).
     cur.execute(sql.SQL("DELETE FROM {}").format(_target(spec)))
     return int(cur.rowcount)
+
+
+def _copy_in(cur: Cursor, spec: DatasetSpec, stream: Iterator[pa.RecordBatch]) -> int:
+    """COPY the rows into the table; returns their count. PostgreSQL refuses COPY FROM into
+    a table whose row-level security binds its owner (a dataset with ``row_access``): the
+    rows are copied into a temporary table and INSERTed from it (the ``wharf_loader`` policy
+    lets the loader write every row)."""
+    target = _target(spec)
+    if not access.row_security_forced(cur, spec):
+        return copy_batches(cur, spec, target, stream)
+    rows = sql.Identifier(_LOAD_TABLE)
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rows))
+    cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP").format(rows, target))
+    copied = copy_batches(cur, spec, rows, stream)
+    cur.execute("SAVEPOINT wharf_insert")
+    try:
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(target, rows))
+    except psycopg.errors.IntegrityError as err:
+        # PostgreSQL leaves a refused key out of its message under row security: name it.
+        cur.execute("ROLLBACK TO SAVEPOINT wharf_insert")
+        repeated = None
+        if isinstance(err, psycopg.errors.UniqueViolation) and spec.metadata.primary_key:
+            repeated = _duplicate_keys(cur, spec, rows)
+        raise LoadError(repeated or copy_error(spec, err)) from None
+    cur.execute(sql.SQL("DROP TABLE {}").format(rows))
+    return copied
 
 
 def _with_run_columns(
@@ -455,7 +487,7 @@ def _duplicate_keys(cur: Cursor, spec: DatasetSpec, rows: sql.Identifier) -> str
     if not samples:
         return None
     return (
-        f"{spec.dataset_id}: MERGE needs one row per primary key "
+        f"{spec.dataset_id}: {spec.metadata.update_behaviour} needs one row per primary key "
         f"({', '.join(spec.metadata.primary_key)}), but the batch repeats keys: {samples}"
     )
 
