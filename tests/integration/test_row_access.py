@@ -333,3 +333,30 @@ def test_a_data_cut_over_a_dataset_with_row_access_is_refused_at_refresh(home: P
     )
     with pg_connect() as pg:
         assert pg.execute("SELECT to_regclass('rls.cut')").fetchone() == (None,)
+
+
+def test_a_dag_run_publishes_a_dataset_with_row_access(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from support import run_dag
+
+    db = tmp_path / "places.sqlite"
+    monkeypatch.setenv("AIRFLOW_CONN_PLACES_DB", f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE places (id INTEGER, area TEXT, region TEXT)")
+        conn.executemany("INSERT INTO places VALUES (?, ?, ?)", [(i, *v) for i, v in ROWS.items()])
+    file = home / "include" / "schemas" / "rls" / "places.yaml"
+    file.write_text(
+        file.read_text().replace(
+            "source: {type: file, path: x.csv}",
+            "source: {type: sql, conn_id: places_db, table: places}\nretries: 0",
+        )
+    )
+    assert run_dag(DATASET_ID) == "success"
+    assert visible("north") == {1, 3}
+    with pg_connect() as pg:
+        assert pg.execute(
+            "SELECT row_count FROM wharf.catalogue WHERE dataset_id = %s", (DATASET_ID,)
+        ).fetchone() == (len(ROWS),)  # the record step counts every row, as the loader
