@@ -347,8 +347,10 @@ def _psql() -> str:
 def _reset(conninfo: str, table: str) -> None:
     import psycopg
 
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    from wharf.publish import access
+
+    with psycopg.connect(conninfo, autocommit=True) as conn, conn.cursor() as cur:
+        access.create_schema(cur, "bench", access.deployment_roles())  # as a load makes it
         conn.execute(f"DROP TABLE IF EXISTS bench.{table}")
         conn.execute("DROP SCHEMA IF EXISTS bench_dlt CASCADE")
         conn.execute("DELETE FROM wharf.schema_history WHERE dataset_id LIKE 'bench.%'")
@@ -381,7 +383,8 @@ def main() -> None:
     url = os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
     conninfo = environment.libpq_conninfo(url)
-    _ensure_wharf_schema(conninfo)
+    admin = os.environ.get(f"AIRFLOW_CONN_{settings.datasets_admin_conn_id().upper()}", url)
+    _ensure_wharf_schema(environment.libpq_conninfo(admin))
     results = []
     for rows in args.rows:
         parquet, csv = generate(rows, WORK)
@@ -412,9 +415,12 @@ def _ensure_wharf_schema(conninfo: str) -> None:
     import psycopg
 
     from wharf.ledger import migrations
+    from wharf.publish import access
 
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(conninfo) as conn:  # what `wharf db upgrade` does
         migrations.upgrade(conn)
+        with conn.transaction(), conn.cursor() as cur:
+            access.set_up(cur, access.deployment_roles())
 
 
 def _line(r: dict[str, Any]) -> str:

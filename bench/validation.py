@@ -142,7 +142,8 @@ def main() -> None:
     environment.apply()
     url = os.environ[f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"]
     os.environ["WHARF_BENCH_DB_URL"] = url
-    lt._ensure_wharf_schema(environment.libpq_conninfo(url))
+    admin = os.environ.get(f"AIRFLOW_CONN_{settings.datasets_admin_conn_id().upper()}", url)
+    lt._ensure_wharf_schema(environment.libpq_conninfo(admin))
     lines = ["| step | rows | seconds | vs load | peak RSS |", "|---|---:|---:|---:|---:|"]
     for rows in args.rows:
         parquet, csv = lt.generate(rows, lt.WORK)

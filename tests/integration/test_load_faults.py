@@ -97,6 +97,7 @@ def _add_dependents(conninfo: str, spec: Any) -> tuple[Any, ...]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f"CREATE VIEW loadtest.v_{name} AS SELECT id, amount FROM {table}")
         conn.execute(f"CREATE ROLE r_{name}")
+        _CREATED_ROLES.append(f"r_{name}")
         conn.execute(f"GRANT SELECT ON {table} TO r_{name}")
         conn.execute(f"COMMENT ON COLUMN {table}.amount IS 'By hand.'")
         return _dependents(conn, spec)
@@ -111,13 +112,16 @@ def _dependents(conn: Any, spec: Any) -> tuple[Any, ...]:
     ).fetchone()
 
 
+# The roles this module made: roles are server-wide, and another test session's may exist.
+_CREATED_ROLES: list[str] = []
+
+
 @pytest.fixture(autouse=True)
 def _drop_roles() -> Any:
     yield
     with psycopg.connect(libpq(DATASETS_URL), autocommit=True) as conn:
-        for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'r\\_t\\_%'"
-        ).fetchall():
+        while _CREATED_ROLES:
+            role = _CREATED_ROLES.pop()
             conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
 
 

@@ -34,10 +34,7 @@ def upgrade_datasets_db() -> None:
         roles = access.deployment_roles()
         with conn.transaction(), conn.cursor() as cur:
             connections.lock_ddl(cur)
-            changes = access.role_changes(cur, roles)
-            changes.run(cur)
-            changes = access.wharf_schema_changes(cur, roles)
-            changes.run(cur)
+            access.set_up(cur, roles)
             password_set = _set_loader_password(conn, roles.loader)
     for migration in applied:
         print(f"wharf db upgrade: applied {migration.path.name} (version {migration.version})")

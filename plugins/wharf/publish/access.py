@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from wharf import settings
-from wharf.connections import Cursor, one_row, qualified
+from wharf.connections import Cursor, lock_ddl, one_row, qualified
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.roles import Roles
 from wharf.errors import TerminalError
@@ -245,9 +245,16 @@ def reconcile(cur: Cursor, spec: DatasetSpec, roles: Roles) -> Changes:
     """Bring the grants of the dataset's table or view, and its row-level security, to what
     its YAML implies, in the caller's transaction. Raises ``AccessError`` when its reader
     role is missing or the relation is not owned by its Wharf owner (both are fixed by
-    ``wharf access apply``)."""
+    ``wharf access apply``).
+
+    When something must change, it takes the DDL lock (``connections.lock_ddl``) and plans
+    again: two transactions granting on one table or schema at once would fail with "tuple
+    concurrently updated". The lock is held until the caller's commit, so call this last."""
     require_role(cur, roles.reader(spec.metadata), spec.dataset_id)
     changes = relation_changes(cur, spec, roles, adopt=False)
+    if changes.statements:
+        lock_ddl(cur)
+        changes = relation_changes(cur, spec, roles, adopt=False)  # as others left it
     changes.run(cur)
     return changes
 
@@ -654,6 +661,13 @@ def role_changes(cur: Cursor, roles: Roles, extra: Iterable[str] = ()) -> Change
                 sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)),
             )
     return changes
+
+
+def set_up(cur: Cursor, roles: Roles) -> None:
+    """``wharf db upgrade``'s access work, as the admin, in the caller's transaction: the
+    fixed roles (``role_changes``), then Wharf's own schema (``wharf_schema_changes``)."""
+    role_changes(cur, roles).run(cur)
+    wharf_schema_changes(cur, roles).run(cur)
 
 
 def _refuse_powerful(cur: Cursor, role: str) -> None:

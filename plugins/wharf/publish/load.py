@@ -152,7 +152,6 @@ def load(
             not_null_later = _migrate(cur, spec, run_id, result, found)
             if found is None:
                 access.hand_to_owner(cur, spec, roles)
-            access.reconcile(cur, spec, roles)
             stream = _with_run_columns(rows, logical_date, loaded_at)
             if meta.update_behaviour == "MERGE":
                 _merge(cur, spec, stream, clock, result)
@@ -168,6 +167,7 @@ def load(
             schema_changes.forbid_nulls(cur, spec, not_null_later)
             schema_changes.ensure_indexes(cur, spec)
             comment(cur, spec)
+            access.reconcile(cur, spec, roles)  # last: it may wait for DDL elsewhere
         clock.begin("commit")
         conn.commit()
         clock.end()
