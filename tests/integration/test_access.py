@@ -486,3 +486,19 @@ def test_the_loader_cannot_read_another_database_on_its_server(estate: Path) -> 
     finally:
         with pg_connect() as pg:
             pg.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_apply_leaves_a_broken_yaml_out_and_reconciles_the_rest(
+    estate: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wharf.cli.main import main
+
+    (estate / "include" / "schemas" / "acc" / "broken.yaml").write_text("metadata: [\n")
+    with pg_connect() as pg:  # drift the apply must fix
+        pg.execute(f'REVOKE SELECT ON acc.open FROM "{ROLE_PREFIX}_public"')
+    assert main(["access", "apply"]) == 0
+    out = capsys.readouterr().out
+    assert "wharf access apply: warning: left out: " in out and "acc/broken.yaml:" in out
+    assert f"applied: acc.open: grant SELECT to {ROLE_PREFIX}_public" in out
+    with login("public") as conn:
+        assert readable(conn, "acc.open")

@@ -115,3 +115,12 @@ def test_a_createrole_admin_sets_up_roles_and_the_loader_loads(managed: str) -> 
     with psycopg.connect(libpq(analyst)) as conn:
         assert conn.execute("SELECT n FROM managed.thing_count").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM managed.things").fetchone() == (2,)
+
+
+def test_access_plan_before_db_upgrade_names_the_command(
+    managed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wharf.cli.main import main
+
+    assert main(["access", "plan"]) == 1
+    assert "run `wharf db upgrade`" in capsys.readouterr().out

@@ -15,19 +15,18 @@ if TYPE_CHECKING:
 
 def cmd_access(apply: bool) -> int:
     """Print each change the YAMLs imply (``plan``), or make them in one transaction
-    (``apply``), then the grants made by hand that are left alone. Exit 0; 1 when a YAML is
-    broken (``wharf check`` names it) or a role is too powerful to be Wharf's."""
+    (``apply``), then the grants made by hand that are left alone and the roles no YAML
+    needs. A YAML that fails ``wharf check`` is left out, with a warning (its dataset's
+    grants stay as they are: one broken YAML must not hold back the others). Exit 0; 1 when
+    the database is not upgraded or a role is too powerful to be Wharf's."""
     environment.apply()
     from wharf.errors import TerminalError
     from wharf.specfiles import load_specs
 
     specs, failures = load_specs()
     verb = "apply" if apply else "plan"
-    if failures:
-        print(
-            f"wharf access {verb}: {len(failures)} YAML file(s) fail `wharf check`; fix them first"
-        )
-        return 1
+    for failure in failures:
+        print(f"wharf access {verb}: warning: left out: {str(failure).splitlines()[0]}")
     try:
         changes = reconcile_estate(specs, apply)
     except TerminalError as err:
@@ -48,11 +47,14 @@ def cmd_access(apply: bool) -> int:
 
 def reconcile_estate(specs: list[DatasetSpec], apply: bool) -> Changes:
     """The estate's access changes (``access.estate_changes``), made in one transaction as
-    the admin when ``apply``. Raises ``access.AccessError``."""
+    the admin when ``apply``. Raises ``access.AccessError``, and
+    ``migrations.SchemaVersionError`` before ``wharf db upgrade``."""
     from wharf import connections
+    from wharf.ledger import migrations
     from wharf.publish import access
 
     with connections.connect_admin() as conn, conn.cursor() as cur:
+        migrations.require_head(conn)
         connections.lock_ddl(cur)
         changes = access.estate_changes(
             cur, specs, access.deployment_roles(), _cut_inputs(cur, specs)
