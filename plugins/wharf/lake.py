@@ -362,6 +362,50 @@ def write_text(key: RunKey, zone: Zone, name: str, text: str) -> str:
     return uri(key, zone, name)
 
 
+# The name of a file Wharf writes into a run's folder (a report): no folder, no dot first.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,100}")
+
+
+def file_key(dataset_id: str, run_id: str, zone: Zone, file_uri: str) -> tuple[RunKey, str]:
+    """The run key and file name of ``file_uri``, a file Wharf wrote into ``zone`` for this
+    dataset's run ``run_id`` (as its audit row records it, ``uri(key, zone, name)``).
+
+    Raises ``TerminalError`` naming the dataset and run (never the address) unless the address
+    is exactly that of such a file below the domain's current lake root: nothing else is read,
+    whatever an audit row holds."""
+    domain, dataset = dataset_id.split(".", 1)
+    prefix = f"{settings.lake_root(domain)}/{zone}/{domain}/{dataset}/ingestion_date="
+    refused = TerminalError(
+        f"{dataset_id}: the {zone} file of run {run_id} is not in this run's folder of the lake"
+    )
+    if not file_uri.startswith(prefix):
+        raise refused
+    day, _, rest = file_uri.removeprefix(prefix).partition("/")
+    try:
+        key = RunKey(dataset_id, date.fromisoformat(day), run_id)
+    except ValueError:
+        raise refused from None
+    name = rest.rpartition("/")[2]
+    if not _FILE_NAME.fullmatch(name) or uri(key, zone, name) != file_uri:
+        raise refused
+    return key, name
+
+
+def read_text(key: RunKey, zone: Zone, name: str, max_bytes: int = 20_000_000) -> str:
+    """The text file ``name`` (UTF-8) of a run's folder in a zone. Raises
+    ``FileNotFoundError`` when it is missing and ``TerminalError`` when it is larger than
+    ``max_bytes`` (a report is kilobytes)."""
+    if not _FILE_NAME.fullmatch(name):
+        raise TerminalError(f"{key.dataset_id}: {name[:60]!r} is not a file name of the lake")
+    with _reported(key):
+        fs, base = _filesystem(key)
+        with fs.open_input_stream(f"{base}/{key.folder(zone)}/{name}") as handle:
+            data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TerminalError(f"{key.dataset_id}: {uri(key, zone, name)} is over {max_bytes} bytes")
+    return bytes(data).decode("utf-8", errors="replace")
+
+
 def copy_zone(key: RunKey, source: Zone, target: Zone) -> None:
     """Copy one run's files between zones (landing -> raw keeps the history)."""
     with _reported(key):
