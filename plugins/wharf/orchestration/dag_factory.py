@@ -99,10 +99,22 @@ def _data_cut_steps(dataset_id: str) -> list[PythonOperator]:
     return [_task("refresh_data_cuts", dataset_id, outlets=[asset(dataset_id)])]
 
 
+class ValidateStep(PythonOperator):
+    """The ``validate`` task: a PythonOperator whose class the Wharf plugin gives the extra
+    link to the run's validation report (``wharf.ui.links``)."""
+
+
+class LoadStep(PythonOperator):
+    """The ``load`` task: a PythonOperator with the extra link to the dataset's page."""
+
+
+_OPERATORS: dict[str, type[PythonOperator]] = {"validate": ValidateStep, "load": LoadStep}
+
+
 def _task(step: str, dataset_id: str, **kwargs: Any) -> PythonOperator:
     # A plain operator over one module-level callable: TaskFlow's decorator cost 3x more
     # per task at parse time (bench/parse_dags.py). The step name is Wharf's own constant.
-    return PythonOperator(
+    return _OPERATORS.get(step, PythonOperator)(
         task_id=step, python_callable=run_step, op_args=[step, dataset_id], **kwargs
     )
 
