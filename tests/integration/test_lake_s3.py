@@ -138,6 +138,13 @@ def test_a_dag_run_writes_every_zone_to_s3_and_loads_postgres(
            AND step = 'extract' AND event = 'end' ORDER BY id DESC LIMIT 1"""
     ).fetchone()[0]
     assert lake_path == f"s3://{BUCKET}/lake/landing/{partition}"
+    # The report as the Wharf pages serve it: its address from the audit, read through the lake.
+    report = pg.execute(
+        """SELECT detail->>'report' FROM wharf.audit WHERE dataset_id = 'shop.lake_orders'
+           AND step = 'validate' AND event = 'end' ORDER BY id DESC LIMIT 1"""
+    ).fetchone()[0]
+    key, name = lake.file_key("shop.lake_orders", dag_run.run_id, "reports", report)
+    assert "shop.lake_orders: validation" in lake.read_text(key, "reports", name)
 
 
 def test_a_missing_bucket_fails_the_run_at_once_naming_the_root_not_the_secret(

@@ -106,7 +106,14 @@ def datasets(rows: list[DatasetRow], domains: list[str], filters: dict[str, str 
         )
         for r in rows
     ]
-    return _page("Wharf datasets", ["<h1>Datasets</h1>", form, _table(header, body)])
+    empty = (
+        []
+        if rows
+        else [
+            "<p>No dataset you may read matches (a new YAML is listed once Airflow has parsed its DAG).</p>"
+        ]
+    )
+    return _page("Wharf datasets", ["<h1>Datasets</h1>", form, _table(header, body), *empty])
 
 
 def dataset(page: DatasetPage, datasets_url: str) -> str:
