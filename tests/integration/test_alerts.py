@@ -1,0 +1,203 @@
+"""Alerts from the YAML's notifications, received by a local SMTP server (aiosmtpd): a
+failing run's mail from its record step under a real dag.test(), and the wharf.freshness
+check's one stale alert until the dataset is fresh again."""
+
+from __future__ import annotations
+
+import email
+import html
+import socket
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import dag_run, run_dag
+
+from wharf.orchestration.alerts import check_freshness
+
+ORDERS = """\
+metadata:
+  domain: shop
+  dataset: {dataset}
+  description: Orders placed in the shop.
+  owners: [{{name: Shop team, email: shop@example.org}}]
+  update_behaviour: OVERWRITE
+schedule: "0 * * * *"
+retries: 0
+source: {{type: sql, conn_id: shop_db, query: "SELECT * FROM orders ORDER BY id"}}
+columns:
+  - {{name: id, data_type: integer, allow_null: false}}
+  - {{name: customer, data_type: string, allow_null: false}}
+  - {{name: placed_on, data_type: date, format: "%Y-%m-%d"}}
+notifications:
+  emails: [shop-ops@example.org, oncall@example.org]
+  on: [failure, quarantine, schema_change, stale]
+"""
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        message["X-Rcpt-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    """A local SMTP server behind the ``smtp_default`` connection (no TLS, no login)."""
+    from aiosmtpd.controller import Controller
+
+    handler, port = Inbox(), _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        f"smtp://127.0.0.1:{port}/?disable_ssl=true&disable_tls=true&timeout=10"
+        "&retry_limit=0&from_email=wharf%40example.org",
+    )
+    yield handler
+    controller.stop()
+
+
+class Shop:
+    """A dataset ``shop.<name>`` read from its own SQLite table ``orders``."""
+
+    def __init__(self, schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.schemas, self.tmp_path, self.monkeypatch = schemas, tmp_path, monkeypatch
+
+    def __call__(self, name: str) -> sqlite3.Connection:
+        (self.schemas / "shop").mkdir(exist_ok=True)
+        (self.schemas / "shop" / f"{name}.yaml").write_text(ORDERS.format(dataset=name))
+        db = self.tmp_path / "shop.sqlite"
+        self.monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", f"sqlite:///{db}")
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE orders (id INTEGER, customer TEXT, placed_on TEXT)")
+        conn.execute("INSERT INTO orders VALUES (1, 'ada', '2024-01-31')")
+        conn.commit()
+        return conn
+
+
+@pytest.fixture
+def shop(schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Shop:
+    return Shop(schemas, tmp_path, monkeypatch)
+
+
+def _body(message: EmailMessage) -> str:
+    part = message.get_body(("html", "plain"))
+    assert part is not None
+    return str(part.get_content())
+
+
+def _alerts(pg: Any, dataset_id: str) -> list[tuple[Any, ...]]:
+    return pg.execute(
+        "SELECT event, run_id, sent, error, channels FROM wharf.alerts WHERE dataset_id = %s"
+        " ORDER BY id",
+        (dataset_id,),
+    ).fetchall()
+
+
+def test_failing_run_mails_its_cause_run_and_page(shop, inbox, pg) -> None:  # type: ignore[no-untyped-def]
+    source = shop("orders_failing")
+    # The bad value quotes a template: it is sent as written, never rendered.
+    source.execute("INSERT INTO orders VALUES (2, 'bob', '{{ conn.smtp_default.password }}')")
+    source.commit()
+
+    run = dag_run("shop.orders_failing")
+
+    assert str(run.state) == "failed"
+    [mail] = inbox.messages
+    assert mail["X-Rcpt-To"] == "shop-ops@example.org, oncall@example.org"
+    assert mail["From"] == "wharf@example.org"
+    cause = (
+        "run failed: validate: shop.orders_failing: 1 contract violation(s) in 2 rows — fix the "
+        "source, then clear `extract` with its downstream tasks"
+    )
+    assert mail["Subject"] == f"[wharf] failure: shop.orders_failing: {cause}"
+    body = _body(mail)
+    assert f"failure: {cause}" in body
+    assert (
+        html.escape(
+            "shop.orders_failing: column 'placed_on', row 2: data_type date with format "
+            "'%Y-%m-%d' (value: '{{ conn.smtp_default.password }}')"
+        )
+        in body
+    )
+    assert "dataset: shop.orders_failing" in body
+    assert f"run: {run.run_id}" in body
+    assert "page: http://localhost:8080/wharf/datasets/shop.orders_failing" in body
+    assert _alerts(pg, "shop.orders_failing") == [
+        ("failure", run.run_id, True, None, ["shop-ops@example.org", "oncall@example.org"])
+    ]
+
+
+def test_a_success_sends_nothing_and_a_refused_mail_keeps_the_outcome(  # type: ignore[no-untyped-def]
+    shop, inbox, pg, monkeypatch
+) -> None:
+    source = shop("orders_refused")
+    assert run_dag("shop.orders_refused") == "success"
+    assert inbox.messages == []
+
+    source.execute("INSERT INTO orders VALUES (2, NULL, NULL)")
+    source.commit()
+    monkeypatch.setenv(  # nothing listens there
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        f"smtp://127.0.0.1:{_free_port()}/?disable_ssl=true&disable_tls=true&retry_limit=0"
+        "&timeout=2&from_email=wharf%40example.org",
+    )
+
+    run = dag_run("shop.orders_refused")
+
+    assert str(run.state) == "failed"  # failed by the data, not by the mail
+    [(event, run_id, sent, error, _)] = _alerts(pg, "shop.orders_refused")
+    assert (event, run_id, sent) == ("failure", run.run_id, False)
+    assert error.startswith("smtp_default: ")
+
+
+def test_stale_dataset_alerts_once_until_fresh_again(shop, inbox, pg) -> None:  # type: ignore[no-untyped-def]
+    shop("orders_stale")
+    now = datetime.now(UTC)
+    # First seen five hours ago and never loaded: the hourly runs since are overdue.
+    assert "shop.orders_stale" not in check_freshness(now - timedelta(hours=5))["stale"]
+    found = check_freshness(now)
+    assert "shop.orders_stale" in found["stale"] and "shop.orders_stale" in found["alerted"]
+    [mail] = inbox.messages
+    assert mail["Subject"].startswith(
+        "[wharf] stale: shop.orders_stale: shop.orders_stale: the run due at "
+    )
+    assert "never loaded" in _body(mail) and "run: -" in _body(mail)
+
+    assert "shop.orders_stale" not in check_freshness(now + timedelta(minutes=15))["alerted"]
+    assert len(inbox.messages) == 1  # once
+
+    assert run_dag("shop.orders_stale") == "success"
+    assert "shop.orders_stale" not in check_freshness(datetime.now(UTC))["stale"]
+    assert pg.execute(
+        "SELECT stale_since, alerted_at FROM wharf.freshness WHERE dataset_id = %s",
+        ("shop.orders_stale",),
+    ).fetchone() == (None, None)
+
+    later = datetime.now(UTC) + timedelta(hours=3)  # stale again: a new alert
+    assert "shop.orders_stale" in check_freshness(later)["alerted"]
+    assert len(inbox.messages) == 2 and "last loaded" in _body(inbox.messages[1])
+    assert [a[:3] for a in _alerts(pg, "shop.orders_stale")] == [
+        ("stale", None, True),
+        ("stale", None, True),
+    ]
