@@ -1,19 +1,23 @@
-"""Alerts from the YAML's notifications, received by a local SMTP server (aiosmtpd): a
-failing run's mail from its record step under a real dag.test(), and the wharf.freshness
-check's one stale alert until the dataset is fresh again."""
+"""Alerts from the YAML's notifications, received by a local SMTP server (aiosmtpd) and a
+local Slack webhook: a failing run's alert from its record step under a real dag.test(),
+quarantine and schema-change alerts, and the wharf.freshness check's one stale alert until
+the dataset is fresh again."""
 
 from __future__ import annotations
 
 import email
 import html
+import json
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from support import dag_run, run_dag
@@ -200,4 +204,111 @@ def test_stale_dataset_alerts_once_until_fresh_again(shop, inbox, pg) -> None:  
     assert [a[:3] for a in _alerts(pg, "shop.orders_stale")] == [
         ("stale", None, True),
         ("stale", None, True),
+    ]
+
+
+def test_quarantined_rows_and_a_new_schema_version_alert(shop, inbox, pg, schemas) -> None:  # type: ignore[no-untyped-def]
+    source = shop("orders_changing")
+    yaml_file = schemas / "shop" / "orders_changing.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text() + "on_invalid: quarantine\nmax_rejected_fraction: 0.5\n"
+    )
+    source.executemany(
+        "INSERT INTO orders VALUES (?, ?, ?)", [(2, None, None), (3, "cy", "2024-02-01")]
+    )
+    source.commit()
+
+    first = dag_run("shop.orders_changing")
+
+    assert str(first.state) == "success"
+    [mail] = inbox.messages
+    assert mail["Subject"] == (
+        "[wharf] quarantine: shop.orders_changing: 1 row(s) quarantined (wharf.quarantine, "
+        f"run {first.run_id})"
+    )
+
+    source.execute("ALTER TABLE orders ADD COLUMN note TEXT")
+    source.commit()
+    yaml_file.write_text(
+        yaml_file.read_text().replace(
+            "columns:\n", "columns:\n  - {name: note, data_type: string}\n"
+        )
+    )
+    second = dag_run("shop.orders_changing")
+
+    assert str(second.state) == "success"
+    assert [m["Subject"].split(":")[0] for m in inbox.messages[1:]] == [
+        "[wharf] quarantine",
+        "[wharf] schema_change",
+    ]
+    assert inbox.messages[2]["Subject"].startswith(
+        "[wharf] schema_change: shop.orders_changing: schema version 1.1: "
+    )
+    assert [(a[0], a[1]) for a in _alerts(pg, "shop.orders_changing")] == [
+        ("quarantine", first.run_id),
+        ("quarantine", second.run_id),
+        ("schema_change", second.run_id),
+    ]
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    """A Slack incoming webhook: keeps each POSTed JSON body, answers ``ok``."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append({"path": self.path, **json.loads(self.rfile.read(length))})
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """A local webhook behind the ``slack_ops`` connection (the webhook URL is its password,
+    as a real one's token is)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Webhook.received = []
+    url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/secret"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_OPS", json.dumps({"conn_type": "slackwebhook", "password": url})
+    )
+    yield _Webhook.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failing_run_posts_to_the_slack_webhook(shop, slack, pg, schemas) -> None:  # type: ignore[no-untyped-def]
+    source = shop("orders_slack")
+    yaml_file = schemas / "shop" / "orders_slack.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text().replace(
+            "  emails: [shop-ops@example.org, oncall@example.org]\n",
+            "  slack_webhook_conn_id: slack_ops\n",
+        )
+    )
+    source.execute("INSERT INTO orders VALUES (2, NULL, NULL)")
+    source.commit()
+
+    run = dag_run("shop.orders_slack")
+
+    assert str(run.state) == "failed"
+    [message] = slack
+    assert message["path"] == "/services/T000/B000/secret"
+    lines = message["text"].splitlines()
+    assert lines[0].startswith("failure: run failed: validate: shop.orders_slack: 1 contract")
+    assert lines[1:4] == [
+        "dataset: shop.orders_slack",
+        f"run: {run.run_id}",
+        "page: http://localhost:8080/wharf/datasets/shop.orders_slack",
+    ]
+    assert "shop.orders_slack: column 'customer', row 2: allow_null: false" in message["text"]
+    assert _alerts(pg, "shop.orders_slack") == [
+        ("failure", run.run_id, True, None, ["slack:slack_ops"])
     ]

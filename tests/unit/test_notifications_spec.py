@@ -77,3 +77,32 @@ def test_bad_notifications_name_the_line(schemas: Path, line: str, expected: str
     errors = errors_of(write(schemas, GOOD + line + "\n"))
     assert len(errors) == 1 and errors[0].startswith(expected), errors
     assert "hunter2" not in errors[0]
+
+
+def test_a_yes_or_no_key_is_text_not_a_boolean(schemas: Path) -> None:
+    # YAML 1.1 reads a plain yes/on as true; as keys they are the words written.
+    assert errors_of(write(schemas, GOOD + "yes: 1\n")) == ["14: yes: unknown key 'yes'"]
+
+
+def test_run_alerts_follow_on() -> None:
+    from test_freshness import ORDERS, spec
+
+    from wharf.ledger.alerts import RunOutcome
+    from wharf.orchestration.alerts import run_alerts
+
+    outcome = RunOutcome("validate: 2 contract violation(s)", 3, ("1.1: added column 'x'",))
+    only_failure = spec(ORDERS, notifications={"emails": ["a@example.org"], "on": ["failure"]})
+    [alert] = run_alerts(only_failure, "run_1", outcome)
+    assert (alert.event, alert.run_id) == ("failure", "run_1")
+    assert alert.subject == (
+        "[wharf] failure: shop.orders: run failed: validate: 2 contract violation(s)"
+    )
+    every = spec(
+        ORDERS,
+        notifications={"emails": ["a@example.org"], "on": ["schema_change", "quarantine"]},
+    )
+    assert [(a.event, a.cause) for a in run_alerts(every, "run_1", outcome)] == [
+        ("quarantine", "3 row(s) quarantined (wharf.quarantine, run run_1)"),
+        ("schema_change", "schema version 1.1: added column 'x'"),
+    ]
+    assert run_alerts(spec(ORDERS), "run_1", outcome) == []
