@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import html
 import json
+import shutil
 import socket
 import sqlite3
 import threading
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from support import dag_run, run_dag
+from support import access_apply, dag_run, run_dag
 
 from wharf.orchestration.alerts import check_freshness
 
+ROOT = Path(__file__).resolve().parents[2]
 ORDERS = """\
 metadata:
   domain: shop
@@ -311,4 +313,49 @@ def test_a_failing_run_posts_to_the_slack_webhook(shop, slack, pg, schemas) -> N
     assert "shop.orders_slack: column 'customer', row 2: allow_null: false" in message["text"]
     assert _alerts(pg, "shop.orders_slack") == [
         ("failure", run.run_id, True, None, ["slack:slack_ops"])
+    ]
+
+
+BIG_ORDERS = """\
+metadata:
+  domain: shop
+  dataset: big_orders
+  kind: data_cut
+  description: Orders past the first.
+  owners: [{name: Shop team, email: shop@example.org}]
+schedule: null
+sql: shop/big_orders.sql
+notifications: {emails: [analysts@example.org], on: [stale]}
+"""
+
+
+def test_a_cut_refreshed_by_its_input_is_fresh_then_stale_with_it(  # type: ignore[no-untyped-def]
+    shop, inbox, schemas, tmp_path, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "include" / "sql" / "wharf", home / "include" / "sql" / "wharf")
+    (home / "include" / "sql" / "shop").mkdir()
+    (home / "include" / "sql" / "shop" / "big_orders.sql").write_text(
+        "SELECT id FROM shop.orders_cut_in WHERE id > 1"
+    )
+    monkeypatch.setenv("WHARF_HOME", str(home))
+    shop("orders_cut_in")
+    (schemas / "shop" / "big_orders.yaml").write_text(BIG_ORDERS)
+    access_apply()  # the cut's role, as a deploy makes it
+
+    assert run_dag("shop.orders_cut_in") == "success"  # loads, then refreshes the cut
+    now = datetime.now(UTC)
+    assert check_freshness(now)["stale"] == []
+
+    found = check_freshness(now + timedelta(hours=3))  # the hourly input missed its runs
+    assert found["stale"] == ["shop.big_orders", "shop.orders_cut_in"]
+    assert found["alerted"] == ["shop.big_orders", "shop.orders_cut_in"]
+    subjects = sorted(m["Subject"] for m in inbox.messages)
+    assert subjects[0].startswith(
+        "[wharf] stale: shop.big_orders: shop.big_orders: its input shop.orders_cut_in is stale "
+        "(shop.orders_cut_in: the run due at "
+    )
+    assert [m["X-Rcpt-To"] for m in sorted(inbox.messages, key=lambda m: m["Subject"])] == [
+        "analysts@example.org",
+        "shop-ops@example.org, oncall@example.org",
     ]
