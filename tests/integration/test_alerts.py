@@ -51,6 +51,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.url = ""
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=default_policy)
@@ -58,6 +59,14 @@ class Inbox:
         message["X-Rcpt-To"] = ", ".join(envelope.rcpt_tos)
         self.messages.append(message)
         return "250 OK"
+
+
+def _smtp_url(port: int) -> str:
+    """The ``smtp_default`` connection of a server on ``port``: no TLS, no login."""
+    return (
+        f"smtp://127.0.0.1:{port}/?disable_ssl=true&disable_tls=true&timeout=5"
+        "&retry_limit=0&from_email=wharf%40example.org"
+    )
 
 
 def _free_port() -> int:
@@ -74,11 +83,8 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     handler, port = Inbox(), _free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_DEFAULT",
-        f"smtp://127.0.0.1:{port}/?disable_ssl=true&disable_tls=true&timeout=10"
-        "&retry_limit=0&from_email=wharf%40example.org",
-    )
+    handler.url = _smtp_url(port)
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", handler.url)
     yield handler
     controller.stop()
 
@@ -163,11 +169,7 @@ def test_a_success_sends_nothing_and_a_refused_mail_keeps_the_outcome(  # type: 
 
     source.execute("INSERT INTO orders VALUES (2, NULL, NULL)")
     source.commit()
-    monkeypatch.setenv(  # nothing listens there
-        "AIRFLOW_CONN_SMTP_DEFAULT",
-        f"smtp://127.0.0.1:{_free_port()}/?disable_ssl=true&disable_tls=true&retry_limit=0"
-        "&timeout=2&from_email=wharf%40example.org",
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", _smtp_url(_free_port()))  # no one there
 
     run = dag_run("shop.orders_refused")
 
@@ -313,6 +315,25 @@ def test_a_failing_run_posts_to_the_slack_webhook(shop, slack, pg, schemas) -> N
     assert "shop.orders_slack: column 'customer', row 2: allow_null: false" in message["text"]
     assert _alerts(pg, "shop.orders_slack") == [
         ("failure", run.run_id, True, None, ["slack:slack_ops"])
+    ]
+
+
+def test_a_stale_alert_no_channel_took_is_tried_again(shop, inbox, pg, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    shop("orders_stale_retry")
+    now = datetime.now(UTC)
+    check_freshness(now - timedelta(hours=5))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", _smtp_url(_free_port()))  # no one there
+
+    found = check_freshness(now)
+
+    assert "shop.orders_stale_retry" in found["stale"]
+    assert "shop.orders_stale_retry" not in found["alerted"]
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", inbox.url)
+    assert "shop.orders_stale_retry" in check_freshness(now + timedelta(minutes=15))["alerted"]
+    assert len(inbox.messages) == 1
+    assert [a[:3] for a in _alerts(pg, "shop.orders_stale_retry")] == [
+        ("stale", None, False),
+        ("stale", None, True),
     ]
 
 

@@ -120,13 +120,22 @@ def channels(spec: DatasetSpec) -> list[str]:
     return [*notifications.emails, *([f"slack:{slack}"] if slack else [])]
 
 
-def send(spec: DatasetSpec, alert: Alert) -> str | None:
-    """Send ``alert`` to every channel of the spec; None when all took it, else why each
-    that refused it did, one line each (the connection id and the error's class and text;
-    the notifiers put no secret in their errors)."""
+@dataclass(frozen=True)
+class Delivery:
+    """How sending went: ``delivered`` channels took it; ``problem``, one line per channel
+    that refused it (its connection id, the error's class and first line; the notifiers
+    put no secret in their errors), None when none did."""
+
+    delivered: int
+    problem: str | None
+
+
+def send(spec: DatasetSpec, alert: Alert) -> Delivery:
+    """Send ``alert`` to every channel of the spec (its emails through one SMTP message, its
+    Slack webhook); a refusal is logged, never raised."""
     notifications = spec.notifications
     if notifications is None:
-        return None
+        return Delivery(0, None)
     senders: list[tuple[str, Callable[[], None]]] = []
     if notifications.emails:
         senders.append((settings.smtp_conn_id(), lambda: _mail(list(notifications.emails), alert)))
@@ -141,7 +150,7 @@ def send(spec: DatasetSpec, alert: Alert) -> str | None:
             problem = f"{conn_id}: {type(err).__name__}: {errors.one_line(err)}"
             log.error("%s: the %s alert was not sent: %s", alert.dataset_id, alert.event, problem)
             problems.append(problem)
-    return "\n".join(problems) or None
+    return Delivery(len(senders) - len(problems), "\n".join(problems) or None)
 
 
 def _mail(to: list[str], alert: Alert) -> None:
@@ -167,19 +176,19 @@ def _slack(conn_id: str, alert: Alert) -> None:
 _NO_CONTEXT: Any = {}
 
 
-def raise_alert(conn: connections.Connection, spec: DatasetSpec, alert: Alert) -> bool:
-    """Claim ``alert`` in ``wharf.alerts`` and send it; False when this run had already
+def raise_alert(conn: connections.Connection, spec: DatasetSpec, alert: Alert) -> Delivery | None:
+    """Claim ``alert`` in ``wharf.alerts`` and send it; None when this run had already
     raised it (nothing is sent)."""
     alert_id = ledger.claim_alert(
         conn, alert.dataset_id, alert.run_id, alert.event, alert.cause, channels(spec)
     )
     if alert_id is None:
-        return False
-    problem = send(spec, alert)
-    ledger.finish_alert(conn, alert_id, problem)
-    if problem is None:
+        return None
+    delivery = send(spec, alert)
+    ledger.finish_alert(conn, alert_id, delivery.problem)
+    if delivery.problem is None:
         log.info("%s: %s alert sent to %s", alert.dataset_id, alert.event, channels(spec))
-    return True
+    return delivery
 
 
 def raise_run_alerts(conn: connections.Connection, spec: DatasetSpec, run_id: str) -> list[str]:
@@ -188,14 +197,17 @@ def raise_run_alerts(conn: connections.Connection, spec: DatasetSpec, run_id: st
     if spec.notifications is None:
         return []
     outcome = ledger.run_outcome(conn, spec.dataset_id, run_id)
-    return [a.event for a in run_alerts(spec, run_id, outcome) if raise_alert(conn, spec, a)]
+    return [
+        a.event for a in run_alerts(spec, run_id, outcome) if raise_alert(conn, spec, a) is not None
+    ]
 
 
 def check_freshness(now: datetime | None = None) -> dict[str, Any]:
     """The ``wharf.freshness`` DAG's body: every dataset's freshness as of ``now`` (default
     the wall clock: staleness is about the present) saved in ``wharf.freshness``, and one
     ``stale`` alert for each stale dataset that asks for it and was not alerted since it
-    was last fresh. Returns ``{"stale": [ids], "alerted": [ids]}``."""
+    was last fresh (an alert no channel took is tried again by the next check). Returns
+    ``{"stale": [ids], "alerted": [ids]}``."""
     from wharf.specfiles import load_specs
 
     now = now or datetime.now(UTC)
@@ -213,7 +225,9 @@ def check_freshness(now: datetime | None = None) -> dict[str, Any]:
             spec = specs[dataset_id]
             if row.alerted_at is None and spec.alerts_on("stale"):
                 assert verdict.reason is not None
-                raise_alert(conn, spec, Alert("stale", dataset_id, None, verdict.reason))
+                delivery = raise_alert(conn, spec, Alert("stale", dataset_id, None, verdict.reason))
+                if delivery is None or not delivery.delivered:
+                    continue  # no channel took it: the next check tries again
                 ledger.mark_stale_alerted(conn, dataset_id, now)
                 conn.commit()
                 alerted.append(dataset_id)
