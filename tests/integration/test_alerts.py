@@ -24,6 +24,7 @@ import pytest
 from support import access_apply, dag_run, run_dag
 
 from wharf.orchestration.alerts import check_freshness
+from wharf.orchestration.dag_factory import build_freshness_dag
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = """\
@@ -380,3 +381,17 @@ def test_a_cut_refreshed_by_its_input_is_fresh_then_stale_with_it(  # type: igno
         "analysts@example.org",
         "shop-ops@example.org, oncall@example.org",
     ]
+
+
+def test_the_freshness_dag_runs_the_check(shop, inbox, pg) -> None:  # type: ignore[no-untyped-def]
+    shop("orders_dag")
+    check_freshness(datetime.now(UTC) - timedelta(hours=5))  # first seen then
+
+    run = build_freshness_dag().test()
+
+    assert str(run.state) == "success"
+    [mail] = [m for m in inbox.messages if "shop.orders_dag" in m["Subject"]]
+    assert mail["Subject"].startswith("[wharf] stale: shop.orders_dag: ")
+    assert pg.execute(
+        "SELECT alerted_at IS NOT NULL FROM wharf.freshness WHERE dataset_id = 'shop.orders_dag'"
+    ).fetchone() == (True,)
