@@ -242,7 +242,7 @@ def verdicts_of(
     now: datetime,
 ) -> dict[str, fresh.Freshness]:
     """Each spec's ``Freshness``: inputs before the cuts that read them (an input with no
-    YAML is judged by its update time alone)."""
+    YAML counts as fresh; its update time still counts for the cuts reading it)."""
     from wharf.publish import data_cuts
 
     verdicts: dict[str, fresh.Freshness] = {}
@@ -257,7 +257,7 @@ def verdicts_of(
         if spec.metadata.kind == "data_cut":
             try:
                 names = data_cuts.inputs(spec)
-            except errors.WharfError as err:  # its SQL changed since parsing: its DAG fails
+            except (errors.WharfError, OSError) as err:  # its SQL changed or went: its DAG fails
                 log.warning("%s: inputs unknown, judged by its schedule: %s", dataset_id, err)
                 names = []
             inputs = {i: (updated.get(i), judge(i, (*path, dataset_id))) for i in names}
