@@ -27,6 +27,9 @@ lake access, so no run writes anywhere while one entry is wrong.
 - ``WHARF_DATASETS_ADMIN_CONN_ID``: the connection ``wharf db upgrade`` and ``wharf access
   apply`` use, as an admin who may create roles (default ``wharf_datasets_admin``; when it is
   not defined, the ``wharf_datasets`` connection).
+- ``WHARF_SMTP_CONN_ID``: the Airflow SMTP connection alert mails go through (default
+  ``smtp_default``); ``WHARF_ALERT_FROM_EMAIL``: their sender (default: the connection's
+  extra ``from_email``). README, "Alerts".
 - ``WHARF_ROLE_PREFIX``: the prefix of Wharf's PostgreSQL roles (default ``wharf``), so several
   deployments can share a server (README, "Access control").
 - ``WHARF_FILE_ROOTS``: folders (absolute, ``os.pathsep``-separated) a ``file`` source may read
@@ -59,6 +62,7 @@ DATASETS_CONN_ID_DEFAULT = "wharf_datasets"
 DATASETS_ADMIN_CONN_ID_DEFAULT = "wharf_datasets_admin"
 ROLE_PREFIX_DEFAULT = "wharf"
 LAKE_CONN_ID_DEFAULT = "aws_default"
+SMTP_CONN_ID_DEFAULT = "smtp_default"
 
 
 def project_home() -> Path:
@@ -244,6 +248,16 @@ def freshness_grace() -> timedelta:
             f"WHARF_FRESHNESS_GRACE_MINUTES={text[:20]!r}: expected a whole number of minutes"
         )
     return timedelta(minutes=int(text))
+
+
+def smtp_conn_id() -> str:
+    """Airflow connection id of the SMTP server alert mails go through."""
+    return os.environ.get("WHARF_SMTP_CONN_ID") or SMTP_CONN_ID_DEFAULT
+
+
+def alert_from_email() -> str | None:
+    """The sender of alert mails; None: the SMTP connection's extra ``from_email``."""
+    return os.environ.get("WHARF_ALERT_FROM_EMAIL") or None
 
 
 def role_prefix() -> str:

@@ -11,6 +11,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import BaseHook
 
+from wharf.orchestration.dag_factory import FRESHNESS_DAG_ID
 from wharf.specfiles import load_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,18 @@ def test_no_import_errors(dagbag: DagBag) -> None:
 
 def test_one_dag_per_yaml(dagbag: DagBag) -> None:
     specs, _ = load_specs()
-    assert sorted(dagbag.dag_ids) == sorted(s.dag_id for s in specs)
+    assert sorted(dagbag.dag_ids) == sorted([FRESHNESS_DAG_ID, *(s.dag_id for s in specs)])
+
+
+def test_freshness_dag(dagbag: DagBag, monkeypatch: pytest.MonkeyPatch) -> None:
+    dag = dagbag.dags[FRESHNESS_DAG_ID]
+    assert [t.task_id for t in dag.tasks] == ["check"]
+    assert dag.max_active_runs == 1 and not dag.catchup and "wharf" in dag.tags
+    assert dag.tasks[0].execution_timeout is not None
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", FRESHNESS_DAG_ID)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "check")
+    bag = _parse()  # its task start reads no YAML
+    assert bag.dag_ids == [FRESHNESS_DAG_ID] and bag.import_errors == {}
 
 
 @pytest.mark.parametrize("dag_id", [s.dag_id for s in load_specs()[0]])
@@ -77,7 +89,7 @@ def test_broken_yaml_is_an_import_error_and_hides_nothing(
     monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(schemas))
     bag = _parse()
     specs, _ = load_specs()
-    assert sorted(bag.dag_ids) == sorted(s.dag_id for s in specs)
+    assert sorted(bag.dag_ids) == sorted([FRESHNESS_DAG_ID, *(s.dag_id for s in specs)])
     assert len(specs) == len(list((ROOT / "include" / "schemas").rglob("*.yaml")))
     [(file, message)] = bag.import_errors.items()
     assert file.endswith("wharf_yaml_errors.py")
@@ -95,6 +107,8 @@ def test_task_start_parses_only_its_own_dag(monkeypatch: pytest.MonkeyPatch) -> 
 def test_no_yaml_string_reaches_an_operator_argument(dagbag: DagBag) -> None:
     # Operator arguments are rendered as Jinja: tasks get only the dataset id.
     for dag in dagbag.dags.values():
+        if dag.dag_id == FRESHNESS_DAG_ID:
+            continue  # no arguments at all
         for task in dag.tasks:
             assert list(task.op_args) == [task.task_id, dag.dag_id]
             assert task.op_kwargs == {}
@@ -111,7 +125,7 @@ def test_hostile_yaml_hides_no_other_dag(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(schemas))
     bag = _parse()
     examples, _ = load_specs(ROOT / "include" / "schemas")
-    assert sorted(bag.dag_ids) == sorted(s.dag_id for s in examples)
+    assert sorted(bag.dag_ids) == sorted([FRESHNESS_DAG_ID, *(s.dag_id for s in examples)])
     [(file, message)] = bag.import_errors.items()
     assert file.endswith("wharf_yaml_errors.py")
     for case, (_, expected) in CASES.items():

@@ -251,9 +251,11 @@ def test_the_loader_is_no_superuser_and_cannot_change_the_audit(estate: Path) ->
 def test_the_operator_reads_wharfs_tables_and_writes_none(estate: Path) -> None:
     with login("operator") as conn:
         for table in (
+            "alerts",
             "audit",
             "audit_attempts",
             "catalogue",
+            "freshness",
             "lineage",
             "quarantine",
             "schema_history",

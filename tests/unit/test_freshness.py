@@ -1,82 +1,118 @@
-"""Freshness against the schedule (``wharf.ledger.freshness``) and the lake refusing a file
-address that is not the run's own (``lake.file_key``)."""
+"""Freshness against the YAML's promise: scheduled datasets by their cron plus stale_after,
+data cuts by their inputs, manual datasets never."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import pytest
+import yaml
 
-from wharf import lake
-from wharf.errors import TerminalError
-from wharf.ledger.freshness import FAILED_MESSAGE, Freshness, freshness, worst
+from wharf.contract.dataset import DatasetSpec
+from wharf.orchestration.freshness import FRESH, MANUAL, Freshness, freshness, next_run_after
 
-GRACE = timedelta(hours=1)
-LOADED = datetime(2026, 3, 10, 2, 30, tzinfo=UTC)  # a nightly 02:00 run that ended at 02:30
+ORDERS = """\
+metadata:
+  domain: shop
+  dataset: orders
+  description: Orders.
+  owners: [{name: Shop team, email: shop@example.org}]
+  update_behaviour: OVERWRITE
+schedule: "0 2 * * *"
+source: {type: sql, conn_id: shop_db, table: orders}
+columns: [{name: id, data_type: integer}]
+"""
+
+CUT = """\
+metadata:
+  domain: shop
+  dataset: big_orders
+  kind: data_cut
+  description: Big orders.
+  owners: [{name: Shop team, email: shop@example.org}]
+schedule: null
+sql: shop/big_orders.sql
+depends_on: [shop.orders, shop.refunds]
+"""
+
+
+def spec(text: str, **changes: Any) -> DatasetSpec:
+    return DatasetSpec.model_validate({**yaml.safe_load(text), **changes})
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("now", "state"),
-    [
-        (at(10, 12), "fresh"),
-        (at(11, 2, 59), "fresh"),  # the next run (11th, 02:00) has its hour of grace
-        (at(11, 3, 1), "stale"),
-        (at(20, 0), "stale"),
-    ],
-)
-def test_a_nightly_dataset_is_stale_past_its_next_run_and_the_grace(
-    now: datetime, state: str
-) -> None:
-    found = freshness("0 2 * * *", "success", LOADED, now, GRACE)
-    assert found.state == state
-    assert found.stale is (state == "stale")
-    assert found.due_at == at(11, 3)
+def test_next_run_after_is_strictly_later_and_reads_presets() -> None:
+    assert next_run_after("0 2 * * *", at(1, 2)) == at(2, 2)
+    assert next_run_after("0 2 * * *", at(1, 1, 59)) == at(1, 2)
+    assert next_run_after("@hourly", at(1, 2, 30)) == at(1, 3)
 
 
-def test_a_failed_last_run_is_stale_whatever_the_schedule() -> None:
-    for schedule in ("@daily", None):
-        found = freshness(schedule, "failed", LOADED, at(10, 3), GRACE)
-        assert (found.state, found.message, found.stale) == ("failed", FAILED_MESSAGE, True)
-
-
-def test_never_loaded_and_manual() -> None:
-    assert freshness("@hourly", None, None, at(10, 3), GRACE).state == "never"
-    assert freshness("@hourly", None, None, at(10, 3), GRACE).stale
-    manual = freshness(None, "success", LOADED, at(30, 0), GRACE)
-    assert (manual.state, manual.stale) == ("manual", False)
-
-
-def test_a_data_cut_is_as_stale_as_its_stalest_input() -> None:
-    own = Freshness("manual", "Loaded when triggered (no schedule)")
-    fresh = Freshness("fresh", "Up to date")
-    failed = Freshness("failed", FAILED_MESSAGE)
-    assert worst(own, [("a.x", fresh)]) == own
-    found = worst(own, [("a.x", fresh), ("a.y", failed)])
-    assert found.stale and "a.y" in found.message and FAILED_MESSAGE in found.message
-    assert worst(failed, [("a.x", fresh)]) == failed
-
-
-def test_file_key_accepts_only_the_runs_own_file() -> None:
-    key = lake.RunKey("shop.orders", date(2026, 3, 10), "manual__2026-03-10T00:00:00+00:00")
-    report = lake.uri(key, "reports", "contract_checks.html")
-    assert lake.file_key("shop.orders", key.run_id, "reports", report) == (
-        key,
-        "contract_checks.html",
+def test_scheduled_dataset_is_fresh_until_the_next_run_is_due_plus_grace() -> None:
+    orders, loaded = spec(ORDERS), at(1, 2, 5)
+    assert freshness(orders, loaded, at(1, 0), at(2, 2, 59)) == FRESH
+    stale = freshness(orders, loaded, at(1, 0), at(2, 3))
+    assert stale.stale and stale.stale_since == at(2, 3)
+    assert stale.reason == (
+        "shop.orders: the run due at 2026-03-02 02:00 UTC (0 2 * * *) has not loaded it "
+        "within 1h; last loaded 2026-03-01 02:05 UTC"
     )
-    root = report.split("/reports/")[0]
-    for address in (
-        "file:///etc/passwd",
-        report.replace("contract_checks.html", "../../../../../etc/passwd"),
-        report.replace("shop/orders", "shop/other"),
-        report.replace("ingestion_date=2026-03-10", "ingestion_date=../../x"),
-        f"{root}/quarantine/shop/orders/ingestion_date=2026-03-10/run_id=x/part-0.parquet",
-    ):
-        with pytest.raises(TerminalError) as caught:
-            lake.file_key("shop.orders", key.run_id, "reports", address)
-        assert "passwd" not in str(caught.value)
-    with pytest.raises(TerminalError):  # another run's report
-        lake.file_key("shop.orders", "other_run", "reports", report)
+
+
+def test_stale_after_from_the_yaml_is_the_grace() -> None:
+    orders = spec(ORDERS, notifications={"emails": ["a@example.org"], "stale_after": "PT6H"})
+    assert freshness(orders, at(1, 2, 5), at(1, 0), at(2, 7, 59)) == FRESH
+    assert freshness(orders, at(1, 2, 5), at(1, 0), at(2, 8)).stale
+
+
+def test_never_loaded_is_due_from_when_it_was_first_seen() -> None:
+    orders = spec(ORDERS)
+    assert freshness(orders, None, at(1, 10), at(2, 2, 59)) == FRESH
+    stale = freshness(orders, None, at(1, 10), at(2, 3))
+    assert stale.stale_since == at(2, 3) and stale.reason and "never loaded" in stale.reason
+
+
+def test_manual_dataset_is_never_stale() -> None:
+    orders = spec(ORDERS, schedule=None)
+    assert freshness(orders, None, at(1, 0), at(30, 0)) == MANUAL
+
+
+def test_cut_is_stale_when_an_input_was_updated_later_past_the_grace() -> None:
+    cut = spec(CUT)
+    refreshed = at(1, 2, 10)
+    inputs = {"shop.orders": (at(2, 2, 5), FRESH), "shop.refunds": (at(1, 1), FRESH)}
+    assert freshness(cut, refreshed, at(1, 0), at(2, 3, 4), inputs) == FRESH
+    stale = freshness(cut, refreshed, at(1, 0), at(2, 3, 5), inputs)
+    assert stale.stale and stale.stale_since == at(2, 3, 5)
+    assert stale.reason and stale.reason.startswith(
+        "shop.big_orders: its input shop.orders was updated at 2026-03-02 02:05 UTC"
+    )
+    # the input's run refreshed the cut after loading: fresh
+    assert freshness(cut, at(2, 2, 6), at(1, 0), at(5, 0), inputs) == FRESH
+
+
+def test_cut_is_stale_when_an_input_is_stale() -> None:
+    input_stale = Freshness("stale", at(2, 3), "shop.orders: the run due ... not loaded")
+    inputs = {"shop.orders": (at(1, 2, 5), input_stale), "shop.refunds": (None, MANUAL)}
+    stale = freshness(spec(CUT), at(1, 2, 10), at(1, 0), at(2, 4), inputs)
+    assert stale.stale_since == at(2, 3)
+    assert stale.reason == (
+        "shop.big_orders: its input shop.orders is stale (shop.orders: the run due ... not loaded)"
+    )
+
+
+def test_cut_with_a_schedule_is_also_held_to_it() -> None:
+    cut = spec(CUT, schedule="@daily")
+    inputs = {"shop.orders": (at(1, 0), FRESH), "shop.refunds": (at(1, 0), FRESH)}
+    assert freshness(cut, at(1, 0, 5), at(1, 0), at(2, 0, 59), inputs) == FRESH
+    assert freshness(cut, at(1, 0, 5), at(1, 0), at(2, 1), inputs).stale
+    assert freshness(spec(CUT), at(1, 0, 5), at(1, 0), at(9, 0), inputs) == FRESH
+
+
+def test_grace_reads_as_an_operator_writes_it() -> None:
+    orders = spec(ORDERS, notifications={"emails": ["a@example.org"], "stale_after": 5400})
+    stale = freshness(orders, at(1, 2, 5), at(1, 0), at(3, 0))
+    assert stale.reason and "within 90m;" in stale.reason
+    assert orders.stale_after == timedelta(minutes=90)

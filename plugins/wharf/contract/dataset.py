@@ -19,6 +19,7 @@ from wharf.contract.checks import Check
 from wharf.contract.columns import Column
 from wharf.contract.metadata import Metadata
 from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN, ColumnName
+from wharf.contract.notifications import DEFAULT_STALE_AFTER, AlertEvent, Notifications
 from wharf.contract.schedule import schedule_expression
 from wharf.contract.sources import Source
 from wharf.contract.sql_rules import reserved_schema
@@ -177,6 +178,11 @@ class DatasetSpec(ContractModel):
         le=1,
         description="With `quarantine`: the run still fails, publishing nothing, when more "
         "than this share of the rows is rejected (the rejects are kept).",
+    )
+    notifications: Notifications | None = Field(
+        default=None,
+        description="Alerts: who is mailed or messaged on Slack, and on what (`failure`, "
+        "`quarantine`, `schema_change`, `stale`); none: no alerts.",
     )
     sql: Annotated[str | None, AfterValidator(_cut_sql_name)] = Field(
         default=None,
@@ -380,6 +386,15 @@ class DatasetSpec(ContractModel):
         """Columns with a ``partition_index``, in index order (rAPId)."""
         keyed = [c for c in self.columns if c.partition_index is not None]
         return [c.name for c in sorted(keyed, key=lambda c: c.partition_index or 0)]
+
+    def alerts_on(self, event: AlertEvent) -> bool:
+        """Whether the YAML's ``notifications`` ask for an alert on ``event``."""
+        return self.notifications is not None and event in self.notifications.on
+
+    @property
+    def stale_after(self) -> timedelta:
+        """The grace period past a due run before the dataset counts as stale."""
+        return self.notifications.stale_after if self.notifications else DEFAULT_STALE_AFTER
 
     @property
     def dataset_id(self) -> str:

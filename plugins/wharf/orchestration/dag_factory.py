@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, CronTriggerTimetable
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.schedule import CRON_PRESETS
@@ -20,6 +20,10 @@ from wharf.contract.schedule import CRON_PRESETS
 # 1970: a DAG's tasks do not exist for logical dates before its start_date, so a backfill of
 # 2013 ran no task and succeeded; the YAML's own start_date is enforced by the task bodies.
 START_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Wharf's own DAG over the catalogue: no dataset id has the reserved domain "wharf".
+FRESHNESS_DAG_ID = "wharf.freshness"
+FRESHNESS_SCHEDULE = "*/15 * * * *"
 
 
 def asset(dataset_id: str) -> Asset:
@@ -124,3 +128,35 @@ def run_step(step: str, dataset_id: str) -> dict[str, Any]:
     from wharf.orchestration import tasks as pipeline
 
     return pipeline.run_step(step, dataset_id)
+
+
+def build_freshness_dag() -> DAG:
+    """``wharf.freshness``: every 15 minutes, one task ``check`` that saves each dataset's
+    freshness and raises the ``stale`` alerts (``wharf.orchestration.alerts.check_freshness``).
+    Airflow's deadline alerts belong to a run: a paused DAG, or a cut whose inputs never
+    arrive, has none, so staleness needs a check of Wharf's own."""
+    dag = DAG(
+        dag_id=FRESHNESS_DAG_ID,
+        description="Wharf: each dataset's freshness against its schedule; stale alerts",
+        schedule=CronTriggerTimetable(FRESHNESS_SCHEDULE, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["wharf"],
+        default_args={
+            "owner": "wharf",
+            "retries": 1,
+            "retry_delay": timedelta(minutes=1),
+            "execution_timeout": timedelta(minutes=10),
+        },
+    )
+    with dag:
+        PythonOperator(task_id="check", python_callable=check_freshness)
+    return dag
+
+
+def check_freshness() -> dict[str, Any]:
+    """Task body of ``wharf.freshness``: imports the check only when the task runs."""
+    from wharf.orchestration import alerts
+
+    return alerts.check_freshness()

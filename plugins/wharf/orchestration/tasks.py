@@ -21,6 +21,7 @@ from wharf.ledger.catalogue import spec_hash, upsert_catalogue
 from wharf.ledger.lineage import write_lineage
 from wharf.ledger.quarantine import write_quarantine
 from wharf.ledger.watermarks import read_watermark
+from wharf.orchestration import alerts
 from wharf.orchestration.audited import LandingAlreadyFailed, audited, recovery
 from wharf.orchestration.run_context import Run, current_run
 from wharf.publish import data_cuts, load
@@ -305,6 +306,9 @@ def _record(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         row_count = _published_rows(conn, spec) if status == "success" else None
         upsert_catalogue(conn, spec, run.run_id, status, row_count)
         write_lineage(conn, run.run_id, _lineage(spec))
+    if spec.notifications is not None:  # once the records are in: an alert links to them
+        with connections.connect() as conn:
+            row.detail["alerts"] = alerts.raise_run_alerts(conn, spec, run.run_id)
     row.detail["steps"] = by_task
     row.rows_out = row_count
     summary = {"status": status, "steps": by_task, "rows": row_count}

@@ -43,6 +43,7 @@ MAX_SCALAR_CHARS = 100_000
 MAX_INT_DIGITS = 30
 
 _STR = "tag:yaml.org,2002:str"
+_BOOL = "tag:yaml.org,2002:bool"
 _PLAIN_TAGS = {
     _STR,
     "tag:yaml.org,2002:int",
@@ -232,6 +233,10 @@ class _Walk:
     def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> None:
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _BOOL:
+                # YAML 1.1 reads a plain on/off/yes/no as a boolean; a key is always text
+                # (``notifications.on``), as YAML 1.2 and GitHub Actions' ``on:`` read it.
+                key_node.tag = _STR
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
                 raise self.fail(
                     key_node,
