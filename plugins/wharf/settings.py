@@ -75,6 +75,12 @@ def schemas_dir() -> Path:
     return Path(os.environ.get("WHARF_SCHEMAS_DIR") or project_home() / "include" / "schemas")
 
 
+def migrations_dir() -> Path:
+    """Wharf's own DDL (``include/sql/wharf/NNNN_*.sql``) beside this code, whatever
+    ``WHARF_HOME`` says: the code needs exactly the migrations it was written with."""
+    return Path(__file__).resolve().parents[2] / "include" / "sql" / "wharf"
+
+
 def sql_dir() -> Path:
     """Folder of data-cut SQL files and Wharf's own DDL."""
     return project_home() / "include" / "sql"

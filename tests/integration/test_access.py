@@ -22,7 +22,6 @@ from loading import rows_of
 from support import DATASETS_URL, ROLE_PREFIX, access_apply, libpq, pg_connect
 
 from wharf import connections, environment
-from wharf.ledger import migrations
 from wharf.publish import access, data_cuts, load
 from wharf.specfiles import get_spec
 
@@ -63,7 +62,6 @@ def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     per reader role and one for the operator role."""
     home = tmp_path / "home"
     (home / "include" / "sql").mkdir(parents=True)
-    (home / "include" / "sql" / "wharf").symlink_to(migrations.migrations_dir())
     monkeypatch.setenv("WHARF_HOME", str(home))
     monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(home / "include" / "schemas"))
     with pg_connect() as pg:

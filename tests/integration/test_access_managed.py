@@ -21,7 +21,6 @@ from support import DATASETS_URL, libpq
 from wharf import connections, environment
 from wharf.cli.access import reconcile_estate
 from wharf.cli.db import upgrade_datasets_db
-from wharf.ledger import migrations
 from wharf.publish import data_cuts, load
 from wharf.specfiles import get_spec, load_specs
 
@@ -66,7 +65,6 @@ def managed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AIRFLOW_CONN_WHARF_DATASETS", environment.as_user(url, f"{prefix}_loader"))
     home = tmp_path / "home"
     (home / "include" / "sql").mkdir(parents=True)
-    (home / "include" / "sql" / "wharf").symlink_to(migrations.migrations_dir())
     (home / "include" / "sql" / "thing_count.sql").write_text(
         "SELECT count(*)::int AS n FROM managed.things"
     )

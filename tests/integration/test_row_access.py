@@ -23,7 +23,6 @@ from support import DATASETS_URL, ROLE_PREFIX, access_apply, libpq, pg_connect
 
 from wharf import connections, environment
 from wharf.errors import UnsafeSpecError
-from wharf.ledger import migrations
 from wharf.publish import access, data_cuts, load
 from wharf.specfiles import get_spec
 
@@ -64,7 +63,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     login per entry of ``LOGINS``, made as an admin would."""
     home = tmp_path / "home"
     (home / "include" / "sql").mkdir(parents=True)
-    (home / "include" / "sql" / "wharf").symlink_to(migrations.migrations_dir())
     monkeypatch.setenv("WHARF_HOME", str(home))
     monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(home / "include" / "schemas"))
     write(home)

@@ -50,7 +50,7 @@ class Migration:
 
 
 def migrations_dir() -> Path:
-    return settings.sql_dir() / "wharf"
+    return settings.migrations_dir()
 
 
 def migrations(folder: Path | None = None) -> list[Migration]:
