@@ -291,18 +291,21 @@ def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, 
     if spec.metadata.kind == "data_cut":
         cuts = [spec, *cuts]
     outcome = {}
+    rows = None
     with connections.connect() as conn:
         for cut in cuts:
             outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
-        if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
-            raise errors.TransientError(
-                f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not "
-                "all loaded yet; run their DAGs first"
-            )
-        if spec.metadata.kind == "data_cut":
-            # A cut replaces or recomputes its rows as a whole: none is inserted, updated,
-            # deleted or rejected one by one, and it has no schema version of its own.
-            _asset_event(run, {"rows": _published_rows(conn, spec), "rejected": 0})
+        if outcome.get(spec.dataset_id) == "refreshed":
+            rows = _published_rows(conn, spec)
+    if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
+        raise errors.TransientError(
+            f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
+            "loaded yet; run their DAGs first"
+        )
+    if spec.metadata.kind == "data_cut":
+        # A cut is recomputed as a whole: no row is inserted, updated, deleted or rejected
+        # one by one, and it has no schema version of its own.
+        _asset_event(run, {"rows": rows, "rejected": 0})
     row.detail["data_cuts"] = outcome
     return {"data_cuts": outcome}
 
