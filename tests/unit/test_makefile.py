@@ -8,9 +8,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Stands in for wharf: `db upgrade` and `access apply` succeed; `airflow-info` says it ran;
-# `serve-demo -- CMD` runs CMD, as the real one.
+# Stands in for wharf: `demo --source-only`, `db upgrade` and `access apply` succeed;
+# `airflow-info` says it ran; `serve-demo -- CMD` runs CMD, as the real one.
 FAKE_WHARF = """#!/bin/sh
+[ "$1 $2" = "demo --source-only" ] && exit 0
 [ "$1" = db ] && exit 0
 [ "$1" = access ] && exit 0
 [ "$1" = airflow-info ] && echo "wharf airflow-info" && exit 0

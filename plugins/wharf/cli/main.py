@@ -6,8 +6,9 @@ wharf schema json           print the dataset YAML's JSON Schema, for editors (-
 wharf schema docs           print the README's field reference table (--write)
 wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order,
                             for the schedule's latest complete interval (--logical-date)
-wharf demo                  write the example source database, start the local API and
-                            Sheets servers, then ``run`` everything
+wharf demo [--source-only]  write the example source database, start the local API and
+                            Sheets servers, then ``run`` everything (--source-only: only
+                            write the source database)
 wharf serve-demo [-- CMD ...]
                             serve the demo's API and Sheets servers on free ports while
                             CMD runs with their connections (no CMD: print them, serve
@@ -114,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the run's logical date, YYYY-MM-DD or an ISO time (UTC unless an offset is "
         "given); default: the schedule's latest complete interval (no schedule: today 00:00)",
     )
-    sub.add_parser("demo", help="seed the example source and run every dataset")
+    demo = sub.add_parser("demo", help="seed the example source and run every dataset")
+    demo.add_argument(
+        "--source-only", action="store_true", help="only write the example source database"
+    )
     serve = sub.add_parser(
         "serve-demo", help="serve the demo's local API and Sheets servers while CMD runs"
     )
@@ -164,7 +168,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": lambda args: cmd_check(args.paths, rapid=args.rapid),
     "schema": _schema,
     "run": _run,
-    "demo": lambda args: cmd_demo(),
+    "demo": lambda args: cmd_demo(args.source_only),
     "db": lambda args: cmd_db_upgrade(),
     "access": lambda args: cmd_access(args.access_command == "apply"),
     "catalogue": lambda args: cmd_catalogue(),
