@@ -40,13 +40,15 @@ bench: $(VENV)/.synced
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/extract_memory.py
 
-## The Airflow UI and scheduler on http://localhost:8080, with the demo's local API and
-## Sheets servers on free ports, their connections in Airflow's environment, after `wharf db
-## upgrade` and `wharf access apply` on the datasets database (stop with Ctrl-C).
+## The Airflow UI and scheduler on http://127.0.0.1:8080, with the demo's source database
+## written and its local API and Sheets servers on free ports, their connections in Airflow's
+## environment, after `wharf db upgrade` and `wharf access apply` on the datasets database;
+## prints the URL, the user and the password's file first (stop with Ctrl-C).
 # standalone starts its components as `airflow ...` by name: the venv's bin goes first on PATH.
 airflow: $(VENV)/.synced
-	$(BIN)/wharf db upgrade && $(BIN)/wharf access apply && PATH="$(abspath $(BIN)):$$PATH" \
-	  $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
+	$(BIN)/wharf demo --source-only && $(BIN)/wharf db upgrade && $(BIN)/wharf access apply && \
+	  $(BIN)/wharf airflow-info && \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 

@@ -2,7 +2,7 @@
 
 ``apply()`` fills in every setting a user has not set, so ``make demo`` and ``make test`` work
 on a machine that has only Python: an ``AIRFLOW_HOME`` inside the project (SQLite metadata,
-LocalExecutor, parallelism for 2 cores) and, unless ``WHARF_DATASETS_DB_URL`` names a
+LocalExecutor, parallelism for 2 cores, the API server on 127.0.0.1) and, unless ``WHARF_DATASETS_DB_URL`` names a
 PostgreSQL server, an embedded PostgreSQL 16 (the ``pgserver`` package) under
 ``.wharf/pgdata``. It must run before Airflow is imported: Airflow reads its settings then.
 The demo's connections are not here: they exist only while its servers run
@@ -29,6 +29,8 @@ def airflow_defaults() -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The UI and API on this machine only (Airflow's default is 0.0.0.0, every interface).
+        "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",

@@ -75,6 +75,8 @@ def test_dag_shape(dagbag: DagBag, dag_id: str) -> None:
         assert task.retry_exponential_backoff == 2.0
     assert dag.get_task("record").trigger_rule == "all_done"
     assert dag.max_active_runs == 1
+    # Committing the YAML is the intent to schedule it (README, "Start, log in, pause").
+    assert dag.is_paused_upon_creation is False
     assert "wharf" in dag.tags and spec.metadata.domain in dag.tags
 
 
@@ -130,3 +132,13 @@ def test_hostile_yaml_hides_no_other_dag(tmp_path: Path, monkeypatch: pytest.Mon
     assert file.endswith("wharf_yaml_errors.py")
     for case, (_, expected) in CASES.items():
         assert f"{schemas}/shop/{case}.yaml:{expected.split(':', 1)[0]}: " in message, case
+
+
+def test_the_serialized_dag_keeps_unpaused_at_creation(dagbag: DagBag) -> None:
+    # The DAG processor creates the DAG's row from its serialized form: is_paused_upon_creation
+    # set there wins over Airflow's [core] dags_are_paused_at_creation (True by default).
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in dagbag.dags.values():
+        stored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert stored.is_paused_upon_creation is False, dag.dag_id

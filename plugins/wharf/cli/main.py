@@ -6,8 +6,9 @@ wharf schema json           print the dataset YAML's JSON Schema, for editors (-
 wharf schema docs           print the README's field reference table (--write)
 wharf run [DATASET ...]     run each dataset's DAG once (all when none given), in order,
                             for the schedule's latest complete interval (--logical-date)
-wharf demo                  write the example source database, start the local API and
-                            Sheets servers, then ``run`` everything
+wharf demo [--source-only]  write the example source database, start the local API and
+                            Sheets servers, then ``run`` everything (--source-only: only
+                            write the source database)
 wharf serve-demo [-- CMD ...]
                             serve the demo's API and Sheets servers on free ports while
                             CMD runs with their connections (no CMD: print them, serve
@@ -20,6 +21,7 @@ wharf access plan | apply   print (plan) or make (apply) the roles and grants th
 wharf catalogue             every dataset: sensitivity, reader roles, whether the grants
                             match, last run, rows
 wharf env                   print the environment as shell exports (starts the database)
+wharf airflow-info          print the Airflow UI's URL, who logs in and where the password is
 wharf watermark reset DATASET
                             delete an incremental dataset's watermark: its next run reads
                             the source from scratch
@@ -34,6 +36,7 @@ from datetime import UTC, datetime
 
 from wharf import environment, settings
 from wharf.cli.access import cmd_access
+from wharf.cli.airflow_info import cmd_airflow_info
 from wharf.cli.catalogue import cmd_catalogue
 from wharf.cli.check import cmd_check
 from wharf.cli.db import cmd_db_upgrade
@@ -112,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the run's logical date, YYYY-MM-DD or an ISO time (UTC unless an offset is "
         "given); default: the schedule's latest complete interval (no schedule: today 00:00)",
     )
-    sub.add_parser("demo", help="seed the example source and run every dataset")
+    demo = sub.add_parser("demo", help="seed the example source and run every dataset")
+    demo.add_argument(
+        "--source-only", action="store_true", help="only write the example source database"
+    )
     serve = sub.add_parser(
         "serve-demo", help="serve the demo's local API and Sheets servers while CMD runs"
     )
@@ -128,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     access_sub.add_parser("apply", help="create roles, hand over objects, reconcile grants")
     sub.add_parser("catalogue", help="datasets with sensitivity, readers, last run")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
+    sub.add_parser(
+        "airflow-info", help="print the Airflow UI's URL, its users and the password file"
+    )
     watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
     watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
     reset = watermark_sub.add_parser(
@@ -159,11 +168,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": lambda args: cmd_check(args.paths, rapid=args.rapid),
     "schema": _schema,
     "run": _run,
-    "demo": lambda args: cmd_demo(),
+    "demo": lambda args: cmd_demo(args.source_only),
     "db": lambda args: cmd_db_upgrade(),
     "access": lambda args: cmd_access(args.access_command == "apply"),
     "catalogue": lambda args: cmd_catalogue(),
     "env": lambda args: cmd_env(),
+    "airflow-info": lambda args: cmd_airflow_info(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),
     "watermark": lambda args: cmd_watermark_reset(args.dataset),
     "run-dag": lambda args: cmd_run_dag(args.dag_id, args.logical_date, args.events_fd),

@@ -66,6 +66,9 @@ def build_dag(spec: DatasetSpec) -> DAG:
         schedule=_schedule(spec),
         start_date=START_DATE,
         catchup=False,
+        # Committing the YAML is the intent to schedule it (README, "Start, log in, pause");
+        # an operator's pause later is kept: this applies only when the DAG is first seen.
+        is_paused_upon_creation=False,
         max_active_runs=1,
         tags=["wharf", meta.domain, meta.kind, meta.sensitivity.lower()],
         owner_links={},

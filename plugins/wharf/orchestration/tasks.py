@@ -251,13 +251,39 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         schema_changes=result.schema_changes,
         phases=result.seconds,
     )
-    return {
+    counts = {
         "rows": result.published_rows,
         "inserted": result.inserted,
         "updated": result.updated,
         "deleted": result.deleted,
         "schema_version": result.schema_version,
     }
+    _asset_event(run, {**counts, "rejected": _rejected(run)})
+    return counts
+
+
+def _rejected(run: Run) -> int | None:
+    """The rows this run's ``validate`` rejected (quarantined), from its XCom; None when it
+    left none."""
+    from airflow.sdk import get_current_context
+
+    validated = get_current_context()["ti"].xcom_pull(task_ids="validate")
+    return validated.get("rejected") if isinstance(validated, dict) else None
+
+
+def _asset_event(run: Run, counts: dict[str, Any]) -> None:
+    """Say what happened in the extra of the Asset event Airflow emits for the dataset when
+    this task succeeds: ``{rows, inserted, updated, deleted, rejected, schema_version,
+    run_id}`` (rows: published rows after the step; None where the step has no such count)."""
+    from airflow.sdk import get_current_context
+
+    from wharf.orchestration.dag_factory import asset
+
+    extra = {key: counts.get(key) for key in _EVENT_KEYS} | {"run_id": run.run_id}
+    get_current_context()["outlet_events"][asset(run.dataset_id)].extra.update(extra)
+
+
+_EVENT_KEYS = ("rows", "inserted", "updated", "deleted", "rejected", "schema_version")
 
 
 def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
@@ -266,14 +292,21 @@ def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, 
     if spec.metadata.kind == "data_cut":
         cuts = [spec, *cuts]
     outcome = {}
+    rows = None
     with connections.connect() as conn:
         for cut in cuts:
             outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
+        if outcome.get(spec.dataset_id) == "refreshed":
+            rows = _published_rows(conn, spec)
     if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
         raise errors.TransientError(
             f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
             "loaded yet; run their DAGs first"
         )
+    if spec.metadata.kind == "data_cut":
+        # A cut is recomputed as a whole: no row is inserted, updated, deleted or rejected
+        # one by one, and it has no schema version of its own.
+        _asset_event(run, {"rows": rows, "rejected": 0})
     row.detail["data_cuts"] = outcome
     return {"data_cuts": outcome}
 
