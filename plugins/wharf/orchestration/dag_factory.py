@@ -146,6 +146,7 @@ def build_freshness_dag() -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["wharf"],
+        is_paused_upon_creation=False,  # staleness is checked from the first deploy on
         default_args={
             "owner": "wharf",
             "retries": 1,
