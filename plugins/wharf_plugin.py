@@ -13,9 +13,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from wharf.ui.links import DatasetPageLink, ValidationReportLink
-
-URL_PREFIX = "/wharf"
+from wharf.ui.links import URL_PREFIX, DatasetPageLink, ValidationReportLink
 
 
 class _PagesApp:

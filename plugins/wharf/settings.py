@@ -37,8 +37,6 @@ lake access, so no run writes anywhere while one entry is wrong.
   ``/dev`` never are: a root that is, lies in or holds one of them (``/``) is ignored.
 - ``WHARF_S3_BUCKETS``: comma-separated buckets an ``s3://`` file source may read (default
   none: every ``s3://`` source is refused until an operator lists its bucket).
-- ``WHARF_FRESHNESS_GRACE_MINUTES``: how long after its next scheduled run a dataset may go
-  without a success before it is stale (default 60; ``wharf.ledger.freshness``).
 """
 
 from __future__ import annotations
@@ -50,7 +48,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
@@ -238,22 +235,6 @@ def datasets_conn_id() -> str:
 def datasets_admin_conn_id() -> str:
     """Airflow connection id of an admin of the datasets database (creates roles)."""
     return os.environ.get("WHARF_DATASETS_ADMIN_CONN_ID", DATASETS_ADMIN_CONN_ID_DEFAULT)
-
-
-FRESHNESS_GRACE_MINUTES_DEFAULT = 60
-
-
-def freshness_grace() -> timedelta:
-    """``WHARF_FRESHNESS_GRACE_MINUTES`` as a duration (default 60 minutes). Raises
-    ``TerminalError`` naming the variable when it is not a whole number of minutes >= 0."""
-    text = os.environ.get("WHARF_FRESHNESS_GRACE_MINUTES", "").strip()
-    if not text:
-        return timedelta(minutes=FRESHNESS_GRACE_MINUTES_DEFAULT)
-    if not text.isdigit():
-        raise TerminalError(
-            f"WHARF_FRESHNESS_GRACE_MINUTES={text[:20]!r}: expected a whole number of minutes"
-        )
-    return timedelta(minutes=int(text))
 
 
 def smtp_conn_id() -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -180,15 +181,41 @@ def test_datasets_shows_each_dataset_with_its_freshness(client: Any, runs: dict[
     )
     assert orders["schedule"] == "0 2 * * *" and orders["last_success_at"] and orders["last_run_at"]
     broken = rows["shop.broken_orders"]
+    # The wharf.freshness check has not seen these YAMLs yet: a dataset never loaded is due
+    # from now on, as the check would judge it, so not stale.
     assert (broken["last_status"], broken["freshness"], broken["stale"]) == (
         "failed",
         "failed",
-        True,
+        False,
     )
     assert broken["freshness_message"] == "Update failed: data is not up to date"
     assert (broken["rows"], broken["rows_rejected"], broken["last_success_at"]) == (None, 2, None)
     staff = rows["hr.staff"]
-    assert (staff["last_status"], staff["freshness"], staff["stale"]) == ("never", "never", True)
+    assert (staff["last_status"], staff["freshness"], staff["stale"]) == ("never", "never", False)
+    assert staff["stale_since"] is None
+
+
+def test_the_page_and_the_stale_alert_agree(client: Any, pg: Any) -> None:
+    """The page judges as the ``wharf.freshness`` check does, from the same tables: a YAML
+    the check first saw two days ago and never loaded is stale on both, with one reason."""
+    from wharf.orchestration.alerts import check_freshness
+
+    now = datetime.now(UTC)
+    check_freshness(now - timedelta(days=2))  # the check first sees the three YAMLs
+    checked = check_freshness(now)
+    reply = client.get("/wharf/api/datasets", headers=auth(client, "admin"))
+    rows = {r["dataset_id"]: r for r in reply.json()}
+    assert sorted(checked["stale"]) == sorted(d for d, r in rows.items() if r["stale"])
+    assert sorted(checked["stale"]) == ["hr.staff", "shop.broken_orders"]
+    saved = dict(
+        pg.execute("SELECT dataset_id, reason FROM wharf.freshness WHERE stale_since IS NOT NULL")
+    )
+    staff = rows["hr.staff"]
+    assert (staff["freshness"], staff["freshness_message"]) == ("stale", saved["hr.staff"])
+    assert "never loaded" in staff["freshness_message"] and staff["stale_since"]
+    broken = rows["shop.broken_orders"]  # a failed last run shows as failed, stale or not
+    assert (broken["freshness"], broken["stale"]) == ("failed", True)
+    assert rows["shop.orders"]["freshness"] == "fresh"
 
 
 def test_datasets_filters(client: Any) -> None:
@@ -330,6 +357,11 @@ def test_extra_links_of_validate_and_load(client: Any, runs: dict[str, str]) -> 
     }
     load = client.get(f"{base}/load/links", headers=admin).json()["extra_links"]
     assert load == {"Dataset page": "/wharf/datasets/shop.orders"}
+    # the page an alert links to is the page the link opens
+    from wharf.orchestration.alerts import dataset_page_url
+
+    assert dataset_page_url("shop.orders").endswith(load["Dataset page"])
+    assert client.get(load["Dataset page"], headers=admin).status_code == 200
     assert (
         client.get(validate.json()["extra_links"]["Validation report"], headers=admin).status_code
         == 200

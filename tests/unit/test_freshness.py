@@ -1,5 +1,6 @@
 """Freshness against the YAML's promise: scheduled datasets by their cron plus stale_after,
-data cuts by their inputs, manual datasets never."""
+data cuts by their inputs, manual datasets never. The one rule: the ``wharf.freshness`` check
+alerts on it and the Wharf pages show it (their display states, their dataset links)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from typing import Any
 
 import yaml
 
+import wharf_plugin
 from wharf.contract.dataset import DatasetSpec
+from wharf.orchestration.alerts import DATASET_PAGE
 from wharf.orchestration.freshness import FRESH, MANUAL, Freshness, freshness, next_run_after
+from wharf.ui import views
+from wharf.ui.app import app
+from wharf.ui.links import URL_PREFIX
+from wharf.ui.views import FAILED_MESSAGE, display_state
 
 ORDERS = """\
 metadata:
@@ -116,3 +123,42 @@ def test_grace_reads_as_an_operator_writes_it() -> None:
     stale = freshness(orders, at(1, 2, 5), at(1, 0), at(3, 0))
     assert stale.reason and "within 90m;" in stale.reason
     assert orders.stale_after == timedelta(minutes=90)
+
+
+# The Wharf pages show this same verdict (``wharf.ui.views``): only its wording differs.
+
+STALE = Freshness("stale", at(2, 3), "shop.orders: the run due ... has not loaded it")
+
+
+def test_the_page_shows_a_failed_last_run_whatever_the_verdict() -> None:
+    for verdict in (FRESH, STALE):
+        assert display_state(spec(ORDERS), "failed", at(1, 2), verdict) == (
+            "failed",
+            FAILED_MESSAGE,
+        )
+
+
+def test_the_page_shows_a_stale_verdict_with_its_reason() -> None:
+    assert display_state(spec(ORDERS), "success", at(1, 2), STALE) == ("stale", STALE.reason)
+    assert display_state(spec(ORDERS), None, None, STALE) == ("stale", STALE.reason)
+    assert display_state(spec(CUT), "success", at(1, 2), STALE) == ("stale", STALE.reason)
+
+
+def test_the_page_shows_never_manual_and_fresh_when_the_verdict_is_not_stale() -> None:
+    assert display_state(spec(ORDERS), None, None, FRESH)[0] == "never"
+    assert display_state(spec(ORDERS), "success", at(1, 2), FRESH)[0] == "fresh"
+    assert display_state(spec(ORDERS, schedule=None), None, None, MANUAL)[0] == "manual"
+    # a cut with no schedule of its own, its inputs fresh: refreshed by their runs
+    assert display_state(spec(CUT), "success", at(1, 2), FRESH)[0] == "manual"
+
+
+def test_dataset_urls_come_from_the_alerts_page_path() -> None:
+    assert DATASET_PAGE.startswith(URL_PREFIX + "/")
+    assert views.dataset_url(URL_PREFIX, "shop.orders") == DATASET_PAGE.format(
+        dataset_id="shop.orders"
+    )
+    assert views.dataset_url("/base/wharf", "a b/c") == "/base/wharf/datasets/a%20b%2Fc"
+    routes = {getattr(r, "path", "") for r in app.routes}
+    route = DATASET_PAGE.removeprefix(URL_PREFIX).format(dataset_id="{dag_id}")
+    assert {route, f"{route}/runs/{{run_id}}/report", f"/api{route}"} <= routes
+    assert wharf_plugin.URL_PREFIX == URL_PREFIX

@@ -8,7 +8,10 @@ the valid YAMLs, never opened by a path from the request; a report is found in t
 (dataset, run id) and read through the lake.
 
 HTML pages: ``/datasets``, ``/datasets/{dag_id}``, ``/datasets/{dag_id}/runs/{run_id}/report``
-and ``.../quarantine``; the same data as JSON under ``/api/``.
+and ``.../quarantine``; the same data as JSON under ``/api/``. A dataset's path is
+``wharf.orchestration.alerts.DATASET_PAGE``, the page its alerts link to. Freshness is judged
+at each request, as of then, by the rule the ``wharf.freshness`` check alerts on
+(``views.dataset_rows``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ def readable_dag_ids(user: GetUserDep) -> set[str]:
 
 
 Readable = Annotated[set[str], Depends(readable_dag_ids)]
+# A dataset's routes, from ``alerts.DATASET_PAGE`` below the mount point; the path names the
+# dataset ``{dag_id}``, which ``requires_access_dag`` checks (a dataset's DAG id is its id).
+DATASET = views.DATASET_ROUTE.format(dataset_id="{dag_id}")
+RUN = DATASET + "/runs/{run_id}"
 
 
 def _base(request: Request) -> str:
@@ -64,7 +71,7 @@ def _spec(dag_id: str) -> DatasetSpec:
 def _rows(base: str, readable: set[str]) -> list[views.DatasetRow]:
     specs = _specs()
     with connections.connect() as conn:
-        rows = views.dataset_rows(conn, specs, datetime.now(UTC), settings.freshness_grace(), base)
+        rows = views.dataset_rows(conn, specs, datetime.now(UTC), base)
     return [r for r in rows if r.dataset_id in readable]
 
 
@@ -120,10 +127,9 @@ def _page(request: Request, dag_id: str) -> views.DatasetPage:
     except Exception:  # a cycle among the cuts: `wharf check` names it
         downstream = []
     with connections.connect() as conn:
-        now, grace = datetime.now(UTC), settings.freshness_grace()
         row = next(
             r
-            for r in views.dataset_rows(conn, specs, now, grace, base)
+            for r in views.dataset_rows(conn, specs, datetime.now(UTC), base)
             if r.dataset_id == spec.dataset_id
         )
         return views.dataset_page(conn, spec, row, _yaml_text(spec), downstream, base)
@@ -139,20 +145,20 @@ def _yaml_text(spec: DatasetSpec) -> str:
     return ""
 
 
-@app.get("/api/datasets/{dag_id}", dependencies=[ReadDag])
+@app.get(f"/api{DATASET}", dependencies=[ReadDag])
 def dataset_json(request: Request, dag_id: str) -> views.DatasetPage:
     """One dataset: its row, YAML, columns, source and connection, recent runs, schema
     history and lineage. 404 when no valid YAML defines it."""
     return _page(request, dag_id)
 
 
-@app.get("/datasets/{dag_id}", dependencies=[ReadDag], response_class=HTMLResponse)
+@app.get(DATASET, dependencies=[ReadDag], response_class=HTMLResponse)
 def dataset_html(request: Request, dag_id: str) -> str:
     """The page of one dataset (``dataset_json`` as HTML)."""
     return pages.dataset(_page(request, dag_id), f"{_base(request)}/datasets")
 
 
-@app.get("/datasets/{dag_id}/runs/{run_id}/report", dependencies=[ReadDag])
+@app.get(f"{RUN}/report", dependencies=[ReadDag])
 def report(dag_id: str, run_id: str) -> HTMLResponse:
     """The validation report of the run: its address is found in the audit by (dataset, run
     id) and must be that run's report in the domain's lake; read through the lake (local or
@@ -183,18 +189,14 @@ def _quarantine(dag_id: str, run_id: str) -> views.QuarantineSample:
     return views.QuarantineSample(dataset_id=spec.dataset_id, run_id=run_id, total=total, rows=rows)
 
 
-@app.get("/api/datasets/{dag_id}/runs/{run_id}/quarantine", dependencies=[ReadDag])
+@app.get(f"/api{RUN}/quarantine", dependencies=[ReadDag])
 def quarantine_json(dag_id: str, run_id: str) -> views.QuarantineSample:
     """The first rows the run quarantined, with their reasons (only to users who may read
     the dataset's DAG, whatever its sensitivity). 404 for a run the audit does not know."""
     return _quarantine(dag_id, run_id)
 
 
-@app.get(
-    "/datasets/{dag_id}/runs/{run_id}/quarantine",
-    dependencies=[ReadDag],
-    response_class=HTMLResponse,
-)
+@app.get(f"{RUN}/quarantine", dependencies=[ReadDag], response_class=HTMLResponse)
 def quarantine_html(request: Request, dag_id: str, run_id: str) -> str:
     """``quarantine_json`` as HTML."""
     sample = _quarantine(dag_id, run_id)

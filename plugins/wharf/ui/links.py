@@ -1,6 +1,10 @@
 """Extra links on Wharf's tasks in the Airflow UI: ``validate`` opens its run's validation
 report, ``load`` the dataset's page. Airflow's API server computes them from the task
-instance's key alone (no XCom, no database), below its own base URL."""
+instance's key alone (no XCom, no database), below its own base URL.
+
+A dataset's page is ``wharf.orchestration.alerts.DATASET_PAGE`` (the path an alert links
+to); ``URL_PREFIX`` is its first segment, where ``plugins/wharf_plugin.py`` mounts the pages.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,19 @@ from airflow.sdk import BaseOperatorLink
 
 from wharf.orchestration.dag_factory import LoadStep, ValidateStep
 
-
-def plugin_base() -> str:
-    """The path of the Wharf pages: ``/wharf`` below the path of Airflow's ``[api]
-    base_url``."""
-    from airflow.configuration import conf
-
-    return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/") + "/wharf"
+URL_PREFIX = "/wharf"
 
 
 def dataset_link(dag_id: str) -> str:
-    return f"{plugin_base()}/datasets/{quote(dag_id, safe='')}"
+    """The dataset's page: ``DATASET_PAGE`` below the path of Airflow's ``[api] base_url``
+    (a dataset's DAG id is its dataset id)."""
+    from airflow.configuration import conf
+
+    # Imported here: every Airflow process loads the plugin, only the API server links.
+    from wharf.orchestration.alerts import DATASET_PAGE
+
+    base = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    return base + DATASET_PAGE.format(dataset_id=quote(dag_id, safe=""))
 
 
 class ValidationReportLink(BaseOperatorLink):

@@ -7,7 +7,7 @@ Links are paths below ``base``, the plugin's mount point (``/wharf``).
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -15,15 +15,24 @@ from pydantic import BaseModel
 
 from wharf.connections import Connection
 from wharf.contract.dataset import DatasetSpec
-from wharf.ledger.freshness import Freshness, freshness, worst
+from wharf.ledger import alerts as ledger
+from wharf.orchestration import alerts
+from wharf.orchestration.freshness import Freshness
 from wharf.ui import queries
+from wharf.ui.links import URL_PREFIX
+
+FAILED_MESSAGE = "Update failed: data is not up to date"
+# A dataset's page below the pages' mount point: ``/datasets/{dataset_id}``.
+DATASET_ROUTE = alerts.DATASET_PAGE.removeprefix(URL_PREFIX)
 
 
 class DatasetRow(BaseModel):
     """One line of the Datasets page. ``last_status``: ``success``, ``failed`` or ``never``;
-    ``freshness``: ``fresh``, ``stale``, ``failed``, ``never`` or ``manual``
-    (``wharf.ledger.freshness``); ``rows``: rows in the published table after its last
-    success; ``rows_rejected``: rows its last run's validate refused."""
+    ``stale`` and ``stale_since``: the verdict of ``wharf.orchestration.freshness`` as of the
+    request, the one the ``wharf.freshness`` check saves and alerts on; ``freshness``, how
+    the page shows it (``display_state``: ``failed``, ``stale``, ``never``, ``manual`` or
+    ``fresh``) with ``freshness_message``; ``rows``: rows in the published table after its
+    last success; ``rows_rejected``: rows its last run's validate refused."""
 
     dataset_id: str
     domain: str
@@ -39,6 +48,7 @@ class DatasetRow(BaseModel):
     freshness: str
     freshness_message: str
     stale: bool
+    stale_since: datetime | None
     rows: int | None
     rows_rejected: int | None
     schema_version: str | None
@@ -46,25 +56,43 @@ class DatasetRow(BaseModel):
 
 
 def dataset_rows(
-    conn: Connection, specs: list[DatasetSpec], now: datetime, grace: timedelta, base: str
+    conn: Connection, specs: list[DatasetSpec], now: datetime, base: str
 ) -> list[DatasetRow]:
-    """A row per spec, by dataset id. A data cut with no schedule of its own is as stale as
-    its stalest input among ``specs``."""
+    """A row per spec, by dataset id, judged as of ``now`` by ``alerts.verdicts_of`` from
+    the tables the ``wharf.freshness`` check reads (the audit's updates, the check's
+    first-seen times): the page never calls fresh what the check calls stale. ``specs``
+    are every valid YAML, so a data cut is judged with its inputs. Read only."""
     found = queries.catalogue(conn, [s.dataset_id for s in specs])
-    own = {s.dataset_id: _freshness(s, found.get(s.dataset_id, {}), now, grace) for s in specs}
+    updated = ledger.last_updated(conn)
+    verdicts = alerts.verdicts_of(
+        {s.dataset_id: s for s in specs}, updated, ledger.freshness_rows(conn), now
+    )
     rows = []
     for spec in sorted(specs, key=lambda s: s.dataset_id):
-        state = own[spec.dataset_id]
-        if spec.metadata.kind == "data_cut" and spec.schedule is None:
-            state = worst(state, [(i, own[i]) for i in _inputs(spec) if i in own])
-        rows.append(_row(spec, found.get(spec.dataset_id, {}), state, base))
+        row, verdict = found.get(spec.dataset_id, {}), verdicts[spec.dataset_id]
+        state = display_state(spec, row.get("last_status"), updated.get(spec.dataset_id), verdict)
+        rows.append(_row(spec, row, state, verdict, base))
     return rows
 
 
-def _freshness(
-    spec: DatasetSpec, row: dict[str, Any], now: datetime, grace: timedelta
-) -> Freshness:
-    return freshness(spec.schedule, row.get("last_status"), row.get("last_success_at"), now, grace)
+def display_state(
+    spec: DatasetSpec, last_status: str | None, updated: datetime | None, verdict: Freshness
+) -> tuple[str, str]:
+    """How the page shows a dataset's ``verdict``, as ``(state, message)``: ``failed`` when
+    its last run failed (``last_status``; stale or not), else ``stale`` with the verdict's
+    reason, else ``manual`` (no schedule: runs when triggered, or a cut refreshed by its
+    inputs' runs), ``never`` (scheduled, ``updated`` None: never loaded) or ``fresh``."""
+    if last_status == "failed":
+        return "failed", FAILED_MESSAGE
+    if verdict.stale:
+        return "stale", verdict.reason or "Stale"
+    if spec.schedule is None:
+        if spec.metadata.kind == "data_cut":
+            return "manual", "Refreshed by its inputs' runs (no schedule); they are up to date"
+        return "manual", "Runs when triggered (no schedule): never stale"
+    if updated is None:
+        return "never", "Never loaded: no successful run yet"
+    return "fresh", f"Up to date (last loaded {updated:%Y-%m-%d %H:%M} UTC)"
 
 
 def _inputs(spec: DatasetSpec) -> list[str]:
@@ -76,7 +104,13 @@ def _inputs(spec: DatasetSpec) -> list[str]:
         return []
 
 
-def _row(spec: DatasetSpec, found: dict[str, Any], state: Freshness, base: str) -> DatasetRow:
+def _row(
+    spec: DatasetSpec,
+    found: dict[str, Any],
+    state: tuple[str, str],
+    verdict: Freshness,
+    base: str,
+) -> DatasetRow:
     meta = spec.metadata
     return DatasetRow(
         dataset_id=spec.dataset_id,
@@ -90,9 +124,10 @@ def _row(spec: DatasetSpec, found: dict[str, Any], state: Freshness, base: str) 
         last_run_at=found.get("last_run_at"),
         last_status=found.get("last_status") or "never",
         last_success_at=found.get("last_success_at"),
-        freshness=state.state,
-        freshness_message=state.message,
-        stale=state.stale,
+        freshness=state[0],
+        freshness_message=state[1],
+        stale=verdict.stale,
+        stale_since=verdict.stale_since,
         rows=found.get("row_count"),
         rows_rejected=found.get("rows_rejected"),
         schema_version=found.get("schema_version"),
@@ -104,8 +139,8 @@ def matches(
     row: DatasetRow, domain: str | None, sensitivity: str | None, status: str | None
 ) -> bool:
     """The Datasets page's filters (None: any). ``status`` matches the last run's status
-    (``success``, ``failed``, ``never``) or the freshness (``stale``: every row that is not
-    up to date, ``fresh``, ``manual``)."""
+    (``success``, ``failed``, ``never``) or the freshness (``stale``: every row the verdict
+    calls stale, failed or not; ``fresh``, ``manual``)."""
     if domain and row.domain != domain:
         return False
     if sensitivity and row.sensitivity != sensitivity.upper():
@@ -116,7 +151,9 @@ def matches(
 
 
 def dataset_url(base: str, dataset_id: str) -> str:
-    return f"{base}/datasets/{quote(dataset_id, safe='')}"
+    """The dataset's page below ``base``, the pages' mount point as the request saw it
+    (``alerts.DATASET_PAGE`` when that is ``/wharf``)."""
+    return base + DATASET_ROUTE.format(dataset_id=quote(dataset_id, safe=""))
 
 
 def run_url(base: str, dataset_id: str, run_id: str, what: str) -> str:
