@@ -31,12 +31,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from support import IN_CI, access_apply, dag_run
+
+from wharf.orchestration.alerts import check_freshness
 
 pytestmark = pytest.mark.browser
 
@@ -109,6 +112,9 @@ def runs(
             "depot.parcels": "success",
             "depot.broken_parcels": "failed",
         }
+        # Deployed two days ago: the freshness check has watched both since, so the daily
+        # dataset that never loaded is overdue (README, "Freshness").
+        check_freshness(datetime.now(UTC) - timedelta(days=2))
         yield {d: r.run_id for d, r in done.items()}
 
 
