@@ -30,21 +30,29 @@ def _info(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 
 def test_airflow_info_prints_the_url_the_user_and_the_password_file(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import airflow.configuration
+
     for key in ("AIRFLOW__API__HOST", "AIRFLOW__API__PORT", "AIRFLOW__API__BASE_URL"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", raising=False)
     monkeypatch.delenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", raising=False)
-    passwords = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-
-    assert _info(capsys) == [
+    # An AIRFLOW_HOME of its own: the session's may hold a file an API server wrote.
+    monkeypatch.setattr(airflow.configuration, "AIRFLOW_HOME", str(tmp_path))
+    passwords = tmp_path / "simple_auth_manager_passwords.json.generated"
+    lines = [
         "Airflow UI: http://127.0.0.1:8080 (listening on 127.0.0.1 only)",
         "Log in as: admin (role admin)",
         f"Password: in {passwords} (written on the first start)",
         "Wharf's DAGs start unpaused: pause one with its toggle in the UI or "
         "`airflow dags pause <domain>.<dataset>`",
     ]
+
+    assert _info(capsys) == lines
+    passwords.write_text('{"admin": "not printed"}')  # after the first start
+    lines[2] = f"Password: in {passwords}"
+    assert _info(capsys) == lines
 
 
 def test_airflow_info_follows_the_users_settings(
