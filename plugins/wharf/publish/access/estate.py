@@ -167,29 +167,29 @@ def _wharf_relation(cur: Cursor, roles: Roles, name: str, kind: str, owner: str)
             roles.operator: {"SELECT"},
         }
     found = relation_acl(cur, "wharf", name)
+    on = sql.SQL("{} {}").format(sql.SQL("SEQUENCE" if kind == "S" else "TABLE"), target)
     for grantee in sorted(set(found) | set(wanted)):
         has, want = found.get(grantee, set()), wanted.get(grantee, set())
         if has - want:
             changes.add(
                 f"wharf.{name}: revoke {', '.join(sorted(has - want))} from {grantee}",
-                sql.SQL("REVOKE {} ON {} {} FROM {}").format(
-                    sql.SQL(", ").join(sql.SQL(p) for p in sorted(has - want)),
-                    sql.SQL(keyword if kind == "S" else "TABLE"),
-                    target,
-                    sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee),
-                ),
+                _privileges("REVOKE {} ON {} FROM {}", has - want, on, grantee),
             )
         if want - has:
             changes.add(
                 f"wharf.{name}: grant {', '.join(sorted(want - has))} to {grantee}",
-                sql.SQL("GRANT {} ON {} {} TO {}").format(
-                    sql.SQL(", ").join(sql.SQL(p) for p in sorted(want - has)),
-                    sql.SQL(keyword if kind == "S" else "TABLE"),
-                    target,
-                    sql.Identifier(grantee),
-                ),
+                _privileges("GRANT {} ON {} TO {}", want - has, on, grantee),
             )
     return changes
+
+
+def _privileges(
+    template: str, privileges: set[str], on: sql.Composable, grantee: str
+) -> sql.Composed:
+    """``template`` (GRANT or REVOKE) with ``privileges`` on ``on`` for ``grantee``."""
+    who = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+    listed = sql.SQL(", ").join(sql.SQL(p) for p in sorted(privileges))
+    return sql.SQL(template).format(listed, on, who)
 
 
 def _owned_by_column(cur: Cursor, sequence: str) -> bool:
