@@ -255,11 +255,7 @@ def verdicts_of(
             return fresh.FRESH
         inputs = None
         if spec.metadata.kind == "data_cut":
-            try:
-                names = data_cuts.inputs(spec)
-            except (errors.WharfError, OSError) as err:  # its SQL changed or went: its DAG fails
-                log.warning("%s: inputs unknown, judged by its schedule: %s", dataset_id, err)
-                names = []
+            names = data_cuts.known_inputs(spec) or []  # none known: judged by its schedule
             inputs = {i: (updated.get(i), judge(i, (*path, dataset_id))) for i in names}
         seen = rows[dataset_id].first_seen_at if dataset_id in rows else now
         verdicts[dataset_id] = fresh.freshness(spec, updated.get(dataset_id), seen, now, inputs)

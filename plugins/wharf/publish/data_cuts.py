@@ -40,6 +40,17 @@ def inputs(cut: DatasetSpec) -> list[str]:
     return check_cut(cut_sql(cut))
 
 
+def known_inputs(cut: DatasetSpec) -> list[str] | None:
+    """``inputs(cut)``, or None with a warning when its SQL is refused or gone (it changed
+    since the YAMLs were loaded): for the callers that only look, never refresh; the cut's
+    own DAG fails on it, naming the cause."""
+    try:
+        return inputs(cut)
+    except (UnsafeSpecError, OSError) as err:
+        log.warning("%s: inputs unknown: %s", cut.dataset_id, err)
+        return None
+
+
 def dependents(dataset_id: str, specs: list[DatasetSpec]) -> list[DatasetSpec]:
     """Data cuts that read ``dataset_id`` directly or through other cuts, inputs first. A cut
     whose SQL is refused (it changed since the YAMLs were loaded) is left out, with a warning:
