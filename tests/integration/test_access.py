@@ -130,7 +130,7 @@ def load_rows(dataset_id: str, ids: list[int], run_id: str | None = None) -> loa
 def refresh(*cut_ids: str) -> None:
     with connections.connect() as conn:
         for cut_id in cut_ids:
-            assert data_cuts.refresh(conn, get_spec(cut_id)) == "refreshed"
+            assert data_cuts.refresh(conn, get_spec(cut_id)).outcome != "waiting"
 
 
 def login(name: str) -> psycopg.Connection[Any]:

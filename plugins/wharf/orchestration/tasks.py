@@ -1,6 +1,6 @@
 """The steps of one dataset run, as Airflow task bodies.
 
-``extract -> validate -> load -> refresh_data_cuts -> record``. Each step takes the dataset id
+``extract -> validate -> load -> record``; a data cut's: ``refresh -> record``. Each step takes the dataset id
 (never the YAML's strings: Airflow would render them as Jinja), reads its spec, moves data
 through the lake, returns only references and counts (they go to XCom) and appends its own
 audit row, also when it fails.
@@ -30,8 +30,8 @@ from wharf.validate import contract_checks, expectations, staging
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "validate", "load", "refresh_data_cuts", "record")
-DATA_CUT_STEPS = ("refresh_data_cuts", "record")
+STEPS = ("extract", "validate", "load", "record")
+DATA_CUT_STEPS = ("refresh", "record")
 
 
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
@@ -286,29 +286,26 @@ def _asset_event(run: Run, counts: dict[str, Any]) -> None:
 _EVENT_KEYS = ("rows", "inserted", "updated", "deleted", "rejected", "schema_version")
 
 
-def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
+def _refresh(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
+    """A data cut's own step, run when its inputs' Assets say they loaded: create, re-create
+    or refresh its view (``data_cuts.refresh``), then say so in its Asset event."""
     specs, _ = load_specs()
-    cuts = data_cuts.dependents(spec.dataset_id, specs)
-    if spec.metadata.kind == "data_cut":
-        cuts = [spec, *cuts]
-    outcome = {}
-    rows = None
     with connections.connect() as conn:
-        for cut in cuts:
-            outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
-        if outcome.get(spec.dataset_id) == "refreshed":
-            rows = _published_rows(conn, spec)
-    if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
-        raise errors.TransientError(
-            f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
-            "loaded yet; run their DAGs first"
-        )
-    if spec.metadata.kind == "data_cut":
-        # A cut is recomputed as a whole: no row is inserted, updated, deleted or rejected
-        # one by one, and it has no schema version of its own.
-        _asset_event(run, {"rows": rows, "rejected": 0})
-    row.detail["data_cuts"] = outcome
-    return {"data_cuts": outcome}
+        done = data_cuts.refresh(conn, spec, run.run_id, specs)
+        if done.outcome == "waiting":
+            raise errors.TransientError(
+                f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
+                "loaded yet; its DAG runs when they have (or trigger it once they are)"
+            )
+        rows = _published_rows(conn, spec)
+    row.rows_out = rows
+    row.detail["definition"] = done.outcome
+    if done.recreated:
+        row.detail["recreated"] = list(done.recreated)
+    # A cut is recomputed as a whole: no row is inserted, updated, deleted or rejected one by
+    # one, and it has no schema version of its own.
+    _asset_event(run, {"rows": rows, "rejected": 0})
+    return {"outcome": done.outcome, "rows": rows, "recreated": list(done.recreated)}
 
 
 def _record(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
@@ -364,7 +361,7 @@ _NEVER_RAN = {"upstream_failed", "skipped", "removed", "none"}
 
 
 def _states(steps: list[str], by_task: dict[str, str]) -> str:
-    """``failed: validate; upstream_failed (never ran): load, refresh_data_cuts``."""
+    """``failed: validate; upstream_failed (never ran): load``."""
     grouped: dict[str, list[str]] = {}
     for step in steps:
         state = by_task.get(step, "none")
@@ -400,6 +397,6 @@ _BODIES: dict[str, Callable[[DatasetSpec, Run, AuditRow], dict[str, Any]]] = {
     "extract": _extract,
     "validate": _validate,
     "load": _load,
-    "refresh_data_cuts": _refresh_data_cuts,
+    "refresh": _refresh,
     "record": _record,
 }
