@@ -379,8 +379,10 @@ def _print_summary(results: list[RunResult], errors: list[SpecError]) -> int:
     for result in results:
         steps, spec = result.steps, result.spec
         extracted = _count(steps, "extract", "rows_out")
-        loaded = table = None
-        if spec.metadata.kind != "data_cut":
+        loaded = None
+        if spec.metadata.kind == "data_cut":  # recomputed as a whole: only its rows after
+            table = _count(steps, "refresh", "rows_out")
+        else:
             loaded, table = _count(steps, "load", "rows_in"), _count(steps, "load", "rows_out")
         status = "success" if result.code == 0 else "FAILED"
         print(
