@@ -42,17 +42,14 @@ from wharf.errors import TerminalError, UnsafeSpecError, one_line
 from wharf.publish import access
 from wharf.publish.comments import comment
 from wharf.specfiles import known_spec
-from wharf.specfiles.estate import row_access_problem, sensitivity_problem
+from wharf.specfiles.estate import cut_inputs, row_access_problem, sensitivity_problem
 from wharf.specfiles.sql_files import cut_sql
 
 log = logging.getLogger(__name__)
 
 
-def inputs(cut: DatasetSpec) -> list[str]:
-    """Dataset ids (``schema.table``) the data cut reads."""
-    if cut.depends_on:
-        return list(cut.depends_on)
-    return check_cut(cut_sql(cut))
+# Dataset ids (``schema.table``) a data cut reads: its ``depends_on``, else its SQL's tables.
+inputs = cut_inputs
 
 
 def known_inputs(cut: DatasetSpec) -> list[str] | None:
