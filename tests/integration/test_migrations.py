@@ -72,11 +72,12 @@ def _applied(conn: Any) -> list[tuple[int, str]]:
 def test_upgrade_applies_each_migration_once_and_records_it(db: Any) -> None:
     assert migrations.current_version(db) == 0
 
-    assert ALL[:4] == [
+    assert ALL[:5] == [
         (1, "initial"),
         (2, "catalogue_readers"),
         (3, "alerts"),
         (4, "data_cut_definitions"),
+        (5, "catalogue_loads"),
     ]
     assert [m.version for m in migrations.upgrade(db)] == [v for v, _ in ALL]
     assert migrations.upgrade(db) == []

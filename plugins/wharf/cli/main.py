@@ -18,8 +18,10 @@ wharf db upgrade            apply the pending migrations of Wharf's own tables t
                             an admin)
 wharf access plan | apply   print (plan) or make (apply) the roles and grants the YAMLs
                             imply: reader roles by sensitivity, one role per data cut
-wharf catalogue             every dataset: sensitivity, reader roles, whether the grants
-                            match, last run, rows
+wharf catalogue [DATASET] [--json]
+                            every dataset: sensitivity, reader roles, whether the grants
+                            match, last run, rows; with DATASET its catalogue entry (last
+                            updated, hashes, source modified time) and change log
 wharf env                   print the environment as shell exports (starts the database)
 wharf airflow-info          print the Airflow UI's URL, who logs in and where the password is
 wharf watermark reset DATASET
@@ -132,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     access_sub = access.add_subparsers(dest="access_command", required=True)
     access_sub.add_parser("plan", help="print what apply would change")
     access_sub.add_parser("apply", help="create roles, hand over objects, reconcile grants")
-    sub.add_parser("catalogue", help="datasets with sensitivity, readers, last run")
+    catalogue = sub.add_parser(
+        "catalogue", help="datasets with sensitivity, readers, last run; or one's change log"
+    )
+    catalogue.add_argument(
+        "dataset", nargs="?", help="one dataset id: its catalogue entry and change log"
+    )
+    catalogue.add_argument("--json", action="store_true", help="print JSON (keys: README)")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     sub.add_parser(
         "airflow-info", help="print the Airflow UI's URL, its users and the password file"
@@ -171,7 +179,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": lambda args: cmd_demo(args.source_only),
     "db": lambda args: cmd_db_upgrade(),
     "access": lambda args: cmd_access(args.access_command == "apply"),
-    "catalogue": lambda args: cmd_catalogue(),
+    "catalogue": lambda args: cmd_catalogue(args.dataset, args.json),
     "env": lambda args: cmd_env(),
     "airflow-info": lambda args: cmd_airflow_info(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from wharf import connections, errors, extract, lake
@@ -87,8 +87,11 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     path = lake.uri(run.lake_key, "landing")
     row.rows_out, row.lake_path = rows, path
     row.detail["source"] = opened.description
+    # Known once every batch is read; `load` takes it from XCom into wharf.catalogue_loads.
+    modified = opened.modified.at.isoformat() if opened.modified.at else None
+    row.detail["source_modified_at"] = modified
     log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
-    return {"rows": rows, "landing": path}
+    return {"rows": rows, "landing": path, "source_modified_at": modified}
 
 
 _PROGRESS_SECONDS = 5.0  # how often a long extract logs its count
@@ -241,7 +244,15 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         schema, lake.count_rows(key, "curated"), lake.read_batches(key, "curated", schema)
     )
     with connections.connect() as conn:
-        result = load.load(conn, spec, run.run_id, run.logical_date, rows, backfill=run.is_backfill)
+        result = load.load(
+            conn,
+            spec,
+            run.run_id,
+            run.logical_date,
+            rows,
+            backfill=run.is_backfill,
+            source_modified_at=_source_modified_at(),
+        )
     row.rows_in, row.rows_out = result.rows_in, result.published_rows
     row.detail.update(
         inserted=result.inserted,
@@ -260,6 +271,16 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     }
     _asset_event(run, {**counts, "rejected": _rejected(run)})
     return counts
+
+
+def _source_modified_at() -> datetime | None:
+    """When the source last changed, as this run's ``extract`` found it (its XCom): the
+    source is not read again. None when it said nothing."""
+    from airflow.sdk import get_current_context
+
+    extracted = get_current_context()["ti"].xcom_pull(task_ids="extract")
+    found = extracted.get("source_modified_at") if isinstance(extracted, dict) else None
+    return datetime.fromisoformat(found) if found else None
 
 
 def _rejected(run: Run) -> int | None:
