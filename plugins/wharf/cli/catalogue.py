@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wharf import environment
+
+if TYPE_CHECKING:
+    from wharf.connections import Connection
+    from wharf.contract.dataset import DatasetSpec
 
 _HEADER = ("dataset", "kind", "sensitivity", "readers", "grants", "last run", "rows")
 
@@ -75,7 +80,7 @@ def cmd_catalogue(dataset_id: str | None = None, as_json: bool = False) -> int:
     return 0
 
 
-def catalogue_entry(conn: Any, spec: Any, readers: Any) -> dict[str, Any]:
+def catalogue_entry(conn: Connection, spec: DatasetSpec, readers: Iterable[str]) -> dict[str, Any]:
     """The dataset's entry as ``--json`` prints it (keys in README, "wharf catalogue"):
     its YAML's metadata, its last run (``wharf.catalogue``), and from one query of
     ``wharf.catalogue_changes`` its last updated, the newest load's rows, hashes and source
@@ -188,7 +193,7 @@ def _log_length() -> int:
     return CHANGE_LOG_LENGTH
 
 
-def _columns(table: list[tuple[str, ...]]) -> list[str]:
+def _columns(table: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()

@@ -13,20 +13,26 @@ The **data hash** is ``sum(hash_record_extended(ROW(<the YAML's columns>), 0))``
 over the published rows: a sum, so the rows' order does not matter; over the YAML's columns
 only, so a load of the same rows (new ``_wharf_run_id``, ``_wharf_loaded_at``) is no change.
 Why this hash (``bench/load_throughput.py --hashes``, 1M rows x 12 columns, PostgreSQL 15 on
-2 cores: the load 1.9 s):
+a shared 2-core machine, 2026-12-01; seconds, and share of that run's load of 3.5-5.6 s):
 
-- ``hash_record_extended`` over a row constructor: 0.20 s parallel, 0.35 s serial. It
-  combines each type's *extended hash support function*, the hash that hash partitioning
+- ``hash_record_extended`` over a row constructor: 0.3-0.5 s with parallel workers (6-12%),
+  0.4-1.2 s without (9-24%); the load's whole ``catalogue`` phase was 9-14% in four runs.
+  It combines each type's *extended hash support function*, the hash that hash partitioning
   stores rows by. PostgreSQL keeps those stable across major versions (``pg_upgrade`` keeps a
-  hash-partitioned table's files as they are, so a changed hash would put every row in the
-  wrong partition); they hash values, not their text, so they do not depend on ``DateStyle``,
-  ``TimeZone`` or ``extra_float_digits``, and equal values (``1.5`` and ``1.50``) hash equal.
+  hash-partitioned table's files as they are, so a changed hash would put rows in the wrong
+  partition); they hash values, not their text, so ``DateStyle``, ``TimeZone`` and
+  ``extra_float_digits`` do not change them, and equal values (``1.5``, ``1.50``) hash equal.
   Not portable between CPUs of different byte order (hash partitioning is not either), nor
   for text under a nondeterministic (ICU) collation, which Wharf does not create.
-- ``md5`` or ``sha256`` of the row's text: 1.0 s parallel, 1.8 s serial (most of it is the
-  text output itself: 1.1 s); ``hashtextextended`` of the text: 0.5 s parallel. The digests
-  are fixed algorithms, but the text of a timestamp or a float depends on session settings,
-  and they cost 50% of the load, against 20% allowed.
+- Over the row's text (``ROW(...)::text``, itself about 1.1 s serial): ``hashtextextended``
+  0.8-1.5 s parallel (17-33%), ``md5`` 1.3-2.4 s (27-66%), ``sha256`` 1.2-2.2 s (26-49%).
+  The digests are fixed algorithms, but the text of a timestamp or a float depends on
+  session settings, and they cost 2-8 times as much: over the 20% of the load allowed.
+  ``hashtextextended`` is the same family of hash as ``hash_record_extended``, with the
+  text's dependence on settings added, at about 3 times the cost.
+
+The hash reads the whole published table, not only this load's rows: for OVERWRITE those are
+the same, but an APPEND or MERGE table much larger than its batch pays in proportion.
 """
 
 from __future__ import annotations
