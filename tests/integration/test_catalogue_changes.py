@@ -283,3 +283,76 @@ def test_a_cli_entry_of_a_dataset_never_loaded(
     assert (entry["last_status"], entry["last_updated"], entry["changes"]) == ("never", None, [])
     assert main(["catalogue", "catrun.later"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "no loads recorded"
+
+
+def test_an_http_sources_last_modified_is_the_newest_of_its_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    from wharf import extract
+    from wharf.contract.dataset import DatasetSpec
+
+    stamps = {"1": "Tue, 04 Mar 2025 05:06:07 GMT", "2": "Wed, 05 Mar 2025 06:07:08 GMT"}
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = parse_qs(urlsplit(self.path).query)["page"][0]
+            body = json.dumps({"data": [{"id": int(page)}] if page in stamps else []})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if page in stamps:
+                self.send_header("Last-Modified", stamps[page])
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_CAT_API", f"http://127.0.0.1:{server.server_port}")
+        spec = DatasetSpec.model_validate(
+            {
+                "metadata": {
+                    "domain": "catrun",
+                    "dataset": "pages",
+                    "owners": [{"name": "A", "email": "a@b.org"}],
+                },
+                "source": {
+                    "type": "http",
+                    "conn_id": "cat_api",
+                    "path": "/items",
+                    "records_path": "$.data[*]",
+                    "pagination": {"style": "page", "size": 1},
+                },
+                "columns": [{"name": "id", "data_type": "integer"}],
+            }
+        )
+        opened = extract.read(spec)
+        assert opened.modified.at is None  # nothing asked yet
+        assert sum(b.num_rows for b in opened.batches) == 2
+        assert opened.modified.at == datetime(2025, 3, 5, 6, 7, 8, tzinfo=UTC)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_readme_query_gives_last_updated_and_the_change_log(conn: Any, pg: Any) -> None:
+    spec = make_spec("OVERWRITE", dataset=f"cat_{uuid.uuid4().hex[:8]}")
+    run(conn, spec, sample(range(4)), "r1")
+    run(conn, spec, sample(range(5)), "r2")
+    run(conn, spec, sample(range(5)), "r3")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    query = readme.split("```sql\nSELECT run_id, loaded_at, row_count", 1)[1].split("```", 1)[0]
+    query = "SELECT run_id, loaded_at, row_count" + query.replace("'shop.orders'", "%s")
+    found = pg.execute(query, (spec.dataset_id,)).fetchall()
+    assert [(r[0], r[2], r[4]) for r in found] == [
+        ("r3", 5, False),
+        ("r2", 5, True),
+        ("r1", 4, True),
+    ]
+    assert {r[-1] for r in found} == {found[1][1]}  # last updated: r2's load, on every row
