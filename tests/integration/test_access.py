@@ -253,6 +253,8 @@ def test_the_operator_reads_wharfs_tables_and_writes_none(estate: Path) -> None:
             "audit",
             "audit_attempts",
             "catalogue",
+            "catalogue_changes",
+            "catalogue_loads",
             "freshness",
             "lineage",
             "quarantine",

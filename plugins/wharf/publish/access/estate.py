@@ -22,10 +22,9 @@ from wharf.publish.access.catalog import (
 )
 from wharf.publish.access.grants import cut_input_changes, relation_changes, schema_grants
 
-# Wharf's own tables the loader writes (every table of the schema but these). Append-only
-# ledgers: the loader may add rows and read them, never change or delete one.
-AUDIT = "audit"
-APPEND_ONLY = (AUDIT, "catalogue_loads")
+# Wharf's own tables the loader writes (every table of the schema but these): the
+# append-only ones it may only add to, and the read-only ones.
+APPEND_ONLY = ("audit", "catalogue_loads")
 READ_ONLY = ("schema_migrations",)
 # Attributes no Wharf role may have: each would let it step around every grant (the queries
 # below test rolsuper, rolcreaterole, rolcreatedb, rolbypassrls and rolreplication).
