@@ -356,3 +356,30 @@ def test_the_readme_query_gives_last_updated_and_the_change_log(conn: Any, pg: A
         ("r1", 4, True),
     ]
     assert {r[-1] for r in found} == {found[1][1]}  # last updated: r2's load, on every row
+
+
+def test_a_globs_modified_time_is_its_newest_files(tmp_path: Path) -> None:
+    from wharf import extract
+    from wharf.contract.dataset import DatasetSpec
+
+    times = {"a.csv": MTIME, "b.csv": datetime(2025, 6, 1, tzinfo=UTC), "c.csv": DAY1}
+    for name, moment in times.items():
+        (tmp_path / name).write_text("id,customer\n1,ada\n")
+        os.utime(tmp_path / name, (moment.timestamp(), moment.timestamp()))
+    spec = DatasetSpec.model_validate(
+        {
+            "metadata": {
+                "domain": "catrun",
+                "dataset": "globbed",
+                "owners": [{"name": "A", "email": "a@b.org"}],
+            },
+            "source": {"type": "file", "path": str(tmp_path / "*.csv")},
+            "columns": [
+                {"name": "id", "data_type": "integer"},
+                {"name": "customer", "data_type": "string"},
+            ],
+        }
+    )
+    opened = extract.read(spec)
+    assert sum(b.num_rows for b in opened.batches) == 3
+    assert opened.modified.at == DAY1  # c.csv, the newest, though read last
