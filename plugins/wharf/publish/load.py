@@ -13,9 +13,11 @@ Every load is **one transaction** on the published table itself:
    - ``MERGE``: ``COPY`` into a temporary table, then ``MERGE ... WHEN MATCHED AND (row) IS
      DISTINCT FROM (new row) THEN UPDATE ... WHEN NOT MATCHED THEN INSERT``: only new and
      changed rows are written;
-5. reconcile the table's grants with its sensitivity and its row-level security with its
+5. append the load's row to ``wharf.catalogue_loads``: the table's structure and data hashes
+   and whether each changed (``wharf.ledger.changes``);
+6. reconcile the table's grants with its sensitivity and its row-level security with its
    ``row_access`` (``wharf.publish.access``);
-6. ``COMMIT``.
+7. ``COMMIT``.
 
 Until the commit, readers see the old rows (MVCC) and are never blocked: ``DELETE`` and
 ``COPY`` take only a ROW EXCLUSIVE lock, unlike ``TRUNCATE`` (ACCESS EXCLUSIVE for the whole
