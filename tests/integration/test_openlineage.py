@@ -314,3 +314,49 @@ def test_each_step_emits_valid_events_with_its_datasets(
         "shout": [(*source, "customer")],
         "double_amount": [(*source, "amount")],
     }
+
+
+def test_wharf_run_sends_events_where_the_user_points_them(
+    shop: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wharf run`` (``dag.test()`` in a child process, whose plugins load as a deploy's
+    do): the provider's own listener, enabled by the user's ``OPENLINEAGE_URL``, which the
+    local file default does not override."""
+    from wharf.cli.main import main
+
+    (settings.project_home() / "dags").symlink_to(Path(__file__).resolve().parents[2] / "dags")
+    monkeypatch.delenv("AIRFLOW__OPENLINEAGE__DISABLED")
+    monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{receiver.server_address[1]}")
+    assert main(["run", "olin.orders"]) == 0
+    jobs = {json.loads(b)["job"]["name"] for b in receiver.bodies}
+    assert {f"olin.orders.{s}" for s in ("extract", "validate", "load", "record")} <= jobs
+    load = completed(receiver.bodies, "olin.orders.load")
+    assert load["outputs"][0]["name"].endswith(".olin.orders")
+    for body in receiver.bodies:
+        assert PASSWORD not in body
+        assert_valid(json.loads(body))
+    assert not (Path(settings.state_dir()) / "openlineage").exists()
+
+
+def test_a_failed_step_names_its_datasets(
+    shop: Path, listener: None, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validate that fails (a NULL customer, no quarantine) still says what it read and
+    would have written; its downstream steps never ran, so emit nothing."""
+    strict = ORDERS.replace("dataset: orders", "dataset: strict").replace(
+        "on_invalid: quarantine", "on_invalid: fail"
+    )
+    (settings.schemas_dir() / "olin" / "strict.yaml").write_text(strict)
+    assert str(dag_run("olin.strict").state) == "failed"
+    failed = [
+        e
+        for e in map(json.loads, receiver.bodies)
+        if e["job"]["name"] == "olin.strict.validate" and e["eventType"] == "FAIL"
+    ]
+    assert len(failed) == 1
+    [event] = failed
+    assert_valid(event)
+    [read] = event["inputs"]
+    assert "/landing/olin/strict/" in read["name"]
+    assert ["/curated/olin/strict/" in o["name"] for o in event["outputs"]] == [True]
+    assert not any(json.loads(b)["job"]["name"] == "olin.strict.load" for b in receiver.bodies)
