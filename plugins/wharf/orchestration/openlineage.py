@@ -399,7 +399,7 @@ def _validate(
             landing,
             input_facets=None
             if detail is None
-            else quality_facets(spec, _rows_read(result, detail), detail),
+            else quality_facets(spec, _rows_read(result), detail),
         )
     ]
     outputs = [
@@ -415,7 +415,7 @@ def _validate(
     return inputs, outputs
 
 
-def _rows_read(result: dict[str, Any], detail: dict[str, Any]) -> int | None:
+def _rows_read(result: dict[str, Any]) -> int | None:
     """Rows validate read from the landing: those it kept and those it rejected."""
     if result.get("rows") is None:
         return None
