@@ -360,3 +360,23 @@ def test_a_failed_step_names_its_datasets(
     assert "/landing/olin/strict/" in read["name"]
     assert ["/curated/olin/strict/" in o["name"] for o in event["outputs"]] == [True]
     assert not any(json.loads(b)["job"]["name"] == "olin.strict.load" for b in receiver.bodies)
+
+
+def test_wharf_run_writes_events_to_the_state_dir_by_default(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no transport of the user's, ``wharf run`` (as ``make demo``) writes each event
+    as a line of ``.wharf/openlineage/events.jsonl``."""
+    from wharf.cli.main import main
+
+    (settings.project_home() / "dags").symlink_to(Path(__file__).resolve().parents[2] / "dags")
+    for key in ("AIRFLOW__OPENLINEAGE__DISABLED", "AIRFLOW__OPENLINEAGE__TRANSPORT"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["run", "olin.orders"]) == 0
+    lines = (settings.state_dir() / "openlineage" / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        assert_valid(event)
+    load = completed(lines, "olin.orders.load")
+    assert load["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 3
+    assert PASSWORD not in "".join(lines)
