@@ -8,8 +8,8 @@ and ``..._on_failure`` (``dag_factory.WharfStep``); this module answers:
   landing's DataQualityMetrics (rows, NULLs per column as landed) and DataQualityAssertions
   (the contract per column, each Great Expectations check);
 - ``load``: curated -> the table (schema facet from the YAML; OutputStatistics: rows written);
-- ``refresh`` / ``refresh_data_cuts``: a cut's inputs -> the cut (schema facet, ColumnLineage
-  from its SQL);
+- ``refresh`` (``refresh_data_cuts`` before its rename): a cut's inputs -> the cut (schema
+  facet, ColumnLineage from its SQL, OutputStatistics: its rows);
 - ``record``: nothing (it writes Wharf's own tables only).
 
 Names follow OpenLineage's naming spec (https://openlineage.io/docs/spec/naming): the
@@ -439,28 +439,21 @@ def _load(spec: DatasetSpec, run: Any, result: dict[str, Any]) -> tuple[list[Any
 
 
 def _refresh(spec: DatasetSpec, result: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """The cuts this step refreshed (a cut's own step: the cut; a dataset's inline
-    ``refresh_data_cuts``: its dependent cuts) from their inputs."""
+    """A cut's own step (``refresh``; ``refresh_data_cuts`` before it was renamed): its input
+    tables -> the cut, with its schema, its column lineage and, once done, its rows."""
     from wharf.publish import data_cuts
-    from wharf.specfiles import get_spec
     from wharf.specfiles.sql_files import cut_sql
 
-    outcome = result.get("data_cuts") if result else None
-    if isinstance(outcome, dict):
-        cut_ids = [c for c, state in outcome.items() if state == "refreshed"]
-    else:
-        cut_ids = [spec.dataset_id] if spec.metadata.kind == "data_cut" else []
+    if spec.metadata.kind != "data_cut":
+        return [], []
     server = _datasets_db()
-    inputs: dict[str, Any] = {}
-    outputs = []
-    for cut_id in cut_ids:
-        cut = spec if cut_id == spec.dataset_id else get_spec(cut_id)
-        for needed in data_cuts.inputs(cut):
-            inputs.setdefault(needed, _input(_table(server, needed)))
-        facets = {"schema": schema_facet(cut)}
-        try:
-            facets["columnLineage"] = column_lineage_facet(cut_sql(cut), server)
-        except (OSError, WharfError) as err:  # the SQL went or is refused since the refresh
-            log.warning("%s: no column lineage: %s", cut_id, err)
-        outputs.append(_output(_table(server, cut_id), facets))
-    return list(inputs.values()), outputs
+    facets = {"schema": schema_facet(spec)}
+    try:
+        facets["columnLineage"] = column_lineage_facet(cut_sql(spec), server)
+    except (OSError, WharfError) as err:  # the SQL went or is refused since the refresh
+        log.warning("%s: no column lineage: %s", spec.dataset_id, err)
+    rows = result.get("rows") if result else None
+    return (
+        [_input(_table(server, needed)) for needed in data_cuts.inputs(spec)],
+        [_output(_table(server, spec.dataset_id), facets, output_statistics(rows))],
+    )
