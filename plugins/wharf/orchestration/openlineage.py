@@ -8,7 +8,7 @@ and ``..._on_failure`` (``dag_factory.WharfStep``); this module answers:
   landing's DataQualityMetrics (rows, NULLs per column as landed) and DataQualityAssertions
   (the contract per column, each Great Expectations check);
 - ``load``: curated -> the table (schema facet from the YAML; OutputStatistics: rows written);
-- ``refresh`` (``refresh_data_cuts`` before its rename): a cut's inputs -> the cut (schema
+- ``refresh``: a cut's inputs -> the cut (schema
   facet, ColumnLineage from its SQL, OutputStatistics: its rows);
 - ``record``: nothing (it writes Wharf's own tables only).
 
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 # as BigQuery's ``bigquery``; a dataset is a sheet of a spreadsheet.
 SHEETS_NAMESPACE = "gsheets"
 _DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "mysql": 3306, "mariadb": 3306}
-REFRESH_STEPS = ("refresh", "refresh_data_cuts")
 
 
 @dataclass(frozen=True)
@@ -322,7 +321,7 @@ def step_lineage(step: str, dataset_id: str, task_instance: Any, state: str) -> 
         inputs, outputs = _validate(spec, run, result, _audit_detail(run, step) if done else None)
     elif step == "load":
         inputs, outputs = _load(spec, run, result)
-    elif step in REFRESH_STEPS:
+    elif step == "refresh":
         inputs, outputs = _refresh(spec, result)
     else:
         inputs, outputs = [], []
@@ -439,7 +438,7 @@ def _load(spec: DatasetSpec, run: Any, result: dict[str, Any]) -> tuple[list[Any
 
 
 def _refresh(spec: DatasetSpec, result: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """A cut's own step (``refresh``; ``refresh_data_cuts`` before it was renamed): its input
+    """A cut's own step (``refresh``): its input
     tables -> the cut, with its schema, its column lineage and, once done, its rows."""
     from wharf.publish import data_cuts
     from wharf.specfiles.sql_files import cut_sql
