@@ -39,6 +39,9 @@ def test_postgres_is_host_port_and_database_schema_table() -> None:
     assert postgres_name(endpoint("postgresql", "/srv/pg", None, "wharf"), "a", "b") == Name(
         "postgres://localhost:5432", "wharf.a.b"
     )
+    # As a connection URI gives it (the embedded database's socket folder).
+    encoded = endpoint("postgresql", "%2Ftmp%2Fhome%2F.wharf%2Fpgdata", 5432, "wharf")
+    assert postgres_name(encoded, "a", "b").namespace == "postgres://localhost:5432"
 
 
 def test_a_sql_sources_table_in_its_databases_naming() -> None:

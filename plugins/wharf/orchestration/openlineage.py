@@ -58,8 +58,12 @@ class Name:
 
 def postgres_name(server: Endpoint, schema: str, table: str) -> Name:
     """``postgres://host:port`` + ``database.schema.table``. A Unix-socket server (its host a
-    folder) is on this machine: ``localhost``."""
-    host = "localhost" if server.host.startswith("/") or not server.host else server.host
+    folder, percent-encoded in a connection URI: ``%2Ftmp%2F...``) is on this machine:
+    ``localhost``."""
+    from urllib.parse import unquote
+
+    socket = unquote(server.host).startswith("/")
+    host = "localhost" if socket or not server.host else server.host
     return Name(
         f"postgres://{host.lower()}:{server.port or 5432}",
         f"{server.database or 'postgres'}.{schema}.{table}",
