@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import yaml
 from loading import checksum, fetch, rows_of
-from support import LOADER_URL, access_apply, last_audit, libpq, pg_connect, run_dag
+from support import LOADER_URL, ROLE_PREFIX, access_apply, last_audit, libpq, pg_connect, run_dag
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.publish import load, reference
@@ -195,18 +195,22 @@ def test_versions_history_and_as_at(conn: Any, pg: Any, project: Project) -> Non
             "The code.",
         )
     ]
-    grants = "SELECT grantee, privilege_type FROM information_schema.role_table_grants WHERE table_schema = %s AND table_name = %s AND grantee LIKE %s ORDER BY 1, 2"
-    assert fetch(pg, grants, DOMAIN, f"{project.dataset}_history", "%reader%") == fetch(
-        pg, grants, DOMAIN, project.dataset, "%reader%"
+    grants = (
+        "SELECT grantee, privilege_type FROM information_schema.role_table_grants"
+        " WHERE table_schema = %s AND table_name = %s AND grantee LIKE %s ORDER BY 1, 2"
     )
-    assert fetch(pg, grants, DOMAIN, project.dataset, "%reader%") != []
+    readers = fetch(pg, grants, DOMAIN, project.dataset, f"{ROLE_PREFIX}_%")
+    assert (f"{ROLE_PREFIX}_public", "SELECT") in readers
+    assert fetch(pg, grants, DOMAIN, f"{project.dataset}_history", f"{ROLE_PREFIX}_%") == readers
 
 
 def test_the_same_file_again_publishes_nothing(conn: Any, pg: Any, project: Project) -> None:
     spec = project.write(ROWS)
     publish(conn, spec, ROWS, "r1")
-    table, history, versions = checksum(pg, spec), fetch(pg, f"TABLE {project.history}"), ledger(
-        pg, project
+    table, history, versions = (
+        checksum(pg, spec),
+        fetch(pg, f"TABLE {project.history}"),
+        ledger(pg, project),
     )
     again = publish(conn, spec, ROWS, "r2")
     assert (again.unchanged, again.reference_version, again.published_rows) == (True, "1.0", 3)

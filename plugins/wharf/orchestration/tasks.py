@@ -24,7 +24,7 @@ from wharf.ledger.watermarks import read_watermark
 from wharf.orchestration import alerts
 from wharf.orchestration.audited import LandingAlreadyFailed, audited, recovery
 from wharf.orchestration.run_context import Run, current_run
-from wharf.publish import data_cuts, load
+from wharf.publish import data_cuts, load, reference
 from wharf.specfiles import get_spec, load_specs
 from wharf.validate import contract_checks, expectations, staging
 
@@ -258,6 +258,8 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         "deleted": result.deleted,
         "schema_version": result.schema_version,
     }
+    counts |= reference.summary(result)  # {} unless a reference dataset
+    row.detail.update(reference.summary(result))
     _asset_event(run, {**counts, "rejected": _rejected(run)})
     return counts
 

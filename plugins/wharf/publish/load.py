@@ -45,7 +45,7 @@ from wharf.connections import Connection, Cursor, lock_dataset, lock_ddl, one_ro
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
-from wharf.publish import access, schema_changes
+from wharf.publish import access, reference, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import LoadError, copy_batches, copy_error
 
@@ -95,6 +95,10 @@ class LoadResult:
     schema_version: str = ""
     schema_changes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Reference datasets (``wharf.publish.reference``): the version after the load, and
+    # whether the file and columns were as loaded before (then nothing was published).
+    reference_version: str = ""
+    unchanged: bool = False
 
 
 def prepare(conn: Connection, spec: DatasetSpec) -> None:
@@ -130,6 +134,8 @@ def load(
     result = LoadResult(meta.update_behaviour, rows.num_rows)
     clock = _Phases(spec, result, on_phase)
     prepare(conn, spec)
+    if reference.unchanged(conn, spec, result, LOCK_TIMEOUT):
+        return result
     try:
         with conn.cursor() as cur:
             clock.begin("migrate")
@@ -162,6 +168,7 @@ def load(
                 result.inserted = _copy_in(cur, spec, stream)
                 clock.begin("publish")
                 result.published_rows = _count(cur, _target(spec))
+            reference.record(cur, spec, run_id, loaded_at, result)
             if not backfill:
                 _advance_watermark(cur, spec, run_id)
             schema_changes.forbid_nulls(cur, spec, not_null_later)

@@ -22,8 +22,9 @@ from wharf.publish.access.catalog import (
 )
 from wharf.publish.access.grants import cut_input_changes, relation_changes, schema_grants
 
-# Wharf's own tables the loader writes (every table of the schema but these two).
-AUDIT = "audit"
+# Wharf's own tables the loader writes (every table of the schema but these): the
+# append-only ones it may only add to, and the read-only ones.
+APPEND_ONLY = ("audit", "reference_versions")
 READ_ONLY = ("schema_migrations",)
 # Attributes no Wharf role may have: each would let it step around every grant (the queries
 # below test rolsuper, rolcreaterole, rolcreatedb, rolbypassrls and rolreplication).
@@ -159,7 +160,7 @@ def _wharf_relation(cur: Cursor, roles: Roles, name: str, kind: str, owner: str)
         wanted = {roles.loader: {"USAGE"}, roles.operator: {"SELECT"}}
     elif kind in ("v", "m") or name in READ_ONLY:
         wanted = {roles.loader: {"SELECT"}, roles.operator: {"SELECT"}}
-    elif name == AUDIT:
+    elif name in APPEND_ONLY:
         wanted = {roles.loader: {"SELECT", "INSERT"}, roles.operator: {"SELECT"}}
     else:
         wanted = {
