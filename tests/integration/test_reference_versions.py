@@ -299,3 +299,16 @@ def test_an_unchanged_run_through_airflow_succeeds_and_says_so(pg: Any, project:
     assert len(ledger(pg, project)) == 1
     with pg_connect() as fresh:
         assert fetch(fresh, f"SELECT count(*) FROM {project.history}") == [(3,)]
+
+
+def test_the_loader_may_only_add_to_the_version_ledger(conn: Any, project: Project) -> None:
+    spec = project.write(ROWS)
+    publish(conn, spec, ROWS, "r1")
+    for statement in (
+        "UPDATE wharf.reference_versions SET version = '9.9'",
+        "DELETE FROM wharf.reference_versions",
+        "TRUNCATE wharf.reference_versions",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+        conn.rollback()

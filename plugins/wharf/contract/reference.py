@@ -33,6 +33,13 @@ def history_name(dataset: str) -> str:
     return dataset + HISTORY_SUFFIX
 
 
+def history_spec(spec: DatasetSpec) -> DatasetSpec:
+    """``spec`` renamed to its history table, for the code that owns and grants relations by
+    spec (same domain, sensitivity and readers)."""
+    meta = spec.metadata.model_copy(update={"dataset": history_name(spec.metadata.dataset)})
+    return spec.model_copy(update={"metadata": meta})
+
+
 def history_of(dataset: str) -> str | None:
     """The reference dataset whose history table ``dataset`` would be, by its name alone
     (``countries_history`` -> ``countries``), or None."""

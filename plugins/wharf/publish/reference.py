@@ -50,6 +50,7 @@ from wharf.contract.reference import (
     VERSION_FROM,
     VERSION_TO,
     history_name,
+    history_spec,
 )
 from wharf.errors import TerminalError
 from wharf.publish import access, schema_changes
@@ -236,13 +237,6 @@ def file_sha256(spec: DatasetSpec) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def history_spec(spec: DatasetSpec) -> DatasetSpec:
-    """``spec`` renamed to its history table, for the grant and ownership code (same domain,
-    sensitivity and readers)."""
-    meta = spec.metadata.model_copy(update={"dataset": history_name(spec.metadata.dataset)})
-    return spec.model_copy(update={"metadata": meta})
 
 
 def unchanged(conn: Connection, spec: DatasetSpec, result: LoadResult, lock_timeout: str) -> bool:

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from wharf.connections import Cursor, one_row, qualified
 from wharf.contract.dataset import DatasetSpec
+from wharf.contract.reference import history_spec
 from wharf.contract.roles import Roles
 from wharf.publish.access.catalog import (
     KINDS,
@@ -233,6 +234,8 @@ def estate_changes(
         changes.extend(_domain_schema_changes(cur, domain, roles, readers))
     for spec in sorted(specs, key=lambda s: s.dataset_id):
         changes.extend(relation_changes(cur, spec, roles, adopt=True))
+        if spec.metadata.kind == "reference":  # its history table: the same owner and readers
+            changes.extend(relation_changes(cur, history_spec(spec), roles, adopt=True))
         if spec.dataset_id in cut_inputs:
             changes.extend(cut_input_changes(cur, spec, cut_inputs[spec.dataset_id], roles))
     return changes
