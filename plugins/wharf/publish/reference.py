@@ -49,7 +49,6 @@ from wharf.contract.reference import (
     VALID_TO,
     VERSION_FROM,
     VERSION_TO,
-    history_name,
     history_spec,
 )
 from wharf.errors import TerminalError
