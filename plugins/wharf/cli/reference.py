@@ -72,7 +72,7 @@ def describe(dataset_id: str, key: tuple[str, ...], found: Any) -> list[str]:
     lines = [head]
     if published is not None and found.file_changed:
         lines.append(f"file: changed (sha256 {found.checksum[:12]}, was {published.checksum[:12]})")
-    lines += [f"column: {change}" for change in found.columns]
+    lines += [str(change) for change in found.columns]
     rows = found.rows
     for kind, count in (
         ("added", rows.added),

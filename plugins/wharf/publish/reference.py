@@ -272,6 +272,7 @@ def unchanged(conn: Connection, spec: DatasetSpec, result: LoadResult, lock_time
             result.published_rows = _count(cur, _table(spec))
             result.schema_version = schema_changes.current_version(cur, spec.dataset_id) or ""
             result.reference_version, result.unchanged = str(published.version), True
+            result.rows_in = 0  # nothing was read from the lake
             access.reconcile(cur, spec, roles)
             access.reconcile(cur, history, roles)
         conn.commit()
