@@ -436,9 +436,10 @@ def _migrate_history(cur: Cursor, spec: DatasetSpec) -> bool:
             sql.SQL("{} text").format(sql.Identifier(VERSION_TO)),
         ]
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(defined)))
+        # The current rows by key, for the next version's comparison (PostgreSQL names it,
+        # so no two reference datasets' indexes can clash).
         cur.execute(
-            sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {} IS NULL").format(
-                sql.Identifier(f"{history.metadata.dataset[:50]}_current"),
+            sql.SQL("CREATE INDEX ON {} ({}) WHERE {} IS NULL").format(
                 target,
                 _names(spec.metadata.primary_key),
                 sql.Identifier(VALID_TO),
