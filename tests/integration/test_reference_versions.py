@@ -312,3 +312,26 @@ def test_the_loader_may_only_add_to_the_version_ledger(conn: Any, project: Proje
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
         conn.rollback()
+
+
+def test_the_checksum_is_the_one_of_the_file_extract_read(
+    conn: Any, pg: Any, project: Project
+) -> None:
+    """A deploy may replace the file between extract and load: the ledger keeps the checksum
+    extract took (then the next run loads the new file), and extract refuses a file that
+    changed while it read it."""
+    from wharf.errors import TransientError
+
+    spec = project.write(ROWS)
+    batches = rows_of(spec, ROWS, "r1")
+    read = load.Batches(batches.schema, batches.num_rows, batches.stream, "e" * 64)
+    load.load(conn, spec, "r1", None, read)
+    assert fetch(
+        pg, "SELECT checksum FROM wharf.reference_versions WHERE dataset_id = %s", spec.dataset_id
+    ) == [("e" * 64,)]
+    assert not publish(conn, spec, ROWS, "r2").unchanged  # the file on disk is another
+    before = reference.file_sha256(spec)
+    assert reference.same_file(spec, before) == before
+    project.write([*ROWS, {"code": "z", "name": "Zulu", "rank": 26}])
+    with pytest.raises(TransientError, match="changed while it was read"):
+        reference.same_file(spec, before)

@@ -79,6 +79,7 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         watermark=watermark,
         backfill=run.is_backfill,
     )
+    before = reference.file_sha256(spec) if spec.metadata.kind == "reference" else None
     opened = extract.read(spec, window)
     log.info("%s: extracting %s", spec.dataset_id, opened.description)
     rows = lake.write_batches(
@@ -88,6 +89,9 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     row.rows_out, row.lake_path = rows, path
     row.detail["source"] = opened.description
     log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
+    if before is not None:  # the file as read: load's unchanged check and version ledger
+        row.detail["file_sha256"] = reference.same_file(spec, before)
+        return {"rows": rows, "landing": path, "file_sha256": before}
     return {"rows": rows, "landing": path}
 
 
@@ -238,7 +242,10 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     key = run.lake_key
     schema = contract_checks.curated_schema(spec)
     rows = load.Batches(
-        schema, lake.count_rows(key, "curated"), lake.read_batches(key, "curated", schema)
+        schema,
+        lake.count_rows(key, "curated"),
+        lake.read_batches(key, "curated", schema),
+        _from_extract("file_sha256"),
     )
     with connections.connect() as conn:
         result = load.load(conn, spec, run.run_id, run.logical_date, rows, backfill=run.is_backfill)
@@ -262,6 +269,14 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     row.detail.update(reference.summary(result))
     _asset_event(run, {**counts, "rejected": _rejected(run)})
     return counts
+
+
+def _from_extract(key: str) -> Any:
+    """``key`` of this run's ``extract`` XCom, None when it has none."""
+    from airflow.sdk import get_current_context
+
+    extracted = get_current_context()["ti"].xcom_pull(task_ids="extract")
+    return extracted.get(key) if isinstance(extracted, dict) else None
 
 
 def _rejected(run: Run) -> int | None:

@@ -75,11 +75,13 @@ class Batches:
     """The rows to load: their Arrow schema, their count, and a one-shot stream of batches.
 
     The schema holds the YAML's columns and ``_wharf_run_id`` (the curated zone's layout).
+    ``source_sha256``: a reference dataset's file as ``extract`` read it (None: hashed at load).
     """
 
     schema: pa.Schema
     num_rows: int
     stream: Iterable[pa.RecordBatch]
+    source_sha256: str | None = None
 
 
 @dataclass
@@ -134,7 +136,7 @@ def load(
     result = LoadResult(meta.update_behaviour, rows.num_rows)
     clock = _Phases(spec, result, on_phase)
     prepare(conn, spec)
-    if reference.unchanged(conn, spec, result, LOCK_TIMEOUT):
+    if reference.unchanged(conn, spec, rows, result, LOCK_TIMEOUT):
         return result
     try:
         with conn.cursor() as cur:
@@ -168,7 +170,7 @@ def load(
                 result.inserted = _copy_in(cur, spec, stream)
                 clock.begin("publish")
                 result.published_rows = _count(cur, _target(spec))
-            reference.record(cur, spec, run_id, loaded_at, result)
+            reference.record(cur, spec, run_id, loaded_at, rows, result)
             if not backfill:
                 _advance_watermark(cur, spec, run_id)
             schema_changes.forbid_nulls(cur, spec, not_null_later)

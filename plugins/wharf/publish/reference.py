@@ -51,7 +51,7 @@ from wharf.contract.reference import (
     VERSION_TO,
     history_spec,
 )
-from wharf.errors import TerminalError
+from wharf.errors import TerminalError, TransientError
 from wharf.publish import access, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import copy_batches
@@ -59,7 +59,7 @@ from wharf.publish.copy import copy_batches
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from wharf.publish.load import LoadResult
+    from wharf.publish.load import Batches, LoadResult
 
 log = logging.getLogger(__name__)
 
@@ -238,16 +238,19 @@ def file_sha256(spec: DatasetSpec) -> str:
     return digest.hexdigest()
 
 
-def unchanged(conn: Connection, spec: DatasetSpec, result: LoadResult, lock_timeout: str) -> bool:
+def unchanged(
+    conn: Connection, spec: DatasetSpec, rows: Batches, result: LoadResult, lock_timeout: str
+) -> bool:
     """Whether ``load`` may skip a reference dataset: its file's checksum and its YAML's
     structure equal the current version's, and its table and history exist. Then, in one
     short transaction under the dataset's lock, the grants and comments of both tables are
     reconciled with the YAML (a changed sensitivity or description still applies), ``result``
     says ``unchanged`` with the version and row count, and True is returned: nothing else is
-    published. False (nothing done) for any other dataset, or when the file or YAML changed."""
+    published. False (nothing done) for any other dataset, or when the file or YAML changed.
+    The file's checksum is ``rows.source_sha256`` (the file ``extract`` read), else hashed now."""
     if spec.metadata.kind != "reference":
         return False
-    checksum = file_sha256(spec)
+    checksum = rows.source_sha256 or file_sha256(spec)
     history = history_spec(spec)
     try:
         with conn.cursor() as cur:
@@ -290,7 +293,12 @@ def unchanged(conn: Connection, spec: DatasetSpec, result: LoadResult, lock_time
 
 
 def record(
-    cur: Cursor, spec: DatasetSpec, run_id: str, loaded_at: datetime, result: LoadResult
+    cur: Cursor,
+    spec: DatasetSpec,
+    run_id: str,
+    loaded_at: datetime,
+    rows: Batches,
+    result: LoadResult,
 ) -> None:
     """In ``load``'s transaction, once the new rows are in the dataset's table: migrate the
     history table (create it, add new columns, retype), end the history rows this version
@@ -299,17 +307,17 @@ def record(
     ``result.reference_version``. Nothing for other kinds. Raises ``ReferenceError``."""
     if spec.metadata.kind != "reference":
         return
-    checksum = file_sha256(spec)
+    checksum = rows.source_sha256 or file_sha256(spec)
     published = current(cur, spec.dataset_id)
     wanted = structure(spec)
     columns = column_changes(published.structure, wanted) if published else []
     history = history_spec(spec)
     created = _migrate_history(cur, spec)
-    rows = _row_changes(cur, spec, _table(spec), published.structure if published else wanted, 0)
-    version = next_version(published.version if published else None, columns, rows)
+    changed = _row_changes(cur, spec, _table(spec), published.structure if published else wanted, 0)
+    version = next_version(published.version if published else None, columns, changed)
     if published is None or columns:
         _replace_all(cur, spec, version, loaded_at)
-    elif rows.any:
+    elif changed.any:
         _replace_changed(cur, spec, version, loaded_at)
     count = result.published_rows or _count(cur, _table(spec))
     cur.execute(
@@ -323,9 +331,9 @@ def record(
             version.minor,
             checksum,
             Jsonb(wanted.as_json()),
-            rows.added,
-            rows.changed,
-            rows.removed,
+            changed.added,
+            changed.changed,
+            changed.removed,
             count,
             run_id,
             loaded_at,
@@ -342,9 +350,9 @@ def record(
         spec.dataset_id,
         published.version if published else "none",
         version,
-        rows.added,
-        rows.changed,
-        rows.removed,
+        changed.added,
+        changed.changed,
+        changed.removed,
         "; " + "; ".join(map(str, columns)) if columns else "",
     )
 
@@ -399,6 +407,19 @@ def diff(conn: Connection, spec: DatasetSpec, rows: Iterator[pa.RecordBatch]) ->
         conn.rollback()
     version = next_version(published.version if published else None, columns, found)
     return Diff(published, checksum, columns, found, version)
+
+
+def same_file(spec: DatasetSpec, before: str) -> str:
+    """``before`` (the file's SHA-256 taken before ``extract`` read it) if the file still has
+    it once read; raises ``TransientError`` when it changed meanwhile (a deploy replacing it:
+    the retry reads the new file whole), so the checksum recorded is the one of the rows."""
+    after = file_sha256(spec)
+    if after != before:
+        raise TransientError(
+            f"{spec.dataset_id}: {reference_path(spec).name} changed while it was read "
+            f"(sha256 {before[:12]} before, {after[:12]} after); read again"
+        )
+    return before
 
 
 def summary(result: LoadResult) -> dict[str, Any]:
