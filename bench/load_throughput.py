@@ -13,6 +13,11 @@ reference: higher is faster) and the peak RSS of the process that did the work:
 - ``pandas to_sql``    ``pd.read_parquet`` then ``DataFrame.to_sql`` (SQLAlchemy, psycopg);
 - ``dlt``              dlt's postgres destination fed the Parquet's Arrow batches.
 
+``wharf load`` also prints the share of its ``catalogue`` phase (the structure and data
+hashes of ``wharf.catalogue_loads``, computed in the load's transaction; target: at most 20%
+of the load), and ``--hashes`` times the candidate data hashes over the loaded table, each
+with and without parallel workers, as shares of the load's seconds.
+
 Each way runs in its own process (peak RSS is that process's own ``ru_maxrss``, taken inside
 it; for ``psql`` from ``wait4``, an upper bound that includes the forking parent); imports
 are excluded from the seconds. Targets (issue #3): ``wharf load`` >= 1.0x, ``wharf run`` >=
@@ -185,8 +190,50 @@ def time_load(conninfo: str, spec: Any, parquet: Path) -> float:
     started = time.perf_counter()
     with psycopg.connect(conninfo) as conn:
         rows = load.Batches(source.schema_arrow, source.metadata.num_rows, batches)
-        load.load(conn, spec, "bench", None, rows)
+        result = load.load(conn, spec, "bench", None, rows)
+    PHASES.update(result.seconds)
     return time.perf_counter() - started
+
+
+# The phases of the last ``time_load`` (seconds by phase), for the child's report.
+PHASES: dict[str, float] = {}
+# The data hashes compared by --hashes: a 64-bit value per row, summed (order-independent).
+_ROW = "ROW({columns})"
+HASHES = {
+    "hash_record_extended(row) (Wharf)": f"hash_record_extended({_ROW}, 0)",
+    "hashtextextended(row::text)": f"hashtextextended({_ROW}::text, 0)",
+    "md5(row::text)": f"('x' || left(md5({_ROW}::text), 16))::bit(64)::bigint",
+    "sha256(row::text)": (
+        f"('x' || encode(substr(sha256(convert_to({_ROW}::text, 'UTF8')), 1, 8), 'hex'))"
+        "::bit(64)::bigint"
+    ),
+}
+
+
+def compare_hashes(conninfo: str, table: str, load_seconds: float) -> list[str]:
+    """Each of ``HASHES`` summed over ``bench.<table>`` (the YAML's columns), with the
+    server's parallel workers and with none: its seconds and share of ``load_seconds``."""
+    import psycopg
+
+    columns = ", ".join(f'"{name}"' for name, _ in COLUMNS)
+    lines = []
+    with psycopg.connect(conninfo) as conn:
+        for name, expression in HASHES.items():
+            summed = expression.format(columns=columns)
+            query = f"SELECT sum({summed}) FROM bench.{table}"  # noqa: S608 (the bench's names)
+            timings = []
+            for workers in ("DEFAULT", "0"):
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
+                    conn.execute(query)  # once to warm the cache, then timed
+                    started = time.perf_counter()
+                    conn.execute(query)
+                    timings.append(time.perf_counter() - started)
+            lines.append(
+                f"{name:<36} {timings[0]:5.2f} s ({timings[0] / load_seconds:4.0%} of the load)"
+                f", serial {timings[1]:5.2f} s ({timings[1] / load_seconds:4.0%})"
+            )
+    return lines
 
 
 def peak_rss_mb() -> float:
@@ -315,7 +362,16 @@ def measure(way: str, rows: int, parquet: Path, csv: Path, conninfo: str) -> dic
         }
     else:
         found = run_child(__file__, way, parquet, csv, table)
-        return {"way": way, "rows": rows, "seconds": found["seconds"], "rss_mb": found["rss_mb"]}
+        result = {"way": way, "rows": rows, "seconds": found["seconds"], "rss_mb": found["rss_mb"]}
+        hashing = found.get("phases", {}).get("catalogue")
+        if hashing is not None:
+            result["detail"] = (
+                f"catalogue hashes {hashing:.2f} s = {hashing / found['seconds']:.0%} of the "
+                f"load (target <= 20%); phases: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in found["phases"].items())
+            )
+            result["table"] = table
+        return result
     if status != 0:
         raise SystemExit(f"{way} failed (status {status})")
     return {"way": way, "rows": rows, "seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
@@ -370,12 +426,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
+    parser.add_argument(
+        "--hashes", action="store_true", help="after wharf load: time candidate data hashes"
+    )
     parser.add_argument("--child", nargs=5, metavar=("WAY", "PARQUET", "CSV", "TABLE", "OUT"))
     args = parser.parse_args()
     if args.child:
         way, parquet, csv, table, out = args.child
         seconds = child(way, Path(parquet), Path(csv), table)
-        Path(out).write_text(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb()}))
+        report = {"seconds": seconds, "rss_mb": peak_rss_mb(), "phases": PHASES}
+        Path(out).write_text(json.dumps(report))
         return
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ["WHARF_LAKE_ROOT"] = (WORK / "lake").as_uri()
@@ -401,6 +461,9 @@ def main() -> None:
             print(_line(result), flush=True)
             if "detail" in result:
                 print(f"{'':16}{result['detail']}", flush=True)
+            if args.hashes and way == "wharf load":
+                for line in compare_hashes(conninfo, result["table"], result["seconds"]):
+                    print(f"{'':16}{line}", flush=True)
     print()
     print(markdown(results))
 

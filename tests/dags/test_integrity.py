@@ -63,9 +63,9 @@ def test_dag_shape(dagbag: DagBag, dag_id: str) -> None:
     dag = dagbag.dags[dag_id]
     spec = next(s for s in load_specs()[0] if s.dag_id == dag_id)
     expected = (
-        ["refresh_data_cuts", "record"]
+        ["refresh", "record"]
         if spec.metadata.kind == "data_cut"
-        else ["extract", "validate", "load", "refresh_data_cuts", "record"]
+        else ["extract", "validate", "load", "record"]
     )
     assert [t.task_id for t in dag.topological_sort()] == expected
     for task in dag.tasks:
@@ -78,6 +78,23 @@ def test_dag_shape(dagbag: DagBag, dag_id: str) -> None:
     # Committing the YAML is the intent to schedule it (README, "Start, log in, pause").
     assert dag.is_paused_upon_creation is False
     assert "wharf" in dag.tags and spec.metadata.domain in dag.tags
+
+
+def test_a_data_cut_is_scheduled_on_all_of_its_inputs_assets(dagbag: DagBag) -> None:
+    """Issue #15: the example cut over flights and airlines runs once both have loaded (its
+    refresh's outlet is its own Asset); the inputs' DAGs no longer refresh it inline."""
+    from airflow.sdk import AssetAll
+
+    cut = dagbag.dags["transport.flights_per_carrier_month"]
+    condition = cut.timetable.asset_condition
+    assert isinstance(condition, AssetAll)
+    assert sorted(a.name for a in condition.objects) == ["transport.airlines", "transport.flights"]
+    assert [a.name for a in cut.get_task("refresh").outlets] == [
+        "transport.flights_per_carrier_month"
+    ]
+    flights = dagbag.dags["transport.flights"]
+    assert [a.name for a in flights.get_task("load").outlets] == ["transport.flights"]
+    assert "refresh" not in flights.task_ids
 
 
 def test_broken_yaml_is_an_import_error_and_hides_nothing(

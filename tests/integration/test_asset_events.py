@@ -1,4 +1,4 @@
-"""Issue #14 item 3: the Asset event a dataset's ``load`` (a data cut's ``refresh_data_cuts``)
+"""Issue #14 item 3: the Asset event a dataset's ``load`` (a data cut's ``refresh``)
 emits says what happened, in its extra: rows, inserted, updated, deleted, rejected, schema
 version and run id, as stored in Airflow's metadata database."""
 
@@ -128,7 +128,7 @@ def test_a_cuts_asset_event_says_what_its_refresh_did(shop: Path) -> None:
     assert str(run.state) == "success"
     assert asset_events("evshop.big_orders", run.run_id) == [
         (
-            "refresh_data_cuts",
+            "refresh",
             {
                 "rows": 2,
                 "inserted": None,

@@ -101,7 +101,7 @@ def test_every_attempt_has_a_start_and_an_end_row(shop: Path, pg: Any) -> None:
 
     assert str(run.state) == "success"
     rows = _rows(pg, "shop.trail", run.run_id)
-    steps = ["extract", "validate", "load", "refresh_data_cuts", "record"]
+    steps = ["extract", "validate", "load", "record"]
     assert [(s, e, st) for s, e, st, _ in rows] == [
         (step, event, status)
         for step in steps
@@ -150,7 +150,7 @@ def test_a_killed_step_leaves_a_start_row_without_an_end(shop: Path, pg: Any) ->
     assert str(rerun.state) == "success"
     assert _attempts(pg, "shop.killed", run_id) == [
         ("extract", "killed"),
-        *[(s, "success") for s in ("extract", "validate", "load", "refresh_data_cuts", "record")],
+        *[(s, "success") for s in ("extract", "validate", "load", "record")],
     ]
 
 
@@ -181,13 +181,12 @@ def test_record_counts_steps_that_never_ran_as_upstream_failed(shop: Path, pg: A
             "extract": "success",
             "validate": "failed",
             "load": "upstream_failed",
-            "refresh_data_cuts": "upstream_failed",
             "record": "failed",
         }
     )
     _status, error, detail = ends["record"]
     assert "failed: validate" in error
-    assert "upstream_failed (never ran): load, refresh_data_cuts" in error
+    assert "upstream_failed (never ran): load" in error
     assert detail["steps"] == {s: v for s, v in airflow_states.items() if s != "record"}
     starts = pg.execute(
         """SELECT step FROM wharf.audit WHERE dataset_id = %s AND run_id = %s

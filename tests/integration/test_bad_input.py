@@ -77,7 +77,6 @@ def test_null_in_non_null_column_fails_validate_and_publishes_nothing(shop, pg) 
         "(value: '30/02/2024')" in error
     )
     assert rows["load"][0] == "upstream_failed"
-    assert rows["refresh_data_cuts"][0] == "upstream_failed"
     assert rows["record"][0] == "failed"  # as in Airflow: the run failed
     assert pg.execute(
         "SELECT last_status, row_count FROM wharf.catalogue WHERE dataset_id = 'shop.orders'"

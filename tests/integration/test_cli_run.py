@@ -244,3 +244,45 @@ def test_a_retry_wait_is_shown_and_the_log_stays_small(
     assert window[-1] - window[0] < 1_000, window
     assert "No tasks to run" not in log.read_text()
     assert log.stat().st_size < 100_000, log.stat().st_size
+
+
+CUT = """\
+metadata:
+  domain: clirun
+  dataset: notes_per_id
+  kind: data_cut
+  owners: [{name: Shop team, email: shop@example.org}]
+sql: notes_per_id.sql
+columns:
+  - {name: id, data_type: integer}
+  - {name: notes, data_type: bigint}
+"""
+
+
+def test_running_a_dataset_runs_the_cuts_built_on_it_after_it(
+    drop: Path, schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Issue #15: under the scheduler the dataset's Asset runs the cut's DAG; ``dag.test()``
+    runs one DAG, so ``wharf run`` runs the cut after its input, and prints its rows."""
+    home = tmp_path / "home"  # a project of its own, for its include/sql/
+    (home / "include" / "sql").mkdir(parents=True)
+    (home / "dags").symlink_to(settings.project_home() / "dags")
+    (home / "include" / "sql" / "notes_per_id.sql").write_text(
+        "SELECT id, count(*) AS notes FROM clirun.noted GROUP BY id"
+    )
+    monkeypatch.setenv("WHARF_HOME", str(home))
+    noted = dataset(schemas, "noted", drop / "rows.csv")
+    (schemas / "clirun" / "notes_per_id.yaml").write_text(CUT)
+
+    code, out = run(capsys, noted)
+
+    assert code == 0, out
+    order = [line.split()[1] for line in out.splitlines() if line.startswith("running ")]
+    assert order == ["clirun.noted:", "clirun.notes_per_id:"]
+    assert summary_row(out, "clirun.notes_per_id") == [
+        "clirun.notes_per_id",
+        "-",
+        "-",
+        "3",
+        "success",
+    ]

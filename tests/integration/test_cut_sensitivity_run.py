@@ -66,7 +66,7 @@ def test_a_refresh_refuses_a_cut_whose_input_became_protected(project: Path, pg:
     _staff(project, "PUBLIC")
     with pg_connect() as conn:
         access_apply(_cut("PUBLIC"))
-        assert data_cuts.refresh(conn, _cut("PUBLIC")) == "refreshed"
+        assert data_cuts.refresh(conn, _cut("PUBLIC")).outcome == "created"
     pg.execute("DROP VIEW hrsens.cut")
     _staff(project, "PROTECTED")  # changed after the DAG was parsed
     with pg_connect() as conn, pytest.raises(UnsafeSpecError) as caught:

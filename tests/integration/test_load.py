@@ -340,7 +340,7 @@ def test_two_loads_of_one_dataset_never_interleave(conn: Any) -> None:
         pause.release.set()
         first.join(30)
         second.join(30)
-    assert phases == ["migrate", "publish", "copy", "publish", "commit"]
+    assert phases == ["migrate", "publish", "copy", "publish", "catalogue", "publish", "commit"]
     assert fetch(conn, f"SELECT count(*), min(_wharf_run_id) FROM {table_name(spec)}") == [
         (30, "r3")
     ]

@@ -60,7 +60,9 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-ALL = [(1, "initial"), (2, "catalogue_readers"), (3, "alerts"), (4, "reference_versions")]
+# Every migration file, in order: each session that adds one adds a file, not a test edit.
+ALL = [(m.version, m.name) for m in migrations.migrations()]
+HEAD = ALL[-1][0]
 
 
 def _applied(conn: Any) -> list[tuple[int, str]]:
@@ -70,11 +72,18 @@ def _applied(conn: Any) -> list[tuple[int, str]]:
 def test_upgrade_applies_each_migration_once_and_records_it(db: Any) -> None:
     assert migrations.current_version(db) == 0
 
-    assert [m.version for m in migrations.upgrade(db)] == [1, 2, 3, 4]
+    assert ALL[:5] == [
+        (1, "initial"),
+        (2, "catalogue_readers"),
+        (3, "alerts"),
+        (4, "data_cut_definitions"),
+        (5, "catalogue_loads"),
+    ]
+    assert [m.version for m in migrations.upgrade(db)] == [v for v, _ in ALL]
     assert migrations.upgrade(db) == []
 
     assert _applied(db) == ALL
-    assert migrations.current_version(db) == migrations.head() == 4
+    assert migrations.current_version(db) == migrations.head() == HEAD
     migrations.require_head(db)  # no error
     assert db.execute("SELECT count(*) FROM wharf.audit").fetchone() == (0,)
 
@@ -89,12 +98,7 @@ def test_a_database_the_old_script_built_upgrades_cleanly(db: Any) -> None:
     db.commit()
     assert migrations.current_version(db) == 0
 
-    assert [m.name for m in migrations.upgrade(db)] == [
-        "initial",
-        "catalogue_readers",
-        "alerts",
-        "reference_versions",
-    ]
+    assert [m.name for m in migrations.upgrade(db)] == [n for _, n in ALL]
 
     assert _applied(db) == ALL
     assert db.execute("SELECT dataset_id FROM wharf.catalogue").fetchall() == [("old.one",)]
@@ -113,7 +117,7 @@ def test_two_upgrades_at_once_apply_each_migration_once(database_url: str) -> No
     for thread in threads:
         thread.join()
 
-    assert sorted(len(a) for a in applied) == [0, 0, 4]
+    assert sorted(len(a) for a in applied) == [0, 0, len(ALL)]
     with psycopg.connect(libpq(database_url)) as conn:
         assert _applied(conn) == ALL
 
@@ -161,7 +165,7 @@ def test_require_head_names_both_versions_and_the_command(db: Any) -> None:
     with pytest.raises(errors.TerminalError) as raised:
         migrations.require_head(db)
     assert str(raised.value) == (
-        "the datasets database is at version 0, Wharf needs 4: run `wharf db upgrade`"
+        f"the datasets database is at version 0, Wharf needs {HEAD}: run `wharf db upgrade`"
     )
     db.execute("SELECT 1")  # the failed read left the connection usable
 
@@ -175,14 +179,12 @@ def test_wharf_db_upgrade_prints_what_it_applied_then_up_to_date(
     )
     assert main(["db", "upgrade"]) == 0
     assert capsys.readouterr().out == (
-        "wharf db upgrade: applied 0001_initial.sql (version 1)\n"
-        "wharf db upgrade: applied 0002_catalogue_readers.sql (version 2)\n"
-        "wharf db upgrade: applied 0003_alerts.sql (version 3)\n"
-        "wharf db upgrade: applied 0004_reference_versions.sql (version 4)\n" + roles
+        "".join(f"wharf db upgrade: applied {v:04d}_{n}.sql (version {v})\n" for v, n in ALL)
+        + roles
     )
     assert main(["db", "upgrade"]) == 0
     assert capsys.readouterr().out == (
-        "wharf db upgrade: the datasets database is up to date (version 4)\n" + roles
+        f"wharf db upgrade: the datasets database is up to date (version {HEAD})\n" + roles
     )
 
 
@@ -249,9 +251,7 @@ def test_a_run_runs_no_ddl_on_wharfs_tables(orders: str, db: Any) -> None:
     assert ledger == []
     assert db.execute(
         "SELECT step, status FROM wharf.audit WHERE event = 'end' ORDER BY id"
-    ).fetchall() == [
-        (step, "success") for step in ("extract", "validate", "load", "refresh_data_cuts", "record")
-    ]
+    ).fetchall() == [(step, "success") for step in ("extract", "validate", "load", "record")]
 
 
 def test_a_run_on_a_database_not_upgraded_fails_at_once_naming_the_command(
@@ -262,7 +262,7 @@ def test_a_run_on_a_database_not_upgraded_fails_at_once_naming_the_command(
     assert str(run.state) == "failed"
     assert (
         "migshop.orders extract failed (terminal, not retried): the datasets database is at "
-        "version 0, Wharf needs 4: run `wharf db upgrade`"
+        f"version 0, Wharf needs {HEAD}: run `wharf db upgrade`"
     ) in caplog.text
     assert db.execute("SELECT to_regnamespace('wharf')").fetchone() == (None,)
 

@@ -219,6 +219,13 @@ def test_the_same_file_again_publishes_nothing(conn: Any, pg: Any, project: Proj
     assert checksum(pg, spec) == table  # _wharf_run_id and _wharf_loaded_at too: untouched
     assert fetch(pg, f"TABLE {project.history}") == history
     assert ledger(pg, project) == versions
+    # The catalogue's change log has the run, and says nothing changed (last updated stays).
+    assert fetch(
+        pg,
+        "SELECT run_id, structure_changed, data_changed, row_count FROM wharf.catalogue_loads"
+        " WHERE dataset_id = %s ORDER BY id",
+        spec.dataset_id,
+    ) == [("r1", True, True, 3), ("r2", False, False, 3)]
     # A YAML whose columns changed loads the same file again.
     described = [{**c, "description": "Changed."} if c["name"] == "rank" else c for c in COLUMNS]
     spec = project.write(ROWS, described)

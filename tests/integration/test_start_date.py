@@ -48,7 +48,7 @@ def test_a_logical_date_in_2013_runs_every_task(history: Path, pg: Any) -> None:
         "AND run_id = %s AND event = 'end' ORDER BY id",
         (run.run_id,),
     ).fetchall()
-    assert [s for s, _ in steps] == ["extract", "validate", "load", "refresh_data_cuts", "record"]
+    assert [s for s, _ in steps] == ["extract", "validate", "load", "record"]
     assert pg.execute("SELECT count(*) FROM history.old_dates").fetchone() == (2,)
 
 

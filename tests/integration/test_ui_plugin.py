@@ -273,7 +273,7 @@ def test_dataset_page_has_yaml_columns_source_runs_and_history(
     [run] = page["runs"]
     assert (run["run_id"], run["status"]) == (runs["uishop.orders"], "success")
     steps = {s["step"]: s for s in run["steps"]}
-    assert list(steps) == ["extract", "validate", "load", "refresh_data_cuts", "record"]
+    assert list(steps) == ["extract", "validate", "load", "record"]
     assert (steps["extract"]["rows_out"], steps["validate"]["rows_rejected"]) == (10, 2)
     assert (steps["load"]["rows_in"], steps["load"]["rows_out"]) == (8, 8)
     assert all(s["seconds"] is not None and s["seconds"] >= 0 for s in run["steps"])

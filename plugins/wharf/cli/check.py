@@ -50,13 +50,13 @@ def cmd_check(paths: list[str], rapid: bool = False) -> int:
 
 
 def _check_cut_inputs(file: Path, cut: DatasetSpec) -> None:
-    """A data cut is at least as sensitive as every input and reads none with ``row_access``,
-    each input read from its own YAML under the schemas folder (whichever files this run
-    checks)."""
-    from wharf.specfiles import known_spec
-    from wharf.specfiles.estate import cut_issues
+    """A data cut reads only datasets with a YAML under the schemas folder, never itself
+    through other cuts, is at least as sensitive as every input and reads none with
+    ``row_access``, each input read from its own YAML (whichever files this run checks)."""
+    from wharf.specfiles import known_spec, spec_files
+    from wharf.specfiles.estate import cut_issues, file_ids
 
-    issues = cut_issues(file, cut, known_spec)
+    issues = cut_issues(file, cut, known_spec, file_ids(spec_files()))
     if issues:
         raise SpecError(issues)
 

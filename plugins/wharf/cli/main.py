@@ -18,8 +18,10 @@ wharf db upgrade            apply the pending migrations of Wharf's own tables t
                             an admin)
 wharf access plan | apply   print (plan) or make (apply) the roles and grants the YAMLs
                             imply: reader roles by sensitivity, one role per data cut
-wharf catalogue             every dataset: sensitivity, reader roles, whether the grants
-                            match, last run, rows
+wharf catalogue [DATASET] [--json]
+                            every dataset: sensitivity, reader roles, whether the grants
+                            match, last run, rows; with DATASET its catalogue entry (last
+                            updated, hashes, source modified time) and change log
 wharf env                   print the environment as shell exports (starts the database)
 wharf airflow-info          print the Airflow UI's URL, who logs in and where the password is
 wharf reference diff DATASET
@@ -37,6 +39,7 @@ import argparse
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from wharf import environment, settings
 from wharf.cli.access import cmd_access
@@ -137,17 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     access_sub = access.add_subparsers(dest="access_command", required=True)
     access_sub.add_parser("plan", help="print what apply would change")
     access_sub.add_parser("apply", help="create roles, hand over objects, reconcile grants")
-    sub.add_parser("catalogue", help="datasets with sensitivity, readers, last run")
+    catalogue = sub.add_parser(
+        "catalogue", help="datasets with sensitivity, readers, last run; or one's change log"
+    )
+    catalogue.add_argument(
+        "dataset", nargs="?", help="one dataset id: its catalogue entry and change log"
+    )
+    catalogue.add_argument("--json", action="store_true", help="print JSON (keys: README)")
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     sub.add_parser(
         "airflow-info", help="print the Airflow UI's URL, its users and the password file"
     )
-    ref = sub.add_parser("reference", help="reference datasets' versions")
-    ref_sub = ref.add_subparsers(dest="reference_command", required=True)
-    ref_diff = ref_sub.add_parser(
-        "diff", help="what the working copy would change against the published version"
-    )
-    ref_diff.add_argument("dataset", help="a dataset id such as reference.countries")
+    _add_reference(sub)
     watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
     watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
     reset = watermark_sub.add_parser(
@@ -160,6 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dag.add_argument("--events-fd", type=int)
     args = parser.parse_args(argv)
     return _COMMANDS[args.command](args)
+
+
+def _add_reference(sub: Any) -> None:
+    """``wharf reference diff DATASET``."""
+    ref = sub.add_parser("reference", help="reference datasets' versions")
+    ref_sub = ref.add_subparsers(dest="reference_command", required=True)
+    ref_diff = ref_sub.add_parser(
+        "diff", help="what the working copy would change against the published version"
+    )
+    ref_diff.add_argument("dataset", help="a dataset id such as reference.countries")
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -182,7 +196,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": lambda args: cmd_demo(args.source_only),
     "db": lambda args: cmd_db_upgrade(),
     "access": lambda args: cmd_access(args.access_command == "apply"),
-    "catalogue": lambda args: cmd_catalogue(),
+    "catalogue": lambda args: cmd_catalogue(args.dataset, args.json),
     "env": lambda args: cmd_env(),
     "airflow-info": lambda args: cmd_airflow_info(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),

@@ -34,20 +34,32 @@ def run_order(specs: list[DatasetSpec]) -> list[DatasetSpec]:
     return plain + cuts
 
 
+def with_cuts(dataset_ids: list[str], specs: list[DatasetSpec]) -> set[str]:
+    """The ids to run for ``wharf run IDS``: those (every dataset when none is given) and
+    the data cuts built on them, directly or not, which the scheduler would run after them
+    on their Assets (``dag.test()`` runs one DAG, and no Asset triggers another)."""
+    from wharf.publish.data_cuts import dependents
+
+    chosen = set(dataset_ids) or {s.dataset_id for s in specs}
+    for dataset_id in list(chosen):
+        chosen |= {c.dataset_id for c in dependents(dataset_id, specs)}
+    return chosen
+
+
 def cmd_run(dataset_ids: list[str], logical_date: datetime | None = None) -> int:
     """Run each dataset's DAG once with ``dag.test()``, in a child process per dataset,
-    printing its logical date, each step's outcome as it ends and each retry wait as it
+    then the DAGs of the data cuts built on them, inputs first; printing its logical date, each step's outcome as it ends and each retry wait as it
     starts; then a summary of the rows each run extracted and loaded."""
     environment.apply()
     _migrate_airflow_db()
     specs, errors = load_specs()
     for err in errors:
         print(err, file=sys.stderr)
-    chosen = [s for s in run_order(specs) if not dataset_ids or s.dataset_id in dataset_ids]
     unknown = set(dataset_ids) - {s.dataset_id for s in specs}
     if unknown:
         print(f"unknown dataset(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    chosen = [s for s in run_order(specs) if s.dataset_id in with_cuts(dataset_ids, specs)]
     upgrade_datasets_db()
     changes = reconcile_estate(specs, apply=True)
     print(f"wharf access apply: {len(changes.statements)} change(s)")
@@ -368,8 +380,10 @@ def _print_summary(results: list[RunResult], errors: list[SpecError]) -> int:
     for result in results:
         steps, spec = result.steps, result.spec
         extracted = _count(steps, "extract", "rows_out")
-        loaded = table = None
-        if spec.metadata.kind != "data_cut":
+        loaded = None
+        if spec.metadata.kind == "data_cut":  # recomputed as a whole: only its rows after
+            table = _count(steps, "refresh", "rows_out")
+        else:
             loaded, table = _count(steps, "load", "rows_in"), _count(steps, "load", "rows_out")
         status = "success" if result.code == 0 else "FAILED"
         print(

@@ -199,6 +199,23 @@ class DatasetSpec(ContractModel):
         description="Data cuts only: the inputs as `domain.dataset` (found from the SQL when "
         "omitted; when given, the SQL may read only those).",
     )
+    refresh: Literal["all", "any"] | None = Field(
+        default=None,
+        description="Data cuts only: the cut's DAG runs once `all` its inputs have loaded "
+        "since its last run (the default), or whenever `any` of them has (Airflow Assets); a "
+        "`schedule` of its own runs it at those times too.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cut_schedule(cls, data: object) -> object:
+        """A data cut has no time schedule unless its YAML gives one: its inputs' Assets
+        schedule it (the ``@daily`` default is for datasets with a source)."""
+        if isinstance(data, dict) and "schedule" not in data:
+            metadata = data.get("metadata")
+            if isinstance(metadata, dict) and metadata.get("kind") == "data_cut":
+                return {**data, "schedule": None}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
@@ -217,7 +234,10 @@ class DatasetSpec(ContractModel):
                     "may not read such a table",
                     "row_access",
                 )
+            self._check_cut_keys()
             return self
+        if self.refresh is not None:
+            raise spec_error("'refresh' is only for kind: data_cut", "refresh")
         if self.source is None:
             raise spec_error(f"a {kind} dataset needs a 'source'")
         if not self.columns:
@@ -284,6 +304,34 @@ class DatasetSpec(ContractModel):
                 "row_access",
                 "column",
             )
+
+    def _check_cut_keys(self) -> None:
+        """A data cut's ``primary_key`` is the unique index of its materialized view, which
+        lets a refresh run CONCURRENTLY (readers are not blocked): only for ``materialized``,
+        and only over its declared columns."""
+        key = self.metadata.primary_key
+        if not key:
+            return
+        if not self.materialized:
+            raise spec_error(
+                "a plain data_cut has no primary_key: only a materialized view has an index "
+                "(set materialized: true to refresh it CONCURRENTLY on that key)",
+                "metadata",
+                "primary_key",
+            )
+        missing = [k for k in key if k not in {c.name for c in self.columns}]
+        if missing:
+            raise spec_error(
+                f"primary_key names columns not under 'columns': {', '.join(missing)} (a data "
+                "cut's key must be among its declared columns)",
+                "metadata",
+                "primary_key",
+            )
+
+    @property
+    def refresh_when(self) -> Literal["all", "any"]:
+        """When a data cut's DAG runs on its inputs' Assets: ``all`` (default) or ``any``."""
+        return self.refresh or "all"
 
     def _check_keys(self) -> None:
         meta, by_name = self.metadata, {c.name: c for c in self.columns}

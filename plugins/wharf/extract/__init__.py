@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -65,13 +65,45 @@ class Window:
         return {n: v for n, v in values.items() if v is not None}
 
 
+class Modified:
+    """When a source last changed, as the source itself says while it is read: the newest of
+    the times it was ``seen`` with (a local file's mtime, an S3 object's ``LastModified``, an
+    HTTP response's ``Last-Modified``) and of the ``Modified`` it ``include``s (a glob's later
+    files, opened only as the batches reach them). ``at`` is final once the batches are read;
+    None when the source said nothing (SQL, Google Sheets)."""
+
+    def __init__(self) -> None:
+        self._newest: datetime | None = None
+        self._parts: list[Modified] = []
+
+    def seen(self, at: datetime | None) -> None:
+        """Note a time the source gave (a naive one is taken as UTC)."""
+        if at is None:
+            return
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        if self._newest is None or at > self._newest:
+            self._newest = at
+
+    def include(self, other: Modified) -> None:
+        """Count ``other``'s times too, as they are when ``at`` is asked."""
+        self._parts.append(other)
+
+    @property
+    def at(self) -> datetime | None:
+        """The newest time seen, timezone-aware (UTC), or None."""
+        found = [t for t in (self._newest, *(p.at for p in self._parts)) if t is not None]
+        return max(found, default=None)
+
+
 @dataclass(frozen=True)
 class Extract:
-    """What a source yields: the landing schema, the batches, and a description for logs."""
+    """What a source yields: the landing schema, the batches, a description for logs, and
+    when the source last changed (``modified.at``, known once the batches are read)."""
 
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
     description: str
+    modified: Modified = field(default_factory=Modified)
 
 
 def read(spec: DatasetSpec, window: Window | None = None) -> Extract:

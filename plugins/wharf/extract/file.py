@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
-from wharf.extract import Extract, Window
+from wharf.extract import Extract, Modified, Window
 from wharf.extract.completeness import Beside, Expected, expectations
 from wharf.extract.local_files import LocalFiles
 from wharf.extract.s3_files import S3Files
@@ -58,11 +58,14 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
     first = files.open(0, expected[0])
     if len(names) == 1:
         return first
+    modified = Modified()  # the newest of the files' times
+    modified.include(first.modified)
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from first.batches
         for index in range(1, len(names)):
             opened = files.open(index, expected[index])
+            modified.include(opened.modified)
             if opened.schema.names != first.schema.names:
                 raise ValueError(
                     f"{spec.dataset_id}: {names[index]} has columns "
@@ -71,7 +74,7 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
                 )
             yield from (b.cast(first.schema) for b in opened.batches)
 
-    return Extract(first.schema, batches(), f"{len(names)} files {files.where}")
+    return Extract(first.schema, batches(), f"{len(names)} files {files.where}", modified)
 
 
 class _Files(Beside, Protocol):

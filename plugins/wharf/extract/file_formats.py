@@ -46,7 +46,7 @@ def open_file(
         raise
     if expected.digests or expected.rows is not None:
         batches = verified(opened.batches, expected, digest, spec.dataset_id, name)
-        return Extract(opened.schema, batches, opened.description)
+        return Extract(opened.schema, batches, opened.description, opened.modified)
     return opened
 
 
@@ -79,7 +79,9 @@ def _read(
         except BaseException:
             handle.close()
             raise
-        opened = Extract(opened.schema, _closing(opened.batches, handle), opened.description)
+        opened = Extract(
+            opened.schema, _closing(opened.batches, handle), opened.description, opened.modified
+        )
     return opened
 
 

@@ -36,6 +36,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from http.cookiejar import DefaultCookiePolicy
 from string import Formatter
 from typing import Any
@@ -49,7 +51,7 @@ from urllib3.util.retry import Retry
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.http_source import MAX_PARAM_CHARS, HttpSource, param_template_problem
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError, WharfError
-from wharf.extract import Extract, Window
+from wharf.extract import Extract, Modified, Window
 from wharf.extract.json_records import RecordBatcher, records_getter
 from wharf.extract.paginators import Page, Request, paginator_for
 from wharf.extract.urls import Origin, origin_of, shown
@@ -262,9 +264,13 @@ class _Client:
     origin the operator allows (the connection's ``wharf_allowed_origins``) with none, and
     nowhere else. Follows redirects itself, checking each hop before sending it."""
 
-    def __init__(self, spec: DatasetSpec, hook: Any, session: Any) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hook: Any, session: Any, modified: Modified | None = None
+    ) -> None:
         import requests
 
+        # Each page's Last-Modified goes here (the source's modified time: the newest).
+        self.modified = modified or Modified()
         source = spec.source
         assert isinstance(source, HttpSource)
         self.source, self.dataset_id, self.conn_id = source, spec.dataset_id, source.conn_id
@@ -353,6 +359,7 @@ class _Client:
                     raise ValueError(
                         f"{what}: {shown(prepared.url)} did not return JSON: {start!r}"
                     ) from None
+                self.modified.seen(_last_modified(response.headers.get("Last-Modified")))
                 return Page(prepared.url, parsed, response.links, what)
         raise HttpRedirectError(
             f"{what}: more than {MAX_REDIRECTS} redirects, the last to {shown(url)}"
@@ -462,6 +469,17 @@ class _Client:
         raise too_large
 
 
+def _last_modified(value: str | None) -> datetime | None:
+    """A ``Last-Modified`` header's time (RFC 9110 HTTP-date), or None if absent or
+    unreadable: a server's odd header must not fail the extract."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 @contextmanager
 def _stopping(watchdog: _Watchdog) -> Iterator[None]:
     try:
@@ -517,13 +535,14 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
     assert isinstance(source, HttpSource)
     batcher = RecordBatcher(spec, source.column_paths, source.batch_size)
     params = _params(spec, source, window)
+    modified = Modified()
 
     def batches() -> Iterator[pa.RecordBatch]:
         from airflow.providers.http.hooks.http import HttpHook
 
         hook = HttpHook(method="GET", http_conn_id=source.conn_id)
         with hook.get_conn() as session:
-            client = _Client(spec, hook, session)
+            client = _Client(spec, hook, session, modified)
             url = hook.url_from_endpoint(source.path)
             pages = records = 0
             shown_at = time.monotonic()
@@ -542,6 +561,7 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
         batcher.schema,
         batches(),
         f"HTTP API {source.path or '/'} via connection {source.conn_id!r}",
+        modified,
     )
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -15,7 +17,7 @@ from wharf import settings
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
 from wharf.errors import UnsafeSpecError
-from wharf.extract import Extract, local_paths
+from wharf.extract import Extract, Modified, local_paths
 from wharf.extract.completeness import Expected, read_at_most
 from wharf.extract.file_formats import open_file
 
@@ -37,14 +39,16 @@ class LocalFiles:
     def open(self, index: int, expected: Expected) -> Extract:
         path = self.paths[index]
         described = self.source.described(path)
-        return open_file(
-            lambda: open_below(path, described, self.prefix),
-            path,
-            self.source,
-            self.spec,
-            self.names[index],
-            expected,
-        )
+        modified = Modified()
+
+        def opener() -> IO[bytes]:
+            handle = open_below(path, described, self.prefix)
+            # The mtime of the very file read (its descriptor), not of a path looked up again.
+            modified.seen(datetime.fromtimestamp(os.fstat(handle.fileno()).st_mtime, UTC))
+            return handle
+
+        opened = open_file(opener, path, self.source, self.spec, self.names[index], expected)
+        return replace(opened, modified=modified)
 
     def folder(self, index: int) -> str:
         return str(self.paths[index].parent)

@@ -23,7 +23,7 @@ from wharf import connections, settings
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
 from wharf.errors import TransientError, UnsafeSpecError
-from wharf.extract import Extract
+from wharf.extract import Extract, Modified
 from wharf.extract.completeness import Expected, read_at_most
 from wharf.extract.file_formats import open_file
 
@@ -99,8 +99,9 @@ class S3Files:
     def open(self, index: int, expected: Expected) -> Extract:
         key, name = self.keys[index], self.names[index]
         folder = Path(tempfile.mkdtemp(prefix="wharf-s3-"))
+        modified = Modified()
         try:
-            path = self._download(key, name, folder)
+            path = self._download(key, name, folder, modified)
             opened = open_file(
                 lambda: open(path, "rb"),  # noqa: SIM115 - the reader closes it when done
                 path,
@@ -115,18 +116,20 @@ class S3Files:
         batches = _deleting(opened.batches, folder)
         # Also when the batches are never read: delete the file once they are dropped.
         weakref.finalize(batches, shutil.rmtree, folder, True)
-        return Extract(opened.schema, batches, opened.description)
+        return Extract(opened.schema, batches, opened.description, modified)
 
-    def _download(self, key: str, name: str, folder: Path) -> Path:
+    def _download(self, key: str, name: str, folder: Path, modified: Modified) -> Path:
         """The object streamed to a file in ``folder`` (never whole in memory), named with
         the key's suffixes so the readers know it (``.xlsx``, ``.gz``), then checked against
         the object: its size against the ``ContentLength``, and its MD5 against the ETag
         when that is one (a single-part upload without KMS or customer keys). A mismatch is
-        a ``TransientError``: the bytes are not the object's, and a retry downloads again."""
+        a ``TransientError``: the bytes are not the object's, and a retry downloads again.
+        The object's ``LastModified`` goes to ``modified``."""
         suffix = re.sub(r"[^A-Za-z0-9.]", "", "".join(PurePosixPath(key).suffixes[-2:]))
         path = folder / f"object{suffix}"
         try:
             obj = self.hook.get_key(key, self.bucket)  # HEAD: the size and ETag to expect
+            modified.seen(obj.last_modified)  # of the version downloaded (VersionId below)
             extra = dict(self.hook.extra_args)
             if getattr(self.hook, "_requester_pays", False):
                 extra["RequestPayer"] = "requester"

@@ -115,13 +115,13 @@ def freshness_rows(conn: Connection) -> dict[str, FreshnessRow]:
 
 def last_updated(conn: Connection) -> dict[str, datetime]:
     """When each dataset's published data last changed: the end of its last successful
-    ``load``, and for a data cut its last refresh (by its own run or an input's
-    ``refresh_data_cuts``), from ``wharf.audit``. Reads every end row of those two steps."""
+    ``load``, and for a data cut of its last successful ``refresh`` (and, from before issue
+    #15, an input's ``refresh_data_cuts`` that refreshed it), from ``wharf.audit``."""
     with conn.cursor() as cur:
         cur.execute(
             """SELECT dataset_id, max(finished_at) FROM (
                    SELECT dataset_id, finished_at FROM wharf.audit
-                   WHERE event = 'end' AND step = 'load' AND status = 'success'
+                   WHERE event = 'end' AND step IN ('load', 'refresh') AND status = 'success'
                    UNION ALL
                    SELECT cut.key, a.finished_at
                    FROM wharf.audit a, jsonb_each_text(a.detail -> 'data_cuts') AS cut

@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, CronTriggerTimetable
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+)
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.schedule import CRON_PRESETS
@@ -34,11 +42,30 @@ def asset(dataset_id: str) -> Asset:
 
 
 def _schedule(spec: DatasetSpec) -> Any:
+    if spec.metadata.kind == "data_cut":
+        return _cut_schedule(spec)
     if spec.schedule is None:
         return None
     # A data interval [start, end) per run, as incremental loads and backfills need; a
     # preset string would give a zero-width CronTriggerTimetable.
     return CronDataIntervalTimetable(CRON_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC")
+
+
+def _cut_schedule(spec: DatasetSpec) -> Any:
+    """A data cut runs on its inputs' Assets: once all of them (``refresh: all``, the
+    default) or any of them (``refresh: any``) have an event since its last run; with a
+    ``schedule`` of its own, at those times too. The inputs are its ``depends_on`` or the
+    tables its SQL reads (a local file: the one read a cut's parse needs)."""
+    from wharf.specfiles.estate import cut_inputs
+
+    inputs = [asset(i) for i in cut_inputs(spec)]
+    condition = AssetAll(*inputs) if spec.refresh_when == "all" else AssetAny(*inputs)
+    if spec.schedule is None:
+        return condition
+    cron = CRON_PRESETS.get(spec.schedule, spec.schedule)
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=condition
+    )
 
 
 def _doc(spec: DatasetSpec) -> str:
@@ -56,8 +83,10 @@ def _doc(spec: DatasetSpec) -> str:
 
 
 def build_dag(spec: DatasetSpec) -> DAG:
-    """The DAG of one dataset: ``extract -> validate -> load -> refresh_data_cuts -> record``
-    (a data cut: ``refresh_data_cuts -> record``). ``record`` runs whatever happened upstream."""
+    """The DAG of one dataset: ``extract -> validate -> load -> record``, ``load``'s outlet
+    the dataset's Asset; a data cut's: ``refresh -> record``, scheduled on its inputs'
+    Assets (``_cut_schedule``), ``refresh``'s outlet its own Asset, so cuts over cuts follow
+    in dependency order. ``record`` runs whatever happened upstream."""
     meta = spec.metadata
     dag = DAG(
         dag_id=spec.dag_id,
@@ -98,12 +127,11 @@ def _dataset_steps(dataset_id: str) -> list[PythonOperator]:
         _task("extract", dataset_id),
         _task("validate", dataset_id),
         _task("load", dataset_id, outlets=[asset(dataset_id)]),
-        _task("refresh_data_cuts", dataset_id),
     ]
 
 
 def _data_cut_steps(dataset_id: str) -> list[PythonOperator]:
-    return [_task("refresh_data_cuts", dataset_id, outlets=[asset(dataset_id)])]
+    return [_task("refresh", dataset_id, outlets=[asset(dataset_id)])]
 
 
 class ValidateStep(PythonOperator):

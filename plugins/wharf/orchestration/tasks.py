@@ -1,6 +1,6 @@
 """The steps of one dataset run, as Airflow task bodies.
 
-``extract -> validate -> load -> refresh_data_cuts -> record``. Each step takes the dataset id
+``extract -> validate -> load -> record``; a data cut's: ``refresh -> record``. Each step takes the dataset id
 (never the YAML's strings: Airflow would render them as Jinja), reads its spec, moves data
 through the lake, returns only references and counts (they go to XCom) and appends its own
 audit row, also when it fails.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from wharf import connections, errors, extract, lake
@@ -30,8 +30,8 @@ from wharf.validate import contract_checks, expectations, staging
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "validate", "load", "refresh_data_cuts", "record")
-DATA_CUT_STEPS = ("refresh_data_cuts", "record")
+STEPS = ("extract", "validate", "load", "record")
+DATA_CUT_STEPS = ("refresh", "record")
 
 
 def run_step(step: str, dataset_id: str) -> dict[str, Any]:
@@ -88,11 +88,14 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     path = lake.uri(run.lake_key, "landing")
     row.rows_out, row.lake_path = rows, path
     row.detail["source"] = opened.description
+    # Known once every batch is read; `load` takes it from XCom into wharf.catalogue_loads.
+    modified = opened.modified.at.isoformat() if opened.modified.at else None
+    row.detail["source_modified_at"] = modified
     log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
+    extracted = {"rows": rows, "landing": path, "source_modified_at": modified}
     if before is not None:  # the file as read: load's unchanged check and version ledger
-        row.detail["file_sha256"] = reference.same_file(spec, before)
-        return {"rows": rows, "landing": path, "file_sha256": before}
-    return {"rows": rows, "landing": path}
+        row.detail["file_sha256"] = extracted["file_sha256"] = reference.same_file(spec, before)
+    return extracted
 
 
 _PROGRESS_SECONDS = 5.0  # how often a long extract logs its count
@@ -248,7 +251,15 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         _from_extract("file_sha256"),
     )
     with connections.connect() as conn:
-        result = load.load(conn, spec, run.run_id, run.logical_date, rows, backfill=run.is_backfill)
+        result = load.load(
+            conn,
+            spec,
+            run.run_id,
+            run.logical_date,
+            rows,
+            backfill=run.is_backfill,
+            source_modified_at=_source_modified_at(),
+        )
     row.rows_in, row.rows_out = result.rows_in, result.published_rows
     row.detail.update(
         inserted=result.inserted,
@@ -279,6 +290,13 @@ def _from_extract(key: str) -> Any:
     return extracted.get(key) if isinstance(extracted, dict) else None
 
 
+def _source_modified_at() -> datetime | None:
+    """When the source last changed, as this run's ``extract`` found it (its XCom): the
+    source is not read again. None when it said nothing."""
+    found = _from_extract("source_modified_at")
+    return datetime.fromisoformat(found) if found else None
+
+
 def _rejected(run: Run) -> int | None:
     """The rows this run's ``validate`` rejected (quarantined), from its XCom; None when it
     left none."""
@@ -303,29 +321,26 @@ def _asset_event(run: Run, counts: dict[str, Any]) -> None:
 _EVENT_KEYS = ("rows", "inserted", "updated", "deleted", "rejected", "schema_version")
 
 
-def _refresh_data_cuts(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
+def _refresh(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
+    """A data cut's own step, run when its inputs' Assets say they loaded: create, re-create
+    or refresh its view (``data_cuts.refresh``), then say so in its Asset event."""
     specs, _ = load_specs()
-    cuts = data_cuts.dependents(spec.dataset_id, specs)
-    if spec.metadata.kind == "data_cut":
-        cuts = [spec, *cuts]
-    outcome = {}
-    rows = None
     with connections.connect() as conn:
-        for cut in cuts:
-            outcome[cut.dataset_id] = data_cuts.refresh(conn, cut)
-        if outcome.get(spec.dataset_id) == "refreshed":
-            rows = _published_rows(conn, spec)
-    if spec.metadata.kind == "data_cut" and outcome[spec.dataset_id] == "waiting":
-        raise errors.TransientError(
-            f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
-            "loaded yet; run their DAGs first"
-        )
-    if spec.metadata.kind == "data_cut":
-        # A cut is recomputed as a whole: no row is inserted, updated, deleted or rejected
-        # one by one, and it has no schema version of its own.
-        _asset_event(run, {"rows": rows, "rejected": 0})
-    row.detail["data_cuts"] = outcome
-    return {"data_cuts": outcome}
+        done = data_cuts.refresh(conn, spec, run.run_id, specs)
+        if done.outcome == "waiting":
+            raise errors.TransientError(
+                f"{spec.dataset_id}: its inputs {', '.join(data_cuts.inputs(spec))} are not all "
+                "loaded yet; its DAG runs when they have (or trigger it once they are)"
+            )
+        rows = _published_rows(conn, spec)
+    row.rows_out = rows
+    row.detail["definition"] = done.outcome
+    if done.recreated:
+        row.detail["recreated"] = list(done.recreated)
+    # A cut is recomputed as a whole: no row is inserted, updated, deleted or rejected one by
+    # one, and it has no schema version of its own.
+    _asset_event(run, {"rows": rows, "rejected": 0})
+    return {"outcome": done.outcome, "rows": rows, "recreated": list(done.recreated)}
 
 
 def _record(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
@@ -381,7 +396,7 @@ _NEVER_RAN = {"upstream_failed", "skipped", "removed", "none"}
 
 
 def _states(steps: list[str], by_task: dict[str, str]) -> str:
-    """``failed: validate; upstream_failed (never ran): load, refresh_data_cuts``."""
+    """``failed: validate; upstream_failed (never ran): load``."""
     grouped: dict[str, list[str]] = {}
     for step in steps:
         state = by_task.get(step, "none")
@@ -417,6 +432,6 @@ _BODIES: dict[str, Callable[[DatasetSpec, Run, AuditRow], dict[str, Any]]] = {
     "extract": _extract,
     "validate": _validate,
     "load": _load,
-    "refresh_data_cuts": _refresh_data_cuts,
+    "refresh": _refresh,
     "record": _record,
 }

@@ -13,9 +13,11 @@ Every load is **one transaction** on the published table itself:
    - ``MERGE``: ``COPY`` into a temporary table, then ``MERGE ... WHEN MATCHED AND (row) IS
      DISTINCT FROM (new row) THEN UPDATE ... WHEN NOT MATCHED THEN INSERT``: only new and
      changed rows are written;
-5. reconcile the table's grants with its sensitivity and its row-level security with its
+5. append the load's row to ``wharf.catalogue_loads``: the table's structure and data hashes
+   and whether each changed (``wharf.ledger.changes``);
+6. reconcile the table's grants with its sensitivity and its row-level security with its
    ``row_access`` (``wharf.publish.access``);
-6. ``COMMIT``.
+7. ``COMMIT``.
 
 Until the commit, readers see the old rows (MVCC) and are never blocked: ``DELETE`` and
 ``COPY`` take only a ROW EXCLUSIVE lock, unlike ``TRUNCATE`` (ACCESS EXCLUSIVE for the whole
@@ -45,6 +47,7 @@ from wharf.connections import Connection, Cursor, lock_dataset, lock_ddl, one_ro
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
+from wharf.ledger import changes
 from wharf.publish import access, reference, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import LoadError, copy_batches, copy_error
@@ -120,12 +123,15 @@ def load(
     rows: Batches,
     on_phase: Callable[[str], None] | None = None,
     backfill: bool = False,
+    source_modified_at: datetime | None = None,
 ) -> LoadResult:
     """Load ``rows`` into the dataset's table by its ``update_behaviour``, in one transaction.
 
     ``logical_date`` keys APPEND's rows: a re-run of that date replaces them (a run without a
     logical date replaces the rows of its own ``run_id``). ``on_phase`` is told ``migrate``,
-    ``copy``, ``publish`` and ``commit`` as each begins (logged too). An incremental source's
+    ``copy``, ``publish``, ``catalogue`` and ``commit`` as each begins (logged too). The
+    load's row of ``wharf.catalogue_loads`` (its hashes, and ``source_modified_at``: when
+    the source last changed, as ``extract`` found it) is written in the same transaction. An incremental source's
     watermark advances in the same transaction (not in a ``backfill`` run, which re-reads
     an older interval). Raises ``GuardError``,
     ``schema_changes.SchemaChangeError`` or ``LoadError`` (naming the row and column for a
@@ -136,7 +142,7 @@ def load(
     result = LoadResult(meta.update_behaviour, rows.num_rows)
     clock = _Phases(spec, result, on_phase)
     prepare(conn, spec)
-    if reference.unchanged(conn, spec, rows, result, LOCK_TIMEOUT):
+    if reference.unchanged(conn, spec, rows, result, LOCK_TIMEOUT, run_id, source_modified_at):
         return result
     try:
         with conn.cursor() as cur:
@@ -175,6 +181,9 @@ def load(
                 _advance_watermark(cur, spec, run_id)
             schema_changes.forbid_nulls(cur, spec, not_null_later)
             schema_changes.ensure_indexes(cur, spec)
+            clock.begin("catalogue")  # the hashes of what the commit publishes (ledger.changes)
+            changes.record_load(cur, spec, run_id, loaded_at, result, source_modified_at)
+            clock.begin("publish")
             comment(cur, spec)
             access.reconcile(cur, spec, roles)  # last: it may wait for DDL elsewhere
         clock.begin("commit")

@@ -4,7 +4,7 @@ A reference dataset (``kind: reference``, ``wharf.contract.reference``) is one f
 ``include/reference/``. Its versions are ``MAJOR.MINOR``: the first load is ``1.0``; a row
 added, changed or removed (told apart by the primary key) bumps the minor version; a column
 added, removed, renamed or retyped (or a new primary key) bumps the major and resets the minor
-to 0 (``next_version``). Each version is a row of ``wharf.reference_versions`` (migration 0004)
+to 0 (``next_version``). Each version is a row of ``wharf.reference_versions`` (migration 0006)
 with the file's SHA-256, the structure and the counts.
 
 The current rows stay in ``<domain>.<dataset>``; every version's rows, the current ones
@@ -52,6 +52,7 @@ from wharf.contract.reference import (
     history_spec,
 )
 from wharf.errors import TerminalError, TransientError
+from wharf.ledger import changes
 from wharf.publish import access, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import copy_batches
@@ -239,14 +240,21 @@ def file_sha256(spec: DatasetSpec) -> str:
 
 
 def unchanged(
-    conn: Connection, spec: DatasetSpec, rows: Batches, result: LoadResult, lock_timeout: str
+    conn: Connection,
+    spec: DatasetSpec,
+    rows: Batches,
+    result: LoadResult,
+    lock_timeout: str,
+    run_id: str,
+    source_modified_at: datetime | None = None,
 ) -> bool:
     """Whether ``load`` may skip a reference dataset: its file's checksum and its YAML's
     structure equal the current version's, and its table and history exist. Then, in one
     short transaction under the dataset's lock, the grants and comments of both tables are
     reconciled with the YAML (a changed sensitivity or description still applies), ``result``
-    says ``unchanged`` with the version and row count, and True is returned: nothing else is
-    published. False (nothing done) for any other dataset, or when the file or YAML changed.
+    says ``unchanged`` with the version and row count, the run's row of
+    ``wharf.catalogue_loads`` says its structure and data did not change, and True is
+    returned: nothing else is published. False (nothing done) for any other dataset, or when the file or YAML changed.
     The file's checksum is ``rows.source_sha256`` (the file ``extract`` read), else hashed now."""
     if spec.metadata.kind != "reference":
         return False
@@ -276,6 +284,8 @@ def unchanged(
             result.schema_version = schema_changes.current_version(cur, spec.dataset_id) or ""
             result.reference_version, result.unchanged = str(published.version), True
             result.rows_in = 0  # nothing was read from the lake
+            cur.execute("SELECT transaction_timestamp()")
+            changes.record_load(cur, spec, run_id, one_row(cur)[0], result, source_modified_at)
             access.reconcile(cur, spec, roles)
             access.reconcile(cur, history, roles)
         conn.commit()

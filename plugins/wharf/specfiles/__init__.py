@@ -10,7 +10,7 @@ from wharf.contract.dataset import DatasetSpec
 from wharf.errors import one_line
 from wharf.specfiles.cache import load_spec_cached
 from wharf.specfiles.errors import SpecError, SpecIssue
-from wharf.specfiles.estate import Lookup, cut_issues
+from wharf.specfiles.estate import Lookup, cut_issues, file_ids
 from wharf.specfiles.reader import load_spec, spec_files
 
 __all__ = [
@@ -30,12 +30,14 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
 
     Returns the valid specs and one ``SpecError`` per broken file. A dataset id used by two
     files is an error on the second; a data cut less sensitive than an input is an error on
-    the cut (``wharf.specfiles.estate``).
+    the cut (``wharf.specfiles.estate``), and so is a cut reading a table no YAML describes
+    or reading itself through other cuts.
     """
     specs: dict[str, DatasetSpec] = {}
     files: dict[str, Path] = {}
     errors: list[SpecError] = []
-    for file in spec_files(root):
+    every_file = spec_files(root)
+    for file in every_file:
         try:
             spec = load_spec_cached(file)
         except SpecError as err:
@@ -48,14 +50,17 @@ def load_specs(root: Path | None = None) -> tuple[list[DatasetSpec], list[SpecEr
             continue
         specs[spec.dataset_id] = spec
         files[spec.dataset_id] = file
+    refused = []
     for cut in [s for s in specs.values() if s.metadata.kind == "data_cut"]:
         try:
-            issues = cut_issues(files[cut.dataset_id], cut, _known(specs))
+            issues = cut_issues(files[cut.dataset_id], cut, _known(specs), file_ids(every_file))
         except Exception as err:  # its SQL changed since it was read: never hide the others
             issues = [SpecIssue(files[cut.dataset_id], 1, "sql", one_line(err))]
         if issues:
             errors.append(SpecError(issues))
-            del specs[cut.dataset_id]
+            refused.append(cut.dataset_id)
+    for dataset_id in refused:  # after every cut is judged on the same YAMLs: a cycle's each
+        del specs[dataset_id]
     return list(specs.values()), errors
 
 

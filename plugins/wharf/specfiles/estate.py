@@ -4,13 +4,15 @@ refresh task look each input up by id)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.reference import history_name, history_of
 from wharf.contract.sensitivity import cut_row_access_problem, cut_sensitivity_problem
 from wharf.contract.sql_rules import check_cut
+from wharf.errors import UnsafeSpecError
 from wharf.specfiles.errors import SpecIssue
 from wharf.specfiles.sql_files import cut_sql
 from wharf.specfiles.yaml_lines import load_with_lines
@@ -44,10 +46,88 @@ def row_access_problem(
     return cut_row_access_problem({i: spec for i in ids if (spec := lookup(i)) is not None})
 
 
-def cut_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
+def cut_issues(
+    file: Path, cut: DatasetSpec, lookup: Lookup, known: Collection[str]
+) -> list[SpecIssue]:
     """Every rule between a data cut and its inputs' YAMLs, as issues at the cut's lines:
-    ``sensitivity_issues`` and ``row_access_issues``."""
-    return sensitivity_issues(file, cut, lookup) + row_access_issues(file, cut, lookup)
+    ``input_issues`` (``known``: the ids of every dataset YAML, valid or not),
+    ``cycle_issues``, ``sensitivity_issues`` and ``row_access_issues``."""
+    unknown = input_issues(file, cut, known)
+    if unknown:
+        return unknown
+    return (
+        cycle_issues(file, cut, lookup)
+        + sensitivity_issues(file, cut, lookup)
+        + row_access_issues(file, cut, lookup)
+    )
+
+
+def input_issues(file: Path, cut: DatasetSpec, known: Collection[str]) -> list[SpecIssue]:
+    """Each input of the cut that no dataset YAML describes, at its ``depends_on`` entry or
+    the ``sql`` line: ``unknown table shop.ordrs (did you mean shop.orders?)``. A view over a
+    table Wharf does not load would have no Asset to schedule it, no sensitivity to compare
+    and no owner to grant it."""
+    issues = []
+    for dataset_id in cut_inputs(cut):
+        if dataset_id in known:
+            continue
+        close = difflib.get_close_matches(dataset_id, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        message = (
+            f"unknown table {dataset_id}{hint}: a data cut reads datasets that have a YAML "
+            "under include/schemas/"
+        )
+        issues.append(_input_issue(file, cut, dataset_id, message))
+    return issues
+
+
+def cycle_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
+    """The cut reads itself through other data cuts: ``a -> b -> a``, at its ``sql`` line
+    (no order of refreshes exists, and each would wait for the other's Asset for ever)."""
+    path = _cycle_through(cut, lookup)
+    if path is None:
+        return []
+    _, lines = load_with_lines(file)
+    message = f"data cuts read each other in a cycle: {' -> '.join(path)}"
+    field = "depends_on" if cut.depends_on else "sql"
+    return [SpecIssue(file, lines.get((field,), 1), field, message)]
+
+
+def _cycle_through(cut: DatasetSpec, lookup: Lookup) -> list[str] | None:
+    """A path of input edges from the cut back to itself, or None (depth-first, each cut
+    visited once)."""
+    seen: set[str] = set()
+
+    def walk(spec: DatasetSpec, path: list[str]) -> list[str] | None:
+        for dataset_id in _readable_inputs(spec):
+            if dataset_id == cut.dataset_id:
+                return [*path, dataset_id]
+            found = lookup(dataset_id)
+            if found is None or found.metadata.kind != "data_cut" or dataset_id in seen:
+                continue
+            seen.add(dataset_id)
+            cycle = walk(found, [*path, dataset_id])
+            if cycle:
+                return cycle
+        return None
+
+    return walk(cut, [cut.dataset_id])
+
+
+def _readable_inputs(cut: DatasetSpec) -> list[str]:
+    try:
+        return cut_inputs(cut)
+    except (UnsafeSpecError, FileNotFoundError):
+        return []  # refused SQL is an issue of that cut's own
+
+
+def _input_issue(file: Path, cut: DatasetSpec, dataset_id: str, message: str) -> SpecIssue:
+    _, lines = load_with_lines(file)
+    if dataset_id in cut.depends_on:
+        index = cut.depends_on.index(dataset_id)
+        line = lines.get(("depends_on", index), lines.get(("depends_on",), 1))
+        return SpecIssue(file, line, f"depends_on[{index}]", message)
+    return SpecIssue(file, lines.get(("sql",), 1), "sql", message)
 
 
 def sensitivity_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
@@ -67,12 +147,13 @@ def row_access_issues(file: Path, cut: DatasetSpec, lookup: Lookup) -> list[Spec
     if found is None:
         return []
     dataset_id, problem = found
-    _, lines = load_with_lines(file)
-    if dataset_id in cut.depends_on:
-        index = cut.depends_on.index(dataset_id)
-        line = lines.get(("depends_on", index), lines.get(("depends_on",), 1))
-        return [SpecIssue(file, line, f"depends_on[{index}]", problem)]
-    return [SpecIssue(file, lines.get(("sql",), 1), "sql", problem)]
+    return [_input_issue(file, cut, dataset_id, problem)]
+
+
+def file_ids(files: Collection[Path]) -> set[str]:
+    """The dataset ids of YAML files, ``<domain folder>.<file stem>`` (``load_spec``
+    refuses a file placed otherwise)."""
+    return {f"{file.parent.name}.{file.stem}" for file in files}
 
 
 def history_clash_issues(file: Path, spec: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:

@@ -80,15 +80,15 @@ def display_state(
 ) -> tuple[str, str]:
     """How the page shows a dataset's ``verdict``, as ``(state, message)``: ``failed`` when
     its last run failed (``last_status``; stale or not), else ``stale`` with the verdict's
-    reason, else ``manual`` (no schedule: runs when triggered, or a cut refreshed by its
-    inputs' runs), ``never`` (scheduled, ``updated`` None: never loaded) or ``fresh``."""
+    reason, else ``manual`` (no schedule: runs when triggered, or a cut run by its inputs'
+    Assets), ``never`` (scheduled, ``updated`` None: never loaded) or ``fresh``."""
     if last_status == "failed":
         return "failed", FAILED_MESSAGE
     if verdict.stale:
         return "stale", verdict.reason or "Stale"
     if spec.schedule is None:
         if spec.metadata.kind == "data_cut":
-            return "manual", "Refreshed by its inputs' runs (no schedule); they are up to date"
+            return "manual", "Refreshed when its inputs load (their Assets); they are up to date"
         return "manual", "Runs when triggered (no schedule): never stale"
     if updated is None:
         return "never", "Never loaded: no successful run yet"

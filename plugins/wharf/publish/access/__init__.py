@@ -32,6 +32,7 @@ from wharf.publish.access.catalog import (
     Changes,
     deployment_roles,
     grants_state,
+    relation,
 )
 from wharf.publish.access.estate import (
     estate_changes,
@@ -70,6 +71,7 @@ __all__ = [
     "grants_state",
     "hand_to_owner",
     "reconcile",
+    "relation",
     "release_row_policy",
     "require_loader",
     "require_owner",

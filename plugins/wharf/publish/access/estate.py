@@ -25,7 +25,7 @@ from wharf.publish.access.grants import cut_input_changes, relation_changes, sch
 
 # Wharf's own tables the loader writes (every table of the schema but these): the
 # append-only ones it may only add to, and the read-only ones.
-APPEND_ONLY = ("audit", "reference_versions")
+APPEND_ONLY = ("audit", "catalogue_loads", "reference_versions")
 READ_ONLY = ("schema_migrations",)
 # Attributes no Wharf role may have: each would let it step around every grant (the queries
 # below test rolsuper, rolcreaterole, rolcreatedb, rolbypassrls and rolreplication).

@@ -1,4 +1,4 @@
--- Migration 0004 (issue #15): each version of each reference dataset (README, "Reference
+-- Migration 0006 (issue #15): each version of each reference dataset (README, "Reference
 -- data"). Append-only, as wharf.audit: the loader may INSERT and SELECT, never change a row.
 CREATE TABLE wharf.reference_versions (
     id            bigserial PRIMARY KEY,
