@@ -23,6 +23,9 @@ TMP = Path(tempfile.mkdtemp(prefix="wharf-tests-"))
 os.environ["AIRFLOW_HOME"] = str(TMP / "airflow")
 os.environ["WHARF_LAKE_ROOT"] = (TMP / "lake").as_uri()
 os.environ.pop("WHARF_SCHEMAS_DIR", None)
+# No OpenLineage events from every test's runs (the local default would write them to a file):
+# tests/integration/test_openlineage.py sends its own to a receiver of its own.
+os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "True"
 
 from wharf import environment  # noqa: E402
 

@@ -7,6 +7,7 @@ filesystem for an ``s3://`` lake)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
@@ -99,6 +100,38 @@ def sqlalchemy_url(conn_id: str) -> Any:
         port=None if socket else conn.port or None,
         database=conn.schema or None,
         query={"host": conn.host or ""} if socket else {},
+    )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an Airflow connection points, without its login or password: for names that
+    leave Wharf (OpenLineage datasets). ``scheme`` is the SQLAlchemy driver's dialect for SQL
+    connections (``mysql``, ``postgresql``, ``sqlite``) and the connection type otherwise;
+    ``host`` may be a URL (HTTP connections keep their base URL there), a Unix-socket
+    folder or a SQLite file; ``database`` is the connection's ``schema`` field."""
+
+    conn_type: str
+    scheme: str
+    host: str
+    port: int | None
+    database: str
+
+
+def endpoint(conn_id: str) -> Endpoint:
+    """The ``Endpoint`` of the Airflow connection ``conn_id``, read when called (never at
+    parse time). Raises Airflow's ``AirflowNotFoundException`` for an unknown connection."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    conn_type = conn.conn_type or ""
+    scheme = conn.extra_dejson.get("sqlalchemy_scheme") or _SCHEMES.get(conn_type) or conn_type
+    return Endpoint(
+        conn_type=conn_type,
+        scheme=str(scheme).split("+", 1)[0],
+        host=conn.host or "",
+        port=conn.port or None,
+        database=conn.schema or "",
     )
 
 

@@ -11,6 +11,7 @@ The demo's connections are not here: they exist only while its servers run
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -37,11 +38,54 @@ def airflow_defaults() -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+        **openlineage_defaults(),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(home / "plugins"), os.environ.get("PYTHONPATH", "")) if p
         ),
     }
+
+
+# Where a user says where OpenLineage events go (Airflow's [openlineage] section, the
+# OpenLineage client's own variables) or that they go nowhere: then Wharf adds no transport.
+_OPENLINEAGE_SETTINGS = (
+    "AIRFLOW__OPENLINEAGE__TRANSPORT",
+    "AIRFLOW__OPENLINEAGE__CONFIG_PATH",
+    "AIRFLOW__OPENLINEAGE__CONFIG_CONN_ID",
+    "AIRFLOW__OPENLINEAGE__DISABLED",
+    "OPENLINEAGE_URL",
+    "OPENLINEAGE_CONFIG",
+    "OPENLINEAGE_DISABLED",
+)
+
+
+def openlineage_events_file() -> Path:
+    """Where the local default transport writes OpenLineage events: one JSON event per line."""
+    return settings.state_dir() / "openlineage" / "events.jsonl"
+
+
+def openlineage_defaults() -> dict[str, str]:
+    """Airflow's OpenLineage provider settings for a local Wharf.
+
+    Events go to a file transport (``openlineage_events_file()``) unless the user configured
+    a transport or turned OpenLineage off (``_OPENLINEAGE_SETTINGS``, any
+    ``OPENLINEAGE__TRANSPORT__*``), or keeps an ``openlineage.yml`` where the OpenLineage
+    client looks for one (the working folder, ``~/.openlineage/``): the provider itself only
+    reads a file named in ``[openlineage] config_path``, so that file is named there. Emission
+    runs in a thread, not in a forked copy of the task process (the provider's default): a
+    fork shares the task's connection to its supervisor."""
+    defaults = {
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "wharf",
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
+    }
+    if any(os.environ.get(k) for k in _OPENLINEAGE_SETTINGS) or any(
+        k.startswith("OPENLINEAGE__TRANSPORT") and v for k, v in os.environ.items()
+    ):
+        return defaults
+    for found in (Path.cwd() / "openlineage.yml", Path.home() / ".openlineage" / "openlineage.yml"):
+        if found.is_file():
+            return {**defaults, "AIRFLOW__OPENLINEAGE__CONFIG_PATH": str(found)}
+    transport = {"type": "file", "log_file_path": str(openlineage_events_file()), "append": True}
+    return {**defaults, "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
 
 
 def embedded_database_url(database: str = EMBEDDED_DB_NAME) -> str:
@@ -114,6 +158,9 @@ def apply(start_database: bool = True) -> None:
             os.environ[key] = value
         else:
             os.environ.setdefault(key, value)
+    if str(openlineage_events_file()) in os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", ""):
+        # The file transport does not create its folder.
+        openlineage_events_file().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     conn_var = f"AIRFLOW_CONN_{settings.datasets_conn_id().upper()}"
     admin_var = f"AIRFLOW_CONN_{settings.datasets_admin_conn_id().upper()}"
     if start_database and conn_var not in os.environ:

@@ -134,22 +134,45 @@ def _data_cut_steps(dataset_id: str) -> list[PythonOperator]:
     return [_task("refresh", dataset_id, outlets=[asset(dataset_id)])]
 
 
-class ValidateStep(PythonOperator):
-    """The ``validate`` task: a PythonOperator whose class the Wharf plugin gives the extra
+class WharfStep(PythonOperator):
+    """A step of a Wharf DAG (``op_args``: the step and the dataset id). Airflow's
+    OpenLineage provider reports no datasets for a plain PythonOperator: this one gives the
+    step's inputs and outputs (``wharf.orchestration.openlineage``), read when the listener
+    asks, at run time: on complete and on failure (a START event has no task instance to
+    find the run's lake paths from, so it names no datasets)."""
+
+    def _lineage(self, task_instance: Any, state: str) -> Any:
+        from wharf.orchestration.openlineage import step_lineage
+
+        step, dataset_id = self.op_args
+        return step_lineage(step, dataset_id, task_instance, state)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's datasets with their facets (schema, rows, data quality, column
+        lineage): an ``OperatorLineage``."""
+        return self._lineage(task_instance, "complete")
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The step's datasets, by name: an ``OperatorLineage``."""
+        return self._lineage(task_instance, "failed")
+
+
+class ValidateStep(WharfStep):
+    """The ``validate`` task: a WharfStep whose class the Wharf plugin gives the extra
     link to the run's validation report (``wharf.ui.links``)."""
 
 
-class LoadStep(PythonOperator):
-    """The ``load`` task: a PythonOperator with the extra link to the dataset's page."""
+class LoadStep(WharfStep):
+    """The ``load`` task: a WharfStep with the extra link to the dataset's page."""
 
 
-_OPERATORS: dict[str, type[PythonOperator]] = {"validate": ValidateStep, "load": LoadStep}
+_OPERATORS: dict[str, type[WharfStep]] = {"validate": ValidateStep, "load": LoadStep}
 
 
-def _task(step: str, dataset_id: str, **kwargs: Any) -> PythonOperator:
+def _task(step: str, dataset_id: str, **kwargs: Any) -> WharfStep:
     # A plain operator over one module-level callable: TaskFlow's decorator cost 3x more
     # per task at parse time (bench/parse_dags.py). The step name is Wharf's own constant.
-    return _OPERATORS.get(step, PythonOperator)(
+    return _OPERATORS.get(step, WharfStep)(
         task_id=step, python_callable=run_step, op_args=[step, dataset_id], **kwargs
     )
 

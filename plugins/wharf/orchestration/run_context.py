@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from wharf import errors, lake
 
@@ -32,12 +33,14 @@ class Run:
         return lake.RunKey(self.dataset_id, self.ingestion_date, self.run_id)
 
 
-def current_run(dataset_id: str) -> Run:
-    """The run from Airflow's task context. Manual runs may have no logical date: the
-    ingestion date then comes from the run's ``run_after``."""
-    from airflow.sdk import get_current_context
+def current_run(dataset_id: str, ctx: Any = None) -> Run:
+    """The run from Airflow's task context (``ctx``, by default the current task's). Manual
+    runs may have no logical date: the ingestion date then comes from the run's
+    ``run_after``."""
+    if ctx is None:
+        from airflow.sdk import get_current_context
 
-    ctx = get_current_context()
+        ctx = get_current_context()
     dag_run = ctx["dag_run"]
     logical = ctx.get("logical_date")
     moment = logical or getattr(dag_run, "run_after", None) or dag_run.start_date

@@ -137,6 +137,7 @@ def _validate(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
             quarantine.close()
     row.rows_in, row.rows_rejected = report.rows, report.rejected or report.violation_count
     row.detail["violations"] = report.per_column
+    row.detail["null_counts"] = report.null_counts
     try:
         if quarantine:
             _keep_rejected(spec, run, report, row)

@@ -60,6 +60,8 @@ class Report:
     violation_count: int = 0
     samples: list[Violation] = field(default_factory=list)
     per_column: dict[str, int] = field(default_factory=dict)
+    # NULLs per contract column as landed (Arrow counts them anyway), for lineage's metrics.
+    null_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, violation: Violation) -> None:
         self.violation_count += 1
@@ -211,6 +213,7 @@ def check_column(
     Values that do not parse become NULL in the typed array.
     """
     target = arrow_type(column.data_type)
+    report.null_counts[column.name] = report.null_counts.get(column.name, 0) + array.null_count
     typed, bad = _coerce(array, column, target)
     reasons = []
     if bad is not None:
