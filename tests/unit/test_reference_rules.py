@@ -190,3 +190,30 @@ def test_the_diff_lines_are_bounded_and_name_keys_only() -> None:
         "no change: version 1.2 (the file differs from the one loaded, but no row or column "
         "does: a load keeps the version)"
     )
+
+
+def test_a_reference_loads_lineage_names_its_history_and_writes_nothing_when_unchanged(
+    schemas: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+    from types import SimpleNamespace
+
+    from wharf import lake
+    from wharf.orchestration import openlineage
+
+    monkeypatch.setenv("AIRFLOW_CONN_WHARF_DATASETS", "postgresql://loader@db.example:5433/wh")
+    (schemas / "ref").mkdir()
+    (schemas / "ref" / "codes.yaml").write_text(GOOD)
+    spec = load_spec(schemas / "ref" / "codes.yaml")
+    run = SimpleNamespace(lake_key=lake.RunKey("ref.codes", date(2026, 12, 1), "r1"))
+
+    def written(result: dict[str, object]) -> tuple[list[str], object]:
+        _, outputs = openlineage._load(spec, run, result)
+        stats = outputs[0].outputFacets.get("outputStatistics")
+        return [o.name for o in outputs], stats and stats.rowCount
+
+    assert written({"rows": 3, "unchanged": False}) == (["wh.ref.codes", "wh.ref.codes_history"], 3)
+    assert written({"rows": 3, "unchanged": True})[1] == 0
+    assert {o.namespace for o in openlineage._load(spec, run, {"rows": 3})[1]} == {
+        "postgres://db.example:5433"
+    }
