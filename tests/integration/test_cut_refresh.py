@@ -65,6 +65,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     with pg_connect() as pg:
         pg.execute("DROP SCHEMA IF EXISTS rcut CASCADE")
         pg.execute("DELETE FROM wharf.data_cut_definitions WHERE dataset_id LIKE 'rcut.%'")
+        pg.execute("DELETE FROM wharf.catalogue_loads WHERE dataset_id LIKE 'rcut.%'")
         pg.execute(f'DROP ROLE IF EXISTS "{READER}"')
         pg.execute(f'CREATE ROLE "{READER}"')
     access_apply()
@@ -217,6 +218,30 @@ def test_a_keyed_materialized_cut_refreshes_concurrently_while_a_reader_holds_it
         # A plain REFRESH would wait for ACCESS EXCLUSIVE: with lock_timeout it would fail.
         assert refresh("counts", lock_timeout="2s") == data_cuts.Refreshed("refreshed")
         reader.rollback()
+
+
+def test_a_materialized_cuts_refreshes_go_into_its_change_log(home: Path, pg: Any) -> None:
+    """Its rows are its own (a plain view's are its inputs'): each refresh appends a row to
+    wharf.catalogue_loads, data_changed only when its rows did."""
+    write_cut(home, "ids_log", "SELECT id FROM rcut.orders", True)
+    refresh("ids_log")
+    refresh("ids_log")
+    pg.execute("DELETE FROM rcut.orders WHERE id = 3")
+    refresh("ids_log")
+    log = pg.execute(
+        "SELECT update_behaviour, row_count, data_changed, structure_changed"
+        " FROM wharf.catalogue_loads WHERE dataset_id = 'rcut.ids_log' ORDER BY id"
+    ).fetchall()
+    assert log == [
+        ("OVERWRITE", 3, True, True),
+        ("OVERWRITE", 3, False, False),
+        ("OVERWRITE", 2, True, False),
+    ]
+    write_cut(home, "plain_log", "SELECT id FROM rcut.orders")
+    refresh("plain_log")
+    assert pg.execute(
+        "SELECT count(*) FROM wharf.catalogue_loads WHERE dataset_id = 'rcut.plain_log'"
+    ).fetchone() == (0,)
 
 
 def test_an_unkeyed_materialized_cut_refresh_waits_for_readers(home: Path, pg: Any) -> None:

@@ -104,6 +104,7 @@ def record_load(
     loaded_at: datetime,
     published: Published,
     source_modified_at: datetime | None,
+    update_behaviour: str | None = None,
 ) -> Fingerprint:
     """Append the load's row to ``wharf.catalogue_loads`` in the caller's transaction (the
     load's, which holds the dataset's lock: no other load of it runs meanwhile), with
@@ -127,7 +128,7 @@ def record_load(
             "id": spec.dataset_id,
             "run": run_id,
             "at": loaded_at,
-            "ub": spec.metadata.update_behaviour,
+            "ub": update_behaviour or spec.metadata.update_behaviour,
             "rows": row_count,
             "version": published.schema_version or None,
             "structure": found.structure,
@@ -136,6 +137,23 @@ def record_load(
         },
     )
     return found
+
+
+@dataclass
+class _Refreshed:
+    published_rows: int
+    schema_version: str = ""
+
+
+def record_refresh(cur: Cursor, cut: DatasetSpec, run_id: str) -> Fingerprint:
+    """A materialized data cut's row after its refresh, in the refresh's transaction, as
+    ``record_load`` writes a load's (``update_behaviour`` ``OVERWRITE``: recomputed as a
+    whole; no schema version, no source). A plain view holds no rows of its own: its
+    inputs' change logs say when it changed, and hashing it would run its query."""
+    view = qualified(cut.metadata.domain, cut.metadata.dataset)
+    cur.execute(sql.SQL("SELECT count(*), transaction_timestamp() FROM {}").format(view))
+    rows, at = one_row(cur)
+    return record_load(cur, cut, run_id, at, _Refreshed(int(rows)), None, "OVERWRITE")
 
 
 # The one query of README "wharf catalogue": the change log newest first, and on every row

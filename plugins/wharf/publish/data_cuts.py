@@ -39,6 +39,7 @@ from wharf.connections import Connection, Cursor, lock_ddl, qualified, relation_
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.sql_rules import check_cut, filters_rows
 from wharf.errors import TerminalError, UnsafeSpecError, one_line
+from wharf.ledger import changes
 from wharf.publish import access
 from wharf.publish.comments import comment
 from wharf.specfiles import known_spec
@@ -214,6 +215,8 @@ def run_ddl(
                 result = Refreshed("replaced", recreated)
             access.reconcile(cur, cut, roles)
             _record_definition(cur, cut, digest, run_id)
+            if cut.materialized and run_id is not None:  # its rows are its own: a change log
+                changes.record_refresh(cur, cut, run_id)
     except psycopg.errors.InsufficientPrivilege as err:
         raise UnsafeSpecError(
             f"{cut.dataset_id}: its SQL needs what the data-cut role {role} may not do "
