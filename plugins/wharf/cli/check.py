@@ -30,6 +30,7 @@ def cmd_check(paths: list[str], rapid: bool = False) -> int:
             spec = load_spec(file)
             if spec.metadata.kind == "data_cut":
                 _check_cut_inputs(file, spec)
+            _check_history_name(file, spec)
             check_files(file, spec)
             warnings = _check_source_file(file, spec)
             _check_expectations(file, spec)
@@ -56,6 +57,16 @@ def _check_cut_inputs(file: Path, cut: DatasetSpec) -> None:
     from wharf.specfiles.estate import cut_issues, file_ids
 
     issues = cut_issues(file, cut, known_spec, file_ids(spec_files()))
+    if issues:
+        raise SpecError(issues)
+
+
+def _check_history_name(file: Path, spec: DatasetSpec) -> None:
+    """No dataset is named as a reference dataset's history table in its domain."""
+    from wharf.specfiles import known_spec
+    from wharf.specfiles.estate import history_clash_issues
+
+    issues = history_clash_issues(file, spec, known_spec)
     if issues:
         raise SpecError(issues)
 

@@ -24,6 +24,10 @@ wharf catalogue [DATASET] [--json]
                             updated, hashes, source modified time) and change log
 wharf env                   print the environment as shell exports (starts the database)
 wharf airflow-info          print the Airflow UI's URL, who logs in and where the password is
+wharf reference diff DATASET
+                            what the working copy of a reference dataset's file and YAML
+                            would change: rows and columns, the version it would become;
+                            exit 0 no change, 1 changes, 2 error
 wharf watermark reset DATASET
                             delete an incremental dataset's watermark: its next run reads
                             the source from scratch
@@ -35,6 +39,7 @@ import argparse
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from wharf import environment, settings
 from wharf.cli.access import cmd_access
@@ -44,6 +49,7 @@ from wharf.cli.check import cmd_check
 from wharf.cli.db import cmd_db_upgrade
 from wharf.cli.demo import cmd_demo, cmd_serve_demo
 from wharf.cli.generate import cmd_schema_generate
+from wharf.cli.reference import cmd_reference_diff
 from wharf.cli.run import cmd_run, cmd_run_dag
 from wharf.cli.schema_docs import cmd_schema_docs, cmd_schema_json
 from wharf.cli.watermark import cmd_watermark_reset
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "airflow-info", help="print the Airflow UI's URL, its users and the password file"
     )
+    _add_reference(sub)
     watermark = sub.add_parser("watermark", help="incremental datasets' watermarks")
     watermark_sub = watermark.add_subparsers(dest="watermark_command", required=True)
     reset = watermark_sub.add_parser(
@@ -157,6 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dag.add_argument("--events-fd", type=int)
     args = parser.parse_args(argv)
     return _COMMANDS[args.command](args)
+
+
+def _add_reference(sub: Any) -> None:
+    """``wharf reference diff DATASET``."""
+    ref = sub.add_parser("reference", help="reference datasets' versions")
+    ref_sub = ref.add_subparsers(dest="reference_command", required=True)
+    ref_diff = ref_sub.add_parser(
+        "diff", help="what the working copy would change against the published version"
+    )
+    ref_diff.add_argument("dataset", help="a dataset id such as reference.countries")
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -184,6 +201,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "airflow-info": lambda args: cmd_airflow_info(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),
     "watermark": lambda args: cmd_watermark_reset(args.dataset),
+    "reference": lambda args: cmd_reference_diff(args.dataset),
     "run-dag": lambda args: cmd_run_dag(args.dag_id, args.logical_date, args.events_fd),
 }
 

@@ -284,7 +284,8 @@ def _counts(row: dict[str, Any]) -> str:
         return f"{rows_out:,} rows" + (f", {rejected:,} rejected" if rejected else "")
     if step == "load" and rows_in is not None:
         table = f", table has {rows_out:,}" if rows_out is not None else ""
-        return f"{rows_in:,} rows loaded{table}"
+        said = (row.get("detail") or {}).get("reference")  # a reference dataset's version
+        return f"{rows_in:,} rows loaded{table}" + (f", {said}" if said else "")
     return ""
 
 

@@ -20,6 +20,7 @@ from wharf.contract.columns import Column
 from wharf.contract.metadata import Metadata
 from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN, ColumnName
 from wharf.contract.notifications import DEFAULT_STALE_AFTER, AlertEvent, Notifications
+from wharf.contract.reference import check_reference
 from wharf.contract.schedule import schedule_expression
 from wharf.contract.sources import Source
 from wharf.contract.sql_rules import reserved_schema
@@ -239,10 +240,6 @@ class DatasetSpec(ContractModel):
             raise spec_error("'refresh' is only for kind: data_cut", "refresh")
         if self.source is None:
             raise spec_error(f"a {kind} dataset needs a 'source'")
-        if kind == "reference" and self.source.type != "file":
-            raise spec_error(
-                "a reference dataset's source must be a file in include/reference/", "source"
-            )
         if not self.columns:
             raise spec_error("a dataset needs at least one entry under 'columns'", "columns")
         names = [c.name for c in self.columns]
@@ -261,6 +258,8 @@ class DatasetSpec(ContractModel):
         self._check_incremental()
         self._check_column_references(known)
         self._check_row_access()
+        if kind == "reference":
+            check_reference(self)
         if self.sql is not None or self.depends_on:
             raise spec_error("'sql' and 'depends_on' are only for kind: data_cut")
         return self

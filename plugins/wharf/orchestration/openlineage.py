@@ -33,6 +33,7 @@ from wharf.connections import Endpoint
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
 from wharf.contract.http_source import HttpSource
+from wharf.contract.reference import history_name
 from wharf.contract.sheets_source import GoogleSheetsSource
 from wharf.contract.sql_source import SqlSource
 from wharf.errors import WharfError
@@ -435,10 +436,20 @@ def _load(spec: DatasetSpec, run: Any, result: dict[str, Any]) -> tuple[list[Any
             if spec.metadata.update_behaviour == "OVERWRITE"
             else int(result.get("inserted") or 0) + int(result.get("updated") or 0)
         )
-    table = _table(_datasets_db(), spec.dataset_id)
-    return [_input(curated)], [
-        _output(table, {"schema": schema_facet(spec)}, output_statistics(written))
+        if result.get("unchanged"):  # a reference file as loaded before: nothing written
+            written = 0
+    server = _datasets_db()
+    outputs = [
+        _output(
+            _table(server, spec.dataset_id),
+            {"schema": schema_facet(spec)},
+            output_statistics(written),
+        )
     ]
+    if spec.metadata.kind == "reference":  # every version's rows, beside the table
+        history = history_name(spec.metadata.dataset)
+        outputs.append(_output(postgres_name(server, spec.metadata.domain, history)))
+    return [_input(curated)], outputs
 
 
 def _refresh(spec: DatasetSpec, result: dict[str, Any]) -> tuple[list[Any], list[Any]]:

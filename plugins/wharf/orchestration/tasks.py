@@ -24,7 +24,7 @@ from wharf.ledger.watermarks import read_watermark
 from wharf.orchestration import alerts
 from wharf.orchestration.audited import LandingAlreadyFailed, audited, recovery
 from wharf.orchestration.run_context import Run, current_run
-from wharf.publish import data_cuts, load
+from wharf.publish import data_cuts, load, reference
 from wharf.specfiles import get_spec, load_specs
 from wharf.validate import contract_checks, expectations, staging
 
@@ -79,6 +79,7 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         watermark=watermark,
         backfill=run.is_backfill,
     )
+    before = reference.file_sha256(spec) if spec.metadata.kind == "reference" else None
     opened = extract.read(spec, window)
     log.info("%s: extracting %s", spec.dataset_id, opened.description)
     rows = lake.write_batches(
@@ -91,7 +92,10 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     modified = opened.modified.at.isoformat() if opened.modified.at else None
     row.detail["source_modified_at"] = modified
     log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
-    return {"rows": rows, "landing": path, "source_modified_at": modified}
+    extracted = {"rows": rows, "landing": path, "source_modified_at": modified}
+    if before is not None:  # the file as read: load's unchanged check and version ledger
+        row.detail["file_sha256"] = extracted["file_sha256"] = reference.same_file(spec, before)
+    return extracted
 
 
 _PROGRESS_SECONDS = 5.0  # how often a long extract logs its count
@@ -242,7 +246,10 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     key = run.lake_key
     schema = contract_checks.curated_schema(spec)
     rows = load.Batches(
-        schema, lake.count_rows(key, "curated"), lake.read_batches(key, "curated", schema)
+        schema,
+        lake.count_rows(key, "curated"),
+        lake.read_batches(key, "curated", schema),
+        _from_extract("file_sha256"),
     )
     with connections.connect() as conn:
         result = load.load(
@@ -270,17 +277,24 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         "deleted": result.deleted,
         "schema_version": result.schema_version,
     }
+    counts |= reference.summary(result)  # {} unless a reference dataset
+    row.detail.update(reference.summary(result))
     _asset_event(run, {**counts, "rejected": _rejected(run)})
     return counts
+
+
+def _from_extract(key: str) -> Any:
+    """``key`` of this run's ``extract`` XCom, None when it has none."""
+    from airflow.sdk import get_current_context
+
+    extracted = get_current_context()["ti"].xcom_pull(task_ids="extract")
+    return extracted.get(key) if isinstance(extracted, dict) else None
 
 
 def _source_modified_at() -> datetime | None:
     """When the source last changed, as this run's ``extract`` found it (its XCom): the
     source is not read again. None when it said nothing."""
-    from airflow.sdk import get_current_context
-
-    extracted = get_current_context()["ti"].xcom_pull(task_ids="extract")
-    found = extracted.get("source_modified_at") if isinstance(extracted, dict) else None
+    found = _from_extract("source_modified_at")
     return datetime.fromisoformat(found) if found else None
 
 

@@ -48,7 +48,7 @@ from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
 from wharf.ledger import changes
-from wharf.publish import access, schema_changes
+from wharf.publish import access, reference, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import LoadError, copy_batches, copy_error
 
@@ -78,11 +78,13 @@ class Batches:
     """The rows to load: their Arrow schema, their count, and a one-shot stream of batches.
 
     The schema holds the YAML's columns and ``_wharf_run_id`` (the curated zone's layout).
+    ``source_sha256``: a reference dataset's file as ``extract`` read it (None: hashed at load).
     """
 
     schema: pa.Schema
     num_rows: int
     stream: Iterable[pa.RecordBatch]
+    source_sha256: str | None = None
 
 
 @dataclass
@@ -98,6 +100,10 @@ class LoadResult:
     schema_version: str = ""
     schema_changes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Reference datasets (``wharf.publish.reference``): the version after the load, and
+    # whether the file and columns were as loaded before (then nothing was published).
+    reference_version: str = ""
+    unchanged: bool = False
 
 
 def prepare(conn: Connection, spec: DatasetSpec) -> None:
@@ -136,6 +142,8 @@ def load(
     result = LoadResult(meta.update_behaviour, rows.num_rows)
     clock = _Phases(spec, result, on_phase)
     prepare(conn, spec)
+    if reference.unchanged(conn, spec, rows, result, LOCK_TIMEOUT, run_id, source_modified_at):
+        return result
     try:
         with conn.cursor() as cur:
             clock.begin("migrate")
@@ -168,6 +176,7 @@ def load(
                 result.inserted = _copy_in(cur, spec, stream)
                 clock.begin("publish")
                 result.published_rows = _count(cur, _target(spec))
+            reference.record(cur, spec, run_id, loaded_at, rows, result)
             if not backfill:
                 _advance_watermark(cur, spec, run_id)
             schema_changes.forbid_nulls(cur, spec, not_null_later)

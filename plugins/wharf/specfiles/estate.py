@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from wharf.contract.dataset import DatasetSpec
+from wharf.contract.reference import history_name, history_of
 from wharf.contract.sensitivity import cut_row_access_problem, cut_sensitivity_problem
 from wharf.contract.sql_rules import check_cut
 from wharf.errors import UnsafeSpecError
@@ -153,3 +154,29 @@ def file_ids(files: Collection[Path]) -> set[str]:
     """The dataset ids of YAML files, ``<domain folder>.<file stem>`` (``load_spec``
     refuses a file placed otherwise)."""
     return {f"{file.parent.name}.{file.stem}" for file in files}
+
+
+def history_clash_issues(file: Path, spec: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
+    """A reference dataset's history table (``<dataset>_history``, beside it) and another
+    dataset of that name in the same domain would be one table: an issue at the
+    ``metadata.dataset`` line of whichever of the two ``file`` is."""
+    meta, problem = spec.metadata, None
+    if meta.kind == "reference":
+        other = lookup(f"{meta.domain}.{history_name(meta.dataset)}")
+        if other is not None:
+            problem = (
+                f"the history table of this reference dataset is {other.dataset_id}, which "
+                "another YAML defines as a dataset: rename one of them"
+            )
+    elif (base := history_of(meta.dataset)) is not None:
+        found = lookup(f"{meta.domain}.{base}")
+        if found is not None and found.metadata.kind == "reference":
+            problem = (
+                f"{spec.dataset_id} is the history table of the reference dataset "
+                f"{found.dataset_id}: choose another name"
+            )
+    if not problem:
+        return []
+    _, lines = load_with_lines(file)
+    line = lines.get(("metadata", "dataset"), lines.get(("metadata",), 1))
+    return [SpecIssue(file, line, "metadata.dataset", problem)]

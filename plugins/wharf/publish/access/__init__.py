@@ -9,8 +9,9 @@ exactly what the YAML implies (a grant it no longer implies is revoked):
 - on each domain schema: USAGE for the reader roles of its datasets, USAGE and CREATE for its
   cuts' roles;
 - on Wharf's own schema: the admin role owns it and every table in it; the loader may INSERT
-  and SELECT ``wharf.audit`` and nothing else there, write the other tables (not
-  ``schema_migrations``), and the operator role reads them all;
+  and SELECT ``wharf.audit`` and ``wharf.reference_versions`` and nothing else there, write
+  the other tables (not ``schema_migrations``), and the operator role reads them all;
+- on a reference dataset's history table (``<dataset>_history``): the same as its table's;
 - on a dataset table whose YAML declares ``row_access``: row-level security, enabled and
   forced, and Wharf's two policies (``row_access_changes``); without it, none.
 

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from wharf.connections import Cursor, one_row, qualified
 from wharf.contract.dataset import DatasetSpec
+from wharf.contract.reference import history_spec
 from wharf.contract.roles import Roles
 from wharf.publish.access.catalog import (
     KINDS,
@@ -24,7 +25,7 @@ from wharf.publish.access.grants import cut_input_changes, relation_changes, sch
 
 # Wharf's own tables the loader writes (every table of the schema but these): the
 # append-only ones it may only add to, and the read-only ones.
-APPEND_ONLY = ("audit", "catalogue_loads")
+APPEND_ONLY = ("audit", "catalogue_loads", "reference_versions")
 READ_ONLY = ("schema_migrations",)
 # Attributes no Wharf role may have: each would let it step around every grant (the queries
 # below test rolsuper, rolcreaterole, rolcreatedb, rolbypassrls and rolreplication).
@@ -233,6 +234,8 @@ def estate_changes(
         changes.extend(_domain_schema_changes(cur, domain, roles, readers))
     for spec in sorted(specs, key=lambda s: s.dataset_id):
         changes.extend(relation_changes(cur, spec, roles, adopt=True))
+        if spec.metadata.kind == "reference":  # its history table: the same owner and readers
+            changes.extend(relation_changes(cur, history_spec(spec), roles, adopt=True))
         if spec.dataset_id in cut_inputs:
             changes.extend(cut_input_changes(cur, spec, cut_inputs[spec.dataset_id], roles))
     return changes
