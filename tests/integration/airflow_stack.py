@@ -60,6 +60,7 @@ STOP_SECONDS = 5
 POLL_SECONDS = 0.5
 TAIL_LINES = 40
 FINISHED = {"success", "failed"}
+ACCESS = "[http.access]"
 # The DAG file every dataset's DAG comes from (dags/wharf_datasets.py), and a DAG it always
 # defines, whose file token names that file to the re-parse endpoint.
 DATASETS_DAG_FILE = "wharf_datasets.py"
@@ -79,10 +80,12 @@ def free_port() -> int:
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of the text file ``path`` ("" when missing)."""
+    """The last ``lines`` lines of the text file ``path`` ("" when missing), without the API
+    server's access log lines (the tests' own polling)."""
     if not path.exists():
         return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    kept = [line for line in path.read_text(errors="replace").splitlines() if ACCESS not in line]
+    return "\n".join(kept[-lines:])
 
 
 @dataclass
@@ -337,8 +340,19 @@ class AirflowStack:
                     found[dag_id] = dag
             return len(found) == len(dag_ids)
 
-        self.wait(f"the DAGs {list(dag_ids)} parsed", parsed, seconds, state=lambda: found)
+        self.wait(
+            f"the DAGs {list(dag_ids)} parsed",
+            parsed,
+            seconds,
+            state=lambda: {"parsed": sorted(found), "import errors": self.import_errors()},
+        )
         return found
+
+    def import_errors(self) -> list[str]:
+        """The DAG files' import errors (``GET /api/v2/importErrors``): a broken YAML's
+        file:line is reported there (dags/wharf_yaml_errors.py)."""
+        reply = self.api("GET", "/api/v2/importErrors")
+        return [str(e["stack_trace"])[-1500:] for e in reply["import_errors"]]
 
     def pause(self, dag_id: str, paused: bool = True) -> None:
         self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": paused})
@@ -367,6 +381,10 @@ class AirflowStack:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         reply = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {t["task_id"]: t["state"] for t in reply["task_instances"]}
+
+    def explain(self, dag_id: str, run_id: str) -> str:
+        """For an assertion's message: the run's task states and the log tails."""
+        return f"{dag_id} {run_id}: {self.task_states(dag_id, run_id)}\n{self.tails(dag_id)}"
 
     def wait_for_run(self, dag_id: str, run_id: str, seconds: float) -> dict[str, Any]:
         """Wait until the run ``run_id`` of ``dag_id`` has finished; returns the run."""

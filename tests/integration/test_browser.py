@@ -119,7 +119,7 @@ def runs(chromium: tuple[Path, Path], airflow_stack: AirflowStack) -> dict[str, 
     assert {d: (r["run_type"], r["state"]) for d, r in done.items()} == {
         "depot.parcels": ("scheduled", "success"),
         "depot.broken_parcels": ("scheduled", "failed"),
-    }
+    }, "\n".join(stack.explain(d, r["dag_run_id"]) for d, r in done.items())
     # Deployed two days ago: the freshness check has watched both since, so the daily
     # dataset that never loaded is overdue (README, "Freshness").
     with stack.deployment():
