@@ -4,8 +4,9 @@ the execution API the task runners call), ``airflow scheduler`` (LocalExecutor) 
 ``AIRFLOW_HOME`` and metadata database, with the project's ``dags/`` and ``plugins/``.
 
 Use it through the session fixture ``airflow_stack`` (``conftest.py``): the first test that
-asks for it starts it (measured ~20-30 s on 2 cores until the API, the scheduler's and the DAG
-processor's heartbeats are healthy), the session's end stops it.
+asks for it starts it (measured 7-13 s on 2 cores until the API answers, the DAG processor
+has parsed and the scheduler's heartbeat is healthy; the session's end prints it), and the
+session's end stops it (~5 s).
 
 Choices, and why:
 
@@ -13,9 +14,9 @@ Choices, and why:
   ``AIRFLOW_HOME``, ``tests/integration/conftest.py`` migrates it). Airflow 3.3 removed the
   SequentialExecutor and accepts LocalExecutor on SQLite (no configuration check refuses it;
   the simple auth manager calls SQLite + LocalExecutor + a local API host the development
-  shape). SQLite's limit is one writer at a time (Airflow takes its global write lock for
-  Asset-triggered runs, and refuses backfills on SQLite); parallelism stays at
-  ``wharf.environment``'s 4 for 2 cores.
+  shape). SQLite's limit is one writer at a time (Airflow works around it in places, and
+  refuses backfills through the API on SQLite); parallelism stays at ``wharf.environment``'s
+  4 for 2 cores, and no test here needed more.
 - One schemas folder for the session (``stack.schemas``, under ``stack.home``, the
   processes' ``WHARF_HOME``, whose ``include/sql`` holds data-cut SQL): a test writes its YAML
   under a domain of its own, then ``stack.reparse()`` asks the DAG processor to parse
@@ -61,9 +62,8 @@ POLL_SECONDS = 0.5
 TAIL_LINES = 40
 FINISHED = {"success", "failed"}
 ACCESS = "[http.access]"
-# The DAG file every dataset's DAG comes from (dags/wharf_datasets.py), and a DAG it always
-# defines, whose file token names that file to the re-parse endpoint.
-DATASETS_DAG_FILE = "wharf_datasets.py"
+# A DAG dags/wharf_datasets.py always defines, whose file token names that file (where every
+# dataset's DAG comes from) to the re-parse endpoint.
 ALWAYS_THERE = "wharf.freshness"
 
 T = TypeVar("T")
