@@ -1,6 +1,6 @@
 """Fixtures of the integration lane: the session's datasets database (created when
-``support`` is imported) with Wharf's tables, Airflow's migrated metadata database and a
-moto S3 server."""
+``support`` is imported) with Wharf's tables, Airflow's migrated metadata database, a moto
+S3 server and the real Airflow stack (``airflow_stack.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from airflow_stack import AirflowStack
 from support import drop_session_database, pg_connect
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use the real Airflow stack run last, in their own order: while its
+    scheduler runs, ``dag.test()`` on the same metadata database is refused
+    (``airflow_stack.py``)."""
+    uses = [i for i in items if "airflow_stack" in getattr(i, "fixturenames", ())]
+    if uses:
+        rest = [i for i in items if "airflow_stack" not in getattr(i, "fixturenames", ())]
+        items[:] = rest + uses
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,3 +59,28 @@ def moto_s3() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+STARTED: list[AirflowStack] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The Airflow stack's start time, when this session started it (its budget is in the
+    slow modules' docstrings)."""
+    for stack in STARTED:
+        if stack.started_seconds is not None:
+            terminalreporter.write_line(f"airflow stack: started in {stack.started_seconds:.1f} s")
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """The real ``airflow api-server``, ``scheduler`` and ``dag-processor`` on the session's
+    AIRFLOW_HOME, started by the first test that asks for it (its start's wall time is
+    printed at the report's end), stopped at the session's end."""
+    stack = AirflowStack(tmp_path_factory.mktemp("airflow-stack"))
+    STARTED.append(stack)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

@@ -1,10 +1,11 @@
 """The Wharf pages in a real browser, as an operator meets them: headless Chromium (Debian's
-``chromium``, driven through its ``chromedriver`` by Selenium; nothing is downloaded) against a
-real ``airflow api-server`` process on a free port of 127.0.0.1, with the session's
-``AIRFLOW_HOME`` and the project's plugins folder.
+``chromium``, driven through its ``chromedriver`` by Selenium; nothing is downloaded) against
+the real Airflow stack of the session (``airflow_stack``: its ``airflow api-server`` on a free
+port of 127.0.0.1, its scheduler and DAG processor, the session's ``AIRFLOW_HOME`` and the
+project's dags and plugins folders).
 
-Before the server starts, two datasets run for real (``dag.test()``, which also writes their
-DAGs to the metadata database, so Airflow's authorized DAG ids include them):
+Two datasets are deployed on the stack (their YAML in its schemas folder, their source's
+connection added through the API) and their first runs are the scheduler's own:
 ``depot.parcels`` loads with 2 of 6 rows quarantined, ``depot.broken_parcels`` fails in
 validate. The browser logs in through the simple auth manager's login form (the password
 from the generated passwords file), opens the Datasets page, finds the failed dataset failed
@@ -15,21 +16,15 @@ validation report, and saves screenshots (1280x800) under the test's tmp folder,
 Skipped on a machine without ``/usr/bin/chromium`` and ``/usr/bin/chromedriver``; fails
 instead when ``CI=true`` (``.ci/run`` installs them).
 
-Time budget: 90 s for the module, session setup included (measured 36-45 s on 2 cores: the
-two DAG runs and the API server's start ~25 s, the browser ~7 s).
+Time budget: 90 s for the module, session setup and the stack's start included (measured on
+2 cores: 44 s alone, the stack's start 12 s of it, the two runs ~15 s, the browser ~4 s;
+~27 s in the full suite).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,16 +32,18 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from support import IN_CI, access_apply, dag_run
+from airflow_stack import AirflowStack
+from support import IN_CI, access_apply
 
 from wharf.orchestration.alerts import check_freshness
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WINDOW = (1280, 800)
-SERVER_START_SECONDS = 60
+RUN_SECONDS = 120
+DATASETS = ("depot.parcels", "depot.broken_parcels")
 WAIT_SECONDS = 20
 
 PARCELS = """\
@@ -75,13 +72,25 @@ BROKEN_PARCELS = (
 )
 
 
+def _missing() -> str | None:
+    """Why the browser cannot run here (None when chromium and chromedriver are there)."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        return f"{', '.join(missing)} missing: apt-get install chromium chromium-driver"
+    return None
+
+
+# Skipped before the session's Airflow stack is started for it (a mark, not the fixture).
+if _missing() and not IN_CI:
+    pytestmark.append(pytest.mark.skip(reason=str(_missing())))
+
+
 @pytest.fixture(scope="module")
 def chromium() -> tuple[Path, Path]:
     """Debian's chromium and its chromedriver (same version). Skips without them, except in
     CI (``CI=true``), where their absence fails the test."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        message = f"{', '.join(missing)} missing: apt-get install chromium chromium-driver"
+    message = _missing()
+    if message:
         if IN_CI:
             pytest.fail(f"the browser test is required in CI (CI=true): {message}")
         pytest.skip(message)
@@ -89,109 +98,41 @@ def chromium() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def runs(
-    chromium: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """The two datasets' YAML and source, each run once; yields ``{dataset_id: run_id}`` with
-    ``WHARF_SCHEMAS_DIR`` and the source's connection still set (the server inherits them)."""
-    folder = tmp_path_factory.mktemp("browser")
-    db = folder / "depot.sqlite"
+def runs(chromium: tuple[Path, Path], airflow_stack: AirflowStack) -> dict[str, str]:
+    """The two datasets' YAML deployed on the stack and their source's connection added;
+    each DAG's first run, which the scheduler starts as soon as the DAG processor has
+    parsed it (a daily schedule, catchup off: the latest interval runs at once), finished.
+    Returns ``{dataset_id: run_id}``."""
+    stack = airflow_stack
+    db = stack.folder / "depot.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE parcels (id INTEGER, sender TEXT)")
         rows = [(i, f"s{i}") for i in range(1, 5)] + [(5, None), (6, None)]
         conn.executemany("INSERT INTO parcels VALUES (?, ?)", rows)
-    (folder / "schemas" / "depot").mkdir(parents=True)
+    stack.set_connection("browser_depot_db", "sqlite", host=str(db))
+    (stack.schemas / "depot").mkdir()
     for name, text in {"parcels": PARCELS, "broken_parcels": BROKEN_PARCELS}.items():
-        (folder / "schemas" / "depot" / f"{name}.yaml").write_text(text)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WHARF_SCHEMAS_DIR", str(folder / "schemas"))
-        mp.setenv("AIRFLOW_CONN_BROWSER_DEPOT_DB", f"sqlite:///{db}")
+        (stack.schemas / "depot" / f"{name}.yaml").write_text(text)
+    with stack.deployment():
         access_apply()
-        done = {d: dag_run(d) for d in ("depot.parcels", "depot.broken_parcels")}
-        assert {d: str(r.state) for d, r in done.items()} == {
-            "depot.parcels": "success",
-            "depot.broken_parcels": "failed",
-        }
-        # Deployed two days ago: the freshness check has watched both since, so the daily
-        # dataset that never loaded is overdue (README, "Freshness").
+    stack.reparse("depot.parcels", "depot.broken_parcels")
+    done = {d: stack.wait_for_runs(d, 1, RUN_SECONDS)[0] for d in DATASETS}
+    assert {d: (r["run_type"], r["state"]) for d, r in done.items()} == {
+        "depot.parcels": ("scheduled", "success"),
+        "depot.broken_parcels": ("scheduled", "failed"),
+    }, "\n".join(stack.explain(d, r["dag_run_id"]) for d, r in done.items())
+    # Deployed two days ago: the freshness check has watched both since, so the daily
+    # dataset that never loaded is overdue (README, "Freshness").
+    with stack.deployment():
         check_freshness(datetime.now(UTC) - timedelta(days=2))
-        yield {d: r.run_id for d, r in done.items()}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll ``url`` until it answers 200; fails with the server's log tail if the process
-    exits or ``SERVER_START_SECONDS`` pass."""
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(
-                f"airflow api-server exited ({server.returncode}):\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(
-        f"airflow api-server not healthy after {SERVER_START_SECONDS} s:\n{log.read_text()[-3000:]}"
-    )
+    return {d: str(r["dag_run_id"]) for d, r in done.items()}
 
 
 @pytest.fixture(scope="module")
-def server(runs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of an ``airflow api-server`` (one worker, simple auth manager, user
-    ``admin``) started for this module, healthy; stopped (its process group) at the end."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("api-server") / "api-server.log"
-    env = {
-        **os.environ,
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": base,
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow",
-                "api-server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                "1",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_healthy(f"{base}/api/v2/monitor/health", process, log)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def server(runs: dict[str, str], airflow_stack: AirflowStack) -> str:
+    """The base URL of the stack's ``airflow api-server`` (simple auth manager, user
+    ``admin``)."""
+    return airflow_stack.base_url
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +189,8 @@ def test_operator_logs_in_sees_the_failed_dataset_and_opens_its_report(
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    datasets = f"{server}/wharf/datasets"
+    # The stack is the session's: other slow modules' datasets may be listed beside these.
+    datasets = f"{server}/wharf/datasets?domain=depot"
     browser.get(f"{server}/auth/login?next={quote(datasets, safe='')}")
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=password]")))
     browser.find_element(By.CSS_SELECTOR, "input:not([type=password])").send_keys("admin")
