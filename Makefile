@@ -50,6 +50,15 @@ airflow: $(VENV)/.synced
 	  $(BIN)/wharf airflow-info && \
 	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
 
+## docker compose's secrets (docker-compose.yaml reads .env): random passwords and keys in a
+## new .env, readable by its owner only; an existing .env is kept.
+.env:
+	umask 077 && $(PYTHON) -c 'import base64, secrets; t = secrets.token_urlsafe; \
+	  fernet = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(); \
+	  print("\n".join(f"{k}={v}" for k, v in [("AIRFLOW_DB_PASSWORD", t(24)), \
+	    ("DATASETS_DB_PASSWORD", t(24)), ("LOADER_DB_PASSWORD", t(24)), \
+	    ("AIRFLOW_JWT_SECRET", t(32)), ("AIRFLOW_FERNET_KEY", fernet)]))' > $@.tmp && mv $@.tmp $@
+
 PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 
 ## psql on the embedded datasets database (a Unix socket in .wharf/pgdata), as its superuser.
