@@ -8,7 +8,9 @@ could bring their repository here forbids committing what it brings).
    JSON type, an unknown ``eventType`` or facet key, a facet in the wrong group, a
    ``_schemaURL`` other than the one the model's class names, or a ``producer``/``_producer``
    that is not an absolute http(s) URL is refused; the classes' own validators (``runId`` a
-   UUID, ``eventTime`` an ISO date-time) run as the objects are built.
+   UUID, ``eventTime`` an ISO date-time) run as the objects are built. A facet may carry
+   keys its model lacks (the spec's additional properties); any other object may not, which
+   is stricter than the spec, and holds for every event the provider sends here.
 2. The JSON schemas the packages do ship, read from site-packages at check time: the Airflow
    provider's ``facets/*.json`` for its own facets (``airflow``, ``airflowDagRun``,
    ``airflowState``, ``debug``; the points where AirflowRunFacet.json is behind Airflow 3.3
