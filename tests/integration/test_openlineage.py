@@ -1,13 +1,16 @@
 """Issue #15 point 4: lineage out to OpenLineage. A dataset over a SQLite source and a data
 cut over it run for real (``dag.test()``, the real PostgreSQL); Airflow's OpenLineage
 listener sends each step's events over the HTTP transport to a local receiver (a real
-``http.server``). Every event is validated against OpenLineage's JSON schema (the run event
-and each facet, from ``tests/openlineage_spec/``, resolved locally), and the datasets'
-names, the schema facet, row counts, data-quality facets and the cut's column lineage are
-what the run did; the loader's password appears in no event."""
+``http.server``). Every event is checked by ``tests/openlineage_check.py``: structured into
+openlineage-python's models of the spec (the event, and each facet by its key), and each
+facet a shipped JSON schema covers (the provider's, openlineage-integration-common's) checked
+against it, read from site-packages; no copy of OpenLineage's own JSON schemas is kept (no
+package ships them). The datasets' names, the schema facet, row counts, data-quality facets
+and the cut's column lineage are what the run did; the loader's password appears in no event."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import threading
@@ -20,10 +23,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from support import LOADER_URL, access_apply, dag_run, pg_connect
 
+from openlineage_check import InvalidEvent, check_event
 from wharf import settings
 from wharf.ledger import migrations
 
-SPEC = Path(__file__).resolve().parents[1] / "openlineage_spec"
 PASSWORD = "olin-Loader-Secret-7f3a"
 
 ORDERS = """\
@@ -151,56 +154,45 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return db
 
 
-# --- the schema ------------------------------------------------------------------------------
-
-
-def _schemas() -> dict[str, dict[str, Any]]:
-    """Every local schema by its file name: the spec's copy and the provider's own facets."""
-    import airflow.providers.openlineage.facets as provider_facets
-
-    files = [SPEC / "OpenLineage.json", *sorted((SPEC / "facets").glob("*.json"))]
-    files += sorted(Path(provider_facets.__file__).parent.glob("*.json"))
-    return {f.name: json.loads(f.read_text()) for f in files}
-
-
-def _validator(schemas: dict[str, dict[str, Any]], url: str) -> Any:
-    """A validator of the definition ``url`` points at (``.../Name.json#/$defs/Def``), by
-    the local file of that name, its $refs resolved among the local files only (a file
-    without an ``$id``, as the provider's, is known by its name)."""
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-
-    def uri(name: str) -> str:
-        return str(schemas[name].get("$id", f"urn:wharf-test:{name}"))
-
-    registry: Registry[Any] = Registry().with_resources(
-        (uri(name), Resource.from_contents(s)) for name, s in schemas.items()
-    )
-    path, _, fragment = url.partition("#")
-    name = path.rsplit("/", 1)[-1]
-    assert name in schemas, f"no local schema for {url}"
-    # The very version the event names (the provider's own facets have no $id).
-    assert schemas[name].get("$id", path) == path, f"{url}: the local copy is {uri(name)}"
-    return Draft202012Validator({"$ref": f"{uri(name)}#{fragment}"}, registry=registry)
+# --- the check -------------------------------------------------------------------------------
 
 
 def assert_valid(event: dict[str, Any]) -> None:
-    """``event`` is a RunEvent of OpenLineage.json, and each facet it holds is valid under
-    its own facet's schema (its ``_schemaURL``)."""
-    schemas = _schemas()
-    errors = list(_validator(schemas, event["schemaURL"]).iter_errors(event))
-    assert not errors, [e.message for e in errors]
-    facet_groups = [event["run"].get("facets", {}), event["job"].get("facets", {})]
-    for dataset in event.get("inputs", []) + event.get("outputs", []):
-        for key in ("facets", "inputFacets", "outputFacets"):
-            facet_groups.append(dataset.get(key, {}))
-    for facets in facet_groups:
-        for key, facet in facets.items():
-            errors = list(_validator(schemas, facet["_schemaURL"]).iter_errors(facet))
-            assert not errors, (key, [e.message for e in errors])
-    # The provider's ``airflow`` run facet names itself a plain RunFacet, and is validated as
-    # one: the AirflowRunFacet.json it ships is behind Airflow 3.3 (it wants a task's `pool`
-    # and a boolean retry_exponential_backoff, now a multiplier).
+    """``event`` is a RunEvent as openlineage-python models it, each facet its facet's model
+    and valid under the JSON schema its package ships, where one does."""
+    try:
+        check_event(event)
+    except InvalidEvent as e:
+        pytest.fail(f"{event['job']['name']} {event.get('eventType')}: {e}")
+
+
+def valid_without_password(bodies: list[str]) -> None:
+    for body in bodies:
+        assert PASSWORD not in body
+        assert_valid(json.loads(body))
+
+
+def assert_refused(event: dict[str, Any], change: Any, why: str) -> None:
+    """A copy of a real ``event``, broken by ``change``, is refused with ``why``."""
+    broken = copy.deepcopy(event)
+    change(broken)
+    with pytest.raises(InvalidEvent, match=why):
+        check_event(broken)
+
+
+def refuses_broken_copies(real: dict[str, Any]) -> None:
+    """The check refuses what the spec refuses, in copies of a real event of a task:
+    no runId; a facet's field of the wrong type, as the client's model types it, and as only
+    the provider's shipped schema says (its model types taskInstance as a plain dict)."""
+    assert_refused(real, lambda e: e["run"].pop("runId"), r"run\.runId: missing")
+    assert_refused(
+        real, lambda e: e["run"]["facets"]["nominalTime"].update(nominalStartTime=1), "not a string"
+    )
+    assert_refused(
+        real,
+        lambda e: e["run"]["facets"]["airflow"]["taskInstance"].update(try_number="1"),
+        "'1' is not of type 'integer'",
+    )
 
 
 # --- the test --------------------------------------------------------------------------------
@@ -230,9 +222,11 @@ def test_each_step_emits_valid_events_with_its_datasets(
 
     bodies = receiver.bodies
     assert bodies
-    for body in bodies:
-        assert PASSWORD not in body
-        assert_valid(json.loads(body))
+    valid_without_password(bodies)
+
+    refuses_broken_copies(
+        next(e for e in map(json.loads, bodies) if "airflow" in e["run"].get("facets", {}))
+    )
 
     loader = urlsplit(LOADER_URL)
     # The embedded server's host is its socket folder, percent-encoded (urlsplit keeps a
@@ -330,9 +324,7 @@ def test_wharf_run_sends_events_where_the_user_points_them(
     assert {f"olin.orders.{s}" for s in ("extract", "validate", "load", "record")} <= jobs
     load = completed(receiver.bodies, "olin.orders.load")
     assert load["outputs"][0]["name"].endswith(".olin.orders")
-    for body in receiver.bodies:
-        assert PASSWORD not in body
-        assert_valid(json.loads(body))
+    valid_without_password(receiver.bodies)
     assert not (Path(settings.state_dir()) / "openlineage").exists()
 
 
