@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -96,6 +96,9 @@ class AirflowStack:
     (``home``: ``include/schemas`` and ``include/sql``)."""
 
     folder: Path
+    # The processes stop() ends (in reverse) and tails() shows; a variant adds its own.
+    names: ClassVar[tuple[str, ...]] = PROCESSES
+    label: ClassVar[str] = "airflow stack"
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     started_seconds: float | None = None
@@ -190,7 +193,7 @@ class AirflowStack:
             self._spawn(name, commands[name], env)
         self.wait("the API server healthy", lambda: self._healthy("dag_processor"), START_SECONDS)
         self.wait(f"the DAG processor's first parse ({ALWAYS_THERE})", self._first_parse, 60)
-        _pause_every_dag()
+        self.pause_every_dag()
         self._spawn("scheduler", commands["scheduler"], env)
         self.wait("the scheduler's heartbeat", lambda: self._healthy("scheduler"), START_SECONDS)
         self.started_seconds = time.monotonic() - began
@@ -210,7 +213,7 @@ class AirflowStack:
         """SIGTERM each process group (the scheduler first: no task starts after), SIGKILL
         what is left after ``STOP_SECONDS`` (the API server's graceful shutdown waits ~10 s
         for its keep-alive connections; the session's metadata database is thrown away)."""
-        for name in reversed(PROCESSES):
+        for name in reversed(self.names):
             process = self.processes.get(name)
             if process and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -227,6 +230,10 @@ class AirflowStack:
         if self in RUNNING:
             RUNNING.remove(self)
 
+    def pause_every_dag(self) -> None:
+        """Pause every DAG in the stack's metadata database before the scheduler starts."""
+        _pause_every_dag()
+
     def _healthy(self, part: str) -> bool:
         """The API answers and reports the metadata database and ``part`` healthy."""
         try:
@@ -242,7 +249,7 @@ class AirflowStack:
 
     def tails(self, dag_id: str | None = None) -> str:
         """The processes' log tails, and of ``dag_id``'s latest task logs when given."""
-        parts = [f"--- {name} ({self.log(name)}):\n{tail(self.log(name))}" for name in PROCESSES]
+        parts = [f"--- {name} ({self.log(name)}):\n{tail(self.log(name))}" for name in self.names]
         if dag_id:
             logs = Path(os.environ["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id}"
             for path in sorted(logs.rglob("*.log"), key=lambda p: p.stat().st_mtime)[-3:]:

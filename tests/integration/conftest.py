@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from airflow_stack import AirflowStack
+from celery_stack import CeleryStack
 from support import drop_session_database, pg_connect
 
 
@@ -69,7 +70,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     slow modules' docstrings)."""
     for stack in STARTED:
         if stack.started_seconds is not None:
-            terminalreporter.write_line(f"airflow stack: started in {stack.started_seconds:.1f} s")
+            terminalreporter.write_line(f"{stack.label}: started in {stack.started_seconds:.1f} s")
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +79,20 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
     AIRFLOW_HOME, started by the first test that asks for it (its start's wall time is
     printed at the report's end), stopped at the session's end."""
     stack = AirflowStack(tmp_path_factory.mktemp("airflow-stack"))
+    STARTED.append(stack)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryStack]:
+    """``airflow_stack``'s processes on CeleryExecutor with a Celery worker, on metadata and
+    result databases of their own (``celery_stack.py``), for one module: stopped at its end.
+    Skipped without Redis, except in CI."""
+    stack = CeleryStack(tmp_path_factory.mktemp("celery-stack"))
     STARTED.append(stack)
     try:
         stack.start()
