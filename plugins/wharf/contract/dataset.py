@@ -18,7 +18,7 @@ from wharf.contract.base import ContractModel, duration_or_seconds, rapid_error,
 from wharf.contract.checks import Check
 from wharf.contract.columns import Column
 from wharf.contract.metadata import Metadata
-from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN, ColumnName
+from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN, ColumnName, QueueName
 from wharf.contract.notifications import DEFAULT_STALE_AFTER, AlertEvent, Notifications
 from wharf.contract.reference import check_reference
 from wharf.contract.schedule import schedule_expression
@@ -150,6 +150,12 @@ class DatasetSpec(ContractModel):
         json_schema_extra=duration_or_seconds,
         description="Each task's `execution_timeout` (seconds or an ISO 8601 duration), so a "
         "hostile regex or a stalled source cannot hold a worker slot for ever.",
+    )
+    queue: QueueName | None = Field(
+        default=None,
+        description="The Celery queue every task of the dataset's DAG is sent to, so a heavy "
+        "dataset can have workers of its own (`airflow celery worker -q <queue>`); none: "
+        "Airflow's default queue (`[operators] default_queue`). Only CeleryExecutor reads it.",
     )
     load: LoadOptions = Field(
         default=LoadOptions(), description="How `load` may change the published table."

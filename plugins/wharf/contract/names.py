@@ -21,6 +21,9 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _COLUMN = re.compile(r"[a-z0-9_]{1,63}")
 _ONLY_DIGITS_UNDERSCORES = re.compile(r"[0-9_]+")
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+# A Celery queue's name: no ',' (a worker's ``-q`` list separates names with it), no space,
+# no glob or Jinja characters; 63 characters, well inside Airflow's 256 (task_instance.queue).
+_QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # S3 bucket names: 3-63 lowercase letters, digits, '.' and '-' (no glob in the bucket).
 S3_BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SOURCE_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?")
@@ -92,6 +95,17 @@ def _conn_id(value: str) -> str:
     return value
 
 
+def _queue(value: str) -> str:
+    if not _QUEUE.fullmatch(value):
+        raise PydanticCustomError(
+            "wharf_queue",
+            "{value} is not a queue name: up to 63 letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit",
+            {"value": repr(value)},
+        )
+    return value
+
+
 def _source_table(value: str) -> str:
     if not _SOURCE_TABLE.fullmatch(value):
         raise PydanticCustomError(
@@ -107,4 +121,5 @@ DomainName = Annotated[str, _name("domain", "it becomes a PostgreSQL schema")]
 DatasetName = Annotated[str, _name("dataset", "it becomes a PostgreSQL table")]
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 ConnId = Annotated[str, AfterValidator(_conn_id)]
+QueueName = Annotated[str, AfterValidator(_queue)]
 SourceTable = Annotated[str, AfterValidator(_source_table)]

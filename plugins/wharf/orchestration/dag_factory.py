@@ -109,6 +109,8 @@ def build_dag(spec: DatasetSpec) -> DAG:
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(hours=1),
             "execution_timeout": spec.task_timeout,
+            # Unset: the operators' own default, Airflow's [operators] default_queue.
+            **({"queue": spec.queue} if spec.queue else {}),
         },
     )
     dataset_id = spec.dataset_id
