@@ -97,14 +97,19 @@ def _admin(statement: str) -> None:
 
 @dataclass
 class CeleryStack(AirflowStack):
-    """``AirflowStack`` on CeleryExecutor with a worker (``worker.log``); ``queue`` is the
-    only queue the worker serves and every task's default, ``result_url`` the SQLAlchemy
-    URL of the result backend's database (``celery_taskmeta``)."""
+    """``AirflowStack`` on CeleryExecutor with a worker (``worker.log``); ``queue`` is every
+    task's default queue, and the worker serves it and ``heavy_queue`` only; ``result_url``
+    is the SQLAlchemy URL of the result backend's database (``celery_taskmeta``)."""
 
     names: ClassVar[tuple[str, ...]] = (*PROCESSES, "worker")
     label: ClassVar[str] = "celery stack"
     broker_url: str = field(default_factory=redis_url)
     queue: str = field(default_factory=lambda: f"wharf_{uuid.uuid4().hex[:8]}")
+
+    @property
+    def heavy_queue(self) -> str:
+        """A second queue the worker serves, for a dataset YAML's ``queue:``."""
+        return f"{self.queue}_heavy"
 
     @property
     def _session_database(self) -> str:
@@ -152,7 +157,15 @@ class CeleryStack(AirflowStack):
         super().start()
         self._spawn(
             "worker",
-            ["celery", "worker", "-q", self.queue, "-H", f"{self.queue}@%h", "--without-gossip"],
+            [
+                "celery",
+                "worker",
+                "-q",
+                f"{self.queue},{self.heavy_queue}",
+                "-H",
+                f"{self.queue}@%h",
+                "--without-gossip",
+            ],
             env,
         )
         self.wait("the Celery worker ready", self._worker_ready, START_SECONDS)

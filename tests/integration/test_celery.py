@@ -2,8 +2,10 @@
 (``celery_stack``: the local Redis as broker, PostgreSQL metadata and result backend), and
 its tasks ran on the Celery worker, not in the scheduler:
 
-- every task instance's ``queue`` is the session's queue, which only this stack's worker
-  serves (``-q``), it has a hostname and pid, and the scheduler's log names CeleryExecutor;
+- two datasets run at once: ``cel_shop.orders`` on the session's default queue and
+  ``cel_shop.heavy_orders`` on the queue its YAML names (``queue:``); each task instance's
+  ``queue`` is its dataset's, queues only this stack's worker serves (``-q``), it has a
+  hostname and pid, and the scheduler's log names CeleryExecutor;
 - the worker's log names each task instance (its id and task_id) with the Celery task that
   executed its workload, and that Celery task's return;
 - the result backend's ``celery_taskmeta`` holds a SUCCESS row for each of those Celery
@@ -12,7 +14,7 @@ its tasks ran on the Celery worker, not in the scheduler:
 
 Time budget: 150 s for the module, session setup and the stack's start included (measured on
 2 cores: 55-75 s alone, the stack's start 27-32 s of it, `airflow db migrate` of the PostgreSQL
-metadata database included; the run ~25 s).
+metadata database included; the two runs ~25 s).
 """
 
 from __future__ import annotations
@@ -27,29 +29,30 @@ pytestmark = pytest.mark.slow
 
 RUN_SECONDS = 120
 DOMAIN = "cel_shop"
-DATASET = "cel_shop.orders"
+DATASETS = ("cel_shop.orders", "cel_shop.heavy_orders")
 STEPS = ("extract", "validate", "load", "record")
 
 ORDERS = """\
 metadata:
   domain: cel_shop
-  dataset: orders
+  dataset: {name}
   description: Orders of the Celery stack's shop.
-  owners: [{name: Shop team, email: shop@example.org}]
+  owners: [{{name: Shop team, email: shop@example.org}}]
   update_behaviour: OVERWRITE
 schedule: null
 retries: 0
-source: {type: sql, conn_id: cel_shop_db, query: "SELECT * FROM orders ORDER BY id"}
+source: {{type: sql, conn_id: cel_shop_db, query: "SELECT * FROM orders ORDER BY id"}}
 columns:
-  - {name: id, data_type: integer, allow_null: false, description: Order number.}
-  - {name: amount, data_type: integer, allow_null: false, description: Pence.}
-"""
+  - {{name: id, data_type: integer, allow_null: false, description: Order number.}}
+  - {{name: amount, data_type: integer, allow_null: false, description: Pence.}}
+{queue}"""
 
 
 @pytest.fixture(scope="module")
-def run(celery_stack: CeleryStack, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The dataset's YAML deployed, its SQLite source behind ``cel_shop_db`` (in the stack's
-    metadata database), its DAG parsed, unpaused, triggered once and finished: the run id."""
+def runs(celery_stack: CeleryStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The two datasets' YAML deployed (``heavy_orders`` with ``queue:`` the stack's second
+    queue), their SQLite source behind ``cel_shop_db`` (in the stack's metadata database),
+    their DAGs parsed, unpaused, triggered at once and finished: ``{dataset_id: run id}``."""
     stack = celery_stack
     db = tmp_path_factory.mktemp("cel_shop") / "shop.sqlite"
     with sqlite3.connect(db) as conn:
@@ -57,25 +60,38 @@ def run(celery_stack: CeleryStack, tmp_path_factory: pytest.TempPathFactory) -> 
         conn.executemany("INSERT INTO orders VALUES (?, ?)", [(1, 250), (2, 990), (3, 15)])
     stack.set_connection("cel_shop_db", "sqlite", host=str(db))
     (stack.schemas / DOMAIN).mkdir(exist_ok=True)
-    (stack.schemas / DOMAIN / "orders.yaml").write_text(ORDERS)
+    (stack.schemas / DOMAIN / "orders.yaml").write_text(ORDERS.format(name="orders", queue=""))
+    (stack.schemas / DOMAIN / "heavy_orders.yaml").write_text(
+        ORDERS.format(name="heavy_orders", queue=f"queue: {stack.heavy_queue}\n")
+    )
     with pg_connect() as pg:
         pg.execute(f"DROP SCHEMA IF EXISTS {DOMAIN} CASCADE")
     with stack.deployment():
         access_apply()
-    stack.reparse(DATASET)
-    stack.pause(DATASET, paused=False)
-    run_id = stack.trigger(DATASET)
-    state = stack.wait_for_run(DATASET, run_id, RUN_SECONDS)["state"]
-    assert state == "success", stack.explain(DATASET, run_id)
-    return run_id
+    stack.reparse(*DATASETS)
+    for dataset_id in DATASETS:
+        stack.pause(dataset_id, paused=False)
+    started = {d: stack.trigger(d) for d in DATASETS}
+    for dataset_id, run_id in started.items():
+        state = stack.wait_for_run(dataset_id, run_id, RUN_SECONDS)["state"]
+        assert state == "success", stack.explain(dataset_id, run_id)
+    return started
 
 
-def test_the_tasks_ran_on_the_celery_worker(celery_stack: CeleryStack, run: str) -> None:
+def expected_queue(stack: CeleryStack, dataset_id: str) -> str:
+    return stack.heavy_queue if dataset_id == "cel_shop.heavy_orders" else stack.queue
+
+
+@pytest.mark.parametrize("dataset_id", DATASETS)
+def test_the_tasks_ran_on_the_celery_worker(
+    celery_stack: CeleryStack, runs: dict[str, str], dataset_id: str
+) -> None:
     stack = celery_stack
-    tis = stack.task_instances(DATASET, run)
+    tis = stack.task_instances(dataset_id, runs[dataset_id])
     assert sorted(t["task_id"] for t in tis) == sorted(STEPS)
-    # The session's queue: only this stack's worker consumes from it.
-    assert {(t["state"], t["queue"]) for t in tis} == {("success", stack.queue)}, tis
+    # The session's queues: only this stack's worker consumes from them.
+    queue = expected_queue(stack, dataset_id)
+    assert {(t["state"], t["queue"]) for t in tis} == {("success", queue)}, tis
     assert all(t["hostname"] and t["pid"] for t in tis), tis
     assert "CeleryExecutor" in stack.log("scheduler").read_text(errors="replace")
 
@@ -98,22 +114,28 @@ def test_the_tasks_ran_on_the_celery_worker(celery_stack: CeleryStack, run: str)
     meta = stack.wait(
         "celery_taskmeta SUCCESS rows", all_succeeded, RUN_SECONDS, state=stack.task_meta
     )
-    assert set(meta) == celery_ids, meta
+    # The worker's tasks, both runs', and nothing else, are the result backend's rows.
+    everything = {c for _, c in workloads.values()}
+    assert set(meta) == everything and len(everything) == len(STEPS) * len(DATASETS), meta
 
 
-def test_the_run_loaded_the_dataset(celery_stack: CeleryStack, run: str) -> None:
+@pytest.mark.parametrize("dataset_id", DATASETS)
+def test_the_run_loaded_the_dataset(
+    celery_stack: CeleryStack, runs: dict[str, str], dataset_id: str
+) -> None:
+    run = runs[dataset_id]
     with pg_connect() as pg:
         steps = pg.execute(
             """SELECT step, status FROM wharf.audit
                WHERE dataset_id = %s AND run_id = %s AND event = 'end' ORDER BY id""",
-            (DATASET, run),
+            (dataset_id, run),
         ).fetchall()
         assert dict(steps) == dict.fromkeys(STEPS, "success")
         assert pg.execute(
             "SELECT last_run_id, last_status, row_count FROM wharf.catalogue WHERE dataset_id = %s",
-            (DATASET,),
+            (dataset_id,),
         ).fetchone() == (run, "success", 3)
-        assert pg.execute(f"SELECT id, amount FROM {DOMAIN}.orders ORDER BY id").fetchall() == [
+        assert pg.execute(f"SELECT id, amount FROM {dataset_id} ORDER BY id").fetchall() == [
             (1, 250),
             (2, 990),
             (3, 15),
