@@ -7,7 +7,6 @@ import re
 from datetime import date
 from typing import Any, Literal
 
-import pyarrow as pa
 from pydantic import (
     ConfigDict,
     Field,
@@ -297,6 +296,7 @@ def _pattern_problem(name: str, pattern: Any) -> str | None:
         return f"{name} must be a text"
     if len(pattern) > MAX_PATTERN_CHARS:
         return f"{name} is {len(pattern):,} characters long; at most {MAX_PATTERN_CHARS:,}"
+    import pyarrow as pa  # here, not at the top: a task start's DAG parse never needs it
     import pyarrow.compute as pc
 
     try:  # an empty array compiles nothing: RE2 compiles the pattern on the first value

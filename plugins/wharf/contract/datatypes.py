@@ -6,9 +6,11 @@ integer family is sized to PostgreSQL's types so that binary COPY gets exact typ
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import functools
+from typing import TYPE_CHECKING, Literal, get_args
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow costs ~70 ms to import: a task start's DAG parse never needs it
+    import pyarrow as pa
 
 DataType = Literal[
     "integer",
@@ -27,24 +29,6 @@ DataType = Literal[
     "boolean",
 ]
 DATA_TYPES: tuple[str, ...] = get_args(DataType)
-
-# decimal(38, 9): Arrow's widest exact decimal that PostgreSQL's numeric holds without loss.
-_ARROW: dict[str, pa.DataType] = {
-    "tinyint": pa.int16(),
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "int": pa.int32(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "float": pa.float64(),
-    "decimal": pa.decimal128(38, 9),
-    "string": pa.string(),
-    "varchar": pa.string(),
-    "char": pa.string(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "boolean": pa.bool_(),
-}
 
 _POSTGRES: dict[str, str] = {
     "tinyint": "smallint",
@@ -66,7 +50,30 @@ _POSTGRES: dict[str, str] = {
 
 def arrow_type(data_type: str) -> pa.DataType:
     """Arrow type of a rAPId ``data_type``; raises ``KeyError`` for an unknown one."""
-    return _ARROW[data_type]
+    return _arrow()[data_type]
+
+
+@functools.cache
+def _arrow() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    # decimal(38, 9): Arrow's widest exact decimal that PostgreSQL's numeric holds without loss.
+    return {
+        "tinyint": pa.int16(),
+        "smallint": pa.int16(),
+        "integer": pa.int32(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "double": pa.float64(),
+        "float": pa.float64(),
+        "decimal": pa.decimal128(38, 9),
+        "string": pa.string(),
+        "varchar": pa.string(),
+        "char": pa.string(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "boolean": pa.bool_(),
+    }
 
 
 def postgres_type(data_type: str) -> str:
