@@ -1,8 +1,14 @@
-"""Parse benchmark: 500 generated dataset YAMLs through the real dags folder.
+"""Parse benchmark: generated dataset YAMLs through the real dags folder.
 
-Prints the time to parse and serialize the whole folder (what the DAG processor does) and
-the time to parse at task start, when Airflow's parsing context names one DAG.
-Targets (issue #2): <= 3 s for all 500, <= 100 ms at task start. Run: ``make bench``.
+Three cases:
+- folder: 500 sql-source YAMLs parsed and serialized in one warm process, and the parse at task
+  start in that same process (issue #2: <= 3 s for all 500, <= 100 ms at task start);
+- task start: a fresh interpreter per task, as a worker's task process is, timing what the task
+  runner logs as ``dag_file_parse_ms`` and what dominates it (issue #16: <= 200 ms);
+- estate: 2,000 YAMLs (sql and http sources, data cuts) parsed and serialized in a process
+  forked per parse, as Airflow's DAG processor does, cold and warm spec cache, and after a
+  change to one YAML (issue #16: <= 10 s; Airflow's ``dagbag_import_timeout`` is 30 s).
+Run: ``make bench``, or one case: ``python bench/parse_dags.py task-start``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
+sys.path.insert(0, str(ROOT / "bench"))
 from wharf import environment  # noqa: E402
 
 N = int(os.environ.get("WHARF_BENCH_DATASETS", "500"))
@@ -46,6 +53,23 @@ def generate(folder: Path) -> None:
 
 
 def main() -> None:
+    cases = sys.argv[1:] or ["folder", "task-start", "estate"]
+    for case in cases:
+        if case == "folder":
+            folder_case()
+        elif case == "task-start":
+            from parse_task_start import task_start_case
+
+            task_start_case(ROOT)
+        elif case == "estate":
+            from parse_estate import estate_case
+
+            estate_case(ROOT)
+        else:
+            raise SystemExit(f"unknown case {case!r}: folder, task-start or estate")
+
+
+def folder_case() -> None:
     folder = Path(tempfile.mkdtemp(prefix="wharf-bench-")) / "schemas"
     generate(folder)
     os.environ["WHARF_SCHEMAS_DIR"] = str(folder)
@@ -69,7 +93,7 @@ def main() -> None:
         assert len(single.dags) == 1
     del os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"]
 
-    print(f"datasets: {N} YAML files, 20 columns each")
+    print(f"== folder: {N} YAML files, 20 columns each, one warm process")
     for label, timings in (("cold spec cache", cold), ("warm spec cache", warm)):
         total = sum(t[1] for t in timings.values())
         print(f"{label}:")
@@ -79,8 +103,11 @@ def main() -> None:
             f"  whole dags folder, parse + serialize, one process: {total:5.2f} s  (target <= 3 s)"
         )
     print(
-        f"parse at task start (median of {len(one)}): {statistics.median(one) * 1000:5.0f} ms  (target <= 100 ms)"
+        f"parse at task start (median of {len(one)}), imports already warm: "
+        f"{statistics.median(one) * 1000:5.0f} ms  (target <= 100 ms)"
     )
+    for name in ("WHARF_SCHEMAS_DIR", "WHARF_SPEC_CACHE_DIR"):
+        del os.environ[name]
 
 
 def _parse_folder() -> dict[str, tuple[float, float]]:

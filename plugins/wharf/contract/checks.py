@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from typing import Any, Literal
@@ -296,11 +297,23 @@ def _pattern_problem(name: str, pattern: Any) -> str | None:
         return f"{name} must be a text"
     if len(pattern) > MAX_PATTERN_CHARS:
         return f"{name} is {len(pattern):,} characters long; at most {MAX_PATTERN_CHARS:,}"
-    import pyarrow as pa  # here, not at the top: a task start's DAG parse never needs it
+    return _re2_problem(name, pattern)
+
+
+@functools.lru_cache(maxsize=4096)
+def _re2_problem(name: str, pattern: str) -> str | None:
+    # Cached: the same text compiles the same way, and 2,000 YAMLs repeat their patterns.
+    # pyarrow here, not at the top: a task start's DAG parse needs it only for a regex.
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:  # an empty array compiles nothing: RE2 compiles the pattern on the first value
-        pc.match_substring_regex(pa.array([""]), pattern=pattern)
+    # An empty array compiles nothing: RE2 compiles the pattern on the first value. A null
+    # one, through the function itself: pa.array() and the pc.* wrappers import pandas
+    # (~250 ms) to look for a DataFrame.
+    try:
+        pc.get_function("match_substring_regex").call(
+            [pa.nulls(1, pa.string())], pc.MatchSubstringOptions(pattern)
+        )
     except UnicodeError:
         return f"{name} is not valid UTF-8 text"
     except pa.ArrowInvalid as err:
