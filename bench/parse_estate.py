@@ -1,0 +1,188 @@
+"""bench/parse_dags.py, case "estate": 2,000 dataset YAMLs through the real dags folder.
+
+A project of generated YAMLs (sql and http sources over 20 domains, a tenth of them data cuts
+over sources and over other cuts) is parsed and serialized as Airflow's DAG processor does:
+each DAG file in a process forked from one that has imported Airflow and Wharf already
+(``parsing_pre_import_modules``), so what one parse leaves in memory is gone at the next.
+Prints each file's seconds with a cold spec cache (after a deploy), a warm one (every 30 s,
+nothing changed) and after a change to one source YAML and to one cut's SQL, against the
+10 s target and Airflow's 30 s ``dagbag_import_timeout``. Runs itself in a subprocess whose
+``WHARF_HOME`` is the generated project (Airflow reads its settings when first imported).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N = int(os.environ.get("WHARF_BENCH_ESTATE", "2000"))
+DOMAINS = 20
+TARGET_S = 10.0
+IMPORT_TIMEOUT_S = 30.0
+FILES = ("wharf_datasets.py", "wharf_yaml_errors.py")
+
+_HEAD = """\
+metadata:
+  domain: {domain}
+  dataset: {dataset}
+  kind: {kind}
+  description: Generated dataset {i} for the estate benchmark.
+  sensitivity: PUBLIC
+  owners: [{{name: Bench, email: bench@example.org}}]
+"""
+_SQL = """\
+  update_behaviour: OVERWRITE
+schedule: "0 2 * * *"
+source: {{type: sql, conn_id: bench_db, table: t{i}}}
+"""
+_HTTP = """\
+  update_behaviour: MERGE
+  primary_key: [col_0]
+schedule: "0 3 * * *"
+source:
+  type: http
+  conn_id: bench_api
+  path: /v1/items{i}
+  records_path: $.data[*]
+  column_paths: {{col_0: $.id, col_1: $.attributes.name}}
+"""
+_CUT = """\
+sql: {name}.sql
+materialized: {materialized}
+{depends_on}columns:
+  - {{name: col_0, data_type: integer, description: Key.}}
+  - {{name: total, data_type: bigint, description: Rows per key.}}
+"""
+_CUT_SQL = (
+    "SELECT a.col_0, count(*)::bigint AS total FROM {first} AS a "
+    "JOIN {second} AS b ON b.col_0 = a.col_0 GROUP BY a.col_0\n"
+)
+
+
+def _columns() -> str:
+    return "columns:\n" + "\n".join(
+        f"  - {{name: col_{c}, data_type: {'integer' if c % 2 == 0 else 'string'}, "
+        f"allow_null: {str(c > 0).lower()}, description: Column {c}.}}"
+        for c in range(20)
+    )
+
+
+def generate(home: Path) -> dict[str, Path]:
+    """The project under ``home``; returns one source YAML and one cut's SQL file to change."""
+    schemas, sql = home / "include" / "schemas", home / "include" / "sql"
+    sql.mkdir(parents=True)
+    per_domain = N // DOMAINS
+    for i in range(N):
+        domain, local = f"domain_{i % DOMAINS}", i // DOMAINS
+        dataset = f"dataset_{local}"
+        (schemas / domain).mkdir(parents=True, exist_ok=True)
+        if local % 10 == 9:  # a data cut over two sources, or over a source and the cut before
+            first = f"{domain}.dataset_{local - 9}"
+            second = (
+                f"{domain}.dataset_{local - 10}" if local >= 19 else f"{domain}.dataset_{local - 8}"
+            )
+            select = _CUT_SQL.format(first=first, second=second)  # a file, not a query run here
+            (sql / f"{domain}_{dataset}.sql").write_text(select)
+            depends = f"depends_on: [{first}, {second}]\n" if local % 20 == 9 else ""
+            body = _CUT.format(
+                name=f"{domain}_{dataset}",
+                materialized=str(local % 4 == 1).lower(),
+                depends_on=depends,
+            )
+            kind = "data_cut"
+        else:
+            body = (_HTTP if local % 10 >= 6 else _SQL).format(i=i) + _columns()
+            kind = "source"
+        head = _HEAD.format(domain=domain, dataset=dataset, kind=kind, i=i)
+        (schemas / domain / f"{dataset}.yaml").write_text(head + body)
+    assert per_domain >= 20, "a domain needs 20 datasets for its cuts over cuts"
+    return {
+        "source": schemas / "domain_3" / "dataset_4.yaml",
+        "cut sql": sql / "domain_3_dataset_19.sql",
+    }
+
+
+def estate_case(root: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="wharf-bench-estate-"))
+    changes = generate(home)
+    cuts = len(list((home / "include" / "sql").glob("*.sql")))
+    print(
+        f"== estate: {N} YAML files over {DOMAINS} domains ({cuts} data cuts), a process forked per parse"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root / "plugins"), "WHARF_HOME": str(home)}
+    env.pop("WHARF_SCHEMAS_DIR", None)
+    subprocess.run(
+        [sys.executable, __file__, str(root), json.dumps({k: str(v) for k, v in changes.items()})],
+        env=env,
+        check=True,
+    )
+
+
+def _measure(root: Path, changes: dict[str, str]) -> None:
+    """In the estate's own process: fork a parse of each DAG file per step and print it."""
+    from wharf import environment
+
+    environment.apply(start_database=False)
+    from airflow.dag_processing.dagbag import DagBag  # noqa: F401  imported before the fork
+    from airflow.serialization.serialized_objects import DagSerialization  # noqa: F401
+
+    import wharf.orchestration.dag_factory  # parsing_pre_import_modules
+    import wharf.specfiles  # noqa: F401
+
+    steps = [("cold spec cache (after a deploy)", None), ("warm spec cache", None)]
+    steps += [(f"after a change to one {what}", Path(file)) for what, file in changes.items()]
+    for label, changed in steps:
+        if changed is not None:  # a new mtime and size, as an edit gives
+            changed.write_text(
+                changed.read_text() + "\n-- edited\n"
+                if changed.suffix == ".sql"
+                else changed.read_text() + "\n# edited\n"
+            )
+        print(f"  {label}:")
+        for name in FILES:
+            parsed, total, dags = _forked_parse(root / "dags" / name)
+            print(
+                f"    {name:<22} parse {parsed:6.2f} s, + serialize {total:6.2f} s ({dags} DAGs): "
+                f"{total / TARGET_S:4.2f} x the {TARGET_S:.0f} s target, "
+                f"{total / IMPORT_TIMEOUT_S:4.2f} x the {IMPORT_TIMEOUT_S:.0f} s import timeout"
+            )
+
+
+def _forked_parse(file: Path) -> tuple[float, float, int]:
+    """Seconds to parse ``file`` and to parse + serialize its DAGs, and how many, in a child
+    forked from this process (the DAG processor's way)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: parse, serialize, report, exit without cleanup
+        try:
+            from airflow.dag_processing.dagbag import DagBag
+            from airflow.serialization.serialized_objects import DagSerialization
+
+            start = time.perf_counter()
+            bag = DagBag(dag_folder=str(file))
+            parsed = time.perf_counter() - start
+            for dag in bag.dags.values():
+                DagSerialization.to_dict(dag)
+            total = time.perf_counter() - start
+            assert not bag.import_errors, bag.import_errors
+            os.write(write, json.dumps([parsed, total, len(bag.dags)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    if not report:
+        raise SystemExit(f"the parse of {file.name} failed: see its output above")
+    parsed, total, dags = json.loads(report)
+    return parsed, total, dags
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(sys.argv[1]) / "plugins"))
+    _measure(Path(sys.argv[1]), json.loads(sys.argv[2]))
