@@ -9,6 +9,7 @@ superuser (``wharf.publish.data_cuts``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -270,6 +271,14 @@ def check_cut(text: str, depends_on: Sequence[str] = ()) -> list[str]:
     SELECT (PostgreSQL) reading only schema-qualified tables outside Wharf's own and the
     catalogs' schemas, each listed in ``depends_on`` when that is given.
     Raises ``UnsafeSpecError``."""
+    return list(_checked_inputs(text, tuple(depends_on)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_inputs(text: str, depends_on: tuple[str, ...]) -> tuple[str, ...]:
+    # Cached on the text: a parse of the dags folder asks up to six times per cut (the YAML's
+    # check, its inputs, cycles, sensitivity, row access, its schedule), and sqlglot takes
+    # ~1 ms each. The same text always gets the same answer; a refused one is not cached.
     inputs = []
     for schema, name in tables_read(text, "postgres"):
         if not schema:
@@ -287,7 +296,7 @@ def check_cut(text: str, depends_on: Sequence[str] = ()) -> list[str]:
         raise UnsafeSpecError(
             f"the SQL reads {', '.join(unlisted)}, which depends_on does not list"
         )
-    return inputs
+    return tuple(inputs)
 
 
 def filters_rows(text: str) -> bool:
