@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,11 +117,19 @@ def estate_case(root: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(root / "plugins"), "WHARF_HOME": str(home)}
     env.pop("WHARF_SCHEMAS_DIR", None)
-    subprocess.run(
-        [sys.executable, __file__, str(root), json.dumps({k: str(v) for k, v in changes.items()})],
-        env=env,
-        check=True,
-    )
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                str(root),
+                json.dumps({k: str(v) for k, v in changes.items()}),
+            ],
+            env=env,
+            check=True,
+        )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _measure(root: Path, changes: dict[str, str]) -> None:
