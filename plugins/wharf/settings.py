@@ -349,6 +349,31 @@ def s3_bucket_problem(bucket: str) -> str | None:
     )
 
 
+def queues() -> tuple[str, ...]:
+    """The Celery queues a dataset YAML's ``queue:`` may name (``WHARF_QUEUES``), sorted;
+    none by default. A queue picks the workers that run a dataset's tasks, and a worker may
+    hold what others do not (credentials, network, memory): the operator says which exist."""
+    setting = os.environ.get("WHARF_QUEUES", "")
+    return tuple(sorted({q.strip() for q in setting.split(",") if q.strip()}))
+
+
+def queue_problem(queue: str) -> str | None:
+    """Why a YAML may not send its tasks to ``queue``, or None when an operator allows it."""
+    allowed = queues()
+    if queue in allowed:
+        return None
+    return (
+        f"queue {queue!r} is not allowed: an operator lists the queues a YAML may name in "
+        f"WHARF_QUEUES (allowed: {', '.join(allowed) or 'none'})"
+    )
+
+
 def file_settings() -> list[str]:
-    """The settings file-source checks depend on, for caches of checked YAML."""
-    return [os.environ.get("WHARF_FILE_ROOTS", ""), ",".join(s3_buckets()), str(reference_dir())]
+    """The settings the contract's checks depend on (file sources' roots and buckets, the
+    queues), for caches of checked YAML."""
+    return [
+        os.environ.get("WHARF_FILE_ROOTS", ""),
+        ",".join(s3_buckets()),
+        str(reference_dir()),
+        ",".join(queues()),
+    ]

@@ -440,9 +440,13 @@ class AirflowStack:
 
     @contextmanager
     def deployment(self) -> Iterator[None]:
-        """This process's ``WHARF_HOME`` and ``WHARF_SCHEMAS_DIR`` set to the stack's while
-        in the block, as for ``wharf access apply`` of the stack's YAML."""
+        """This process's ``WHARF_HOME``, ``WHARF_SCHEMAS_DIR`` and the stack processes' other
+        ``WHARF_*`` settings set to the stack's while in the block, as for ``wharf access
+        apply`` of the stack's YAML."""
         with pytest.MonkeyPatch.context() as mp:
+            for name, value in self.environment().items():
+                if name.startswith("WHARF_"):
+                    mp.setenv(name, value)
             mp.setenv("WHARF_HOME", str(self.home))
             mp.setenv("WHARF_SCHEMAS_DIR", str(self.schemas))
             yield

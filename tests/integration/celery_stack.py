@@ -131,6 +131,7 @@ class CeleryStack(AirflowStack):
             "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.result_url}",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+            "WHARF_QUEUES": self.heavy_queue,  # the one a YAML may name (settings.queues)
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             # Longer than any test's task; set so the provider does not warn on each import.
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",

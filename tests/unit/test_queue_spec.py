@@ -12,6 +12,11 @@ from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import load_spec
 
 
+@pytest.fixture(autouse=True)
+def allowed_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHARF_QUEUES", "heavy.loads-1, other")
+
+
 def test_every_task_goes_to_the_yaml_queue(schemas: Path) -> None:
     spec = load_spec(write(schemas, GOOD + "queue: heavy.loads-1\n"))
     assert spec.queue == "heavy.loads-1"
@@ -47,3 +52,19 @@ def test_a_bad_queue_name_is_refused_with_its_line(schemas: Path, queue: str) ->
     [error] = errors_of(write(schemas, GOOD + f"queue: {queue}\n"))
     assert error.startswith(f"{line}: queue: ")
     assert "is not a queue name" in error
+
+
+def test_a_queue_the_operator_does_not_list_is_refused(
+    schemas: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue chooses the workers that run the tasks, and a worker may hold credentials or
+    reach networks others do not: a YAML names only a queue an operator lists."""
+    line = GOOD.count("\n") + 1
+    [error] = errors_of(write(schemas, GOOD + "queue: finance\n"))
+    assert error == (
+        f"{line}: queue: queue 'finance' is not allowed: an operator lists the queues a YAML "
+        "may name in WHARF_QUEUES (allowed: heavy.loads-1, other)"
+    )
+    monkeypatch.delenv("WHARF_QUEUES")
+    [error] = errors_of(write(schemas, GOOD + "queue: heavy.loads-1\n"))
+    assert error.endswith("(allowed: none)")

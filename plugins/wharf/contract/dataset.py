@@ -155,7 +155,8 @@ class DatasetSpec(ContractModel):
         default=None,
         description="The Celery queue every task of the dataset's DAG is sent to, so a heavy "
         "dataset can have workers of its own (`airflow celery worker -q <queue>`); none: "
-        "Airflow's default queue (`[operators] default_queue`). Only CeleryExecutor reads it.",
+        "Airflow's default queue (`[operators] default_queue`). Only CeleryExecutor reads it; "
+        "only a queue the operator lists in `WHARF_QUEUES` is allowed.",
     )
     load: LoadOptions = Field(
         default=LoadOptions(), description="How `load` may change the published table."

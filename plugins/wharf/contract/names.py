@@ -11,6 +11,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from wharf import settings
 from wharf.contract.sql_rules import reserved_schema
 
 # --- identifiers -------------------------------------------------------------------------
@@ -103,6 +104,9 @@ def _queue(value: str) -> str:
             "starting with a letter or digit",
             {"value": repr(value)},
         )
+    problem = settings.queue_problem(value)  # checked at every parse and task start too
+    if problem:
+        raise PydanticCustomError("wharf_queue", "{problem}", {"problem": problem})
     return value
 
 
