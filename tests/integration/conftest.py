@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 from airflow_stack import AirflowStack
@@ -63,6 +64,7 @@ def moto_s3() -> Iterator[str]:
 
 
 STARTED: list[AirflowStack] = []
+StackT = TypeVar("StackT", bound=AirflowStack)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -78,13 +80,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
     """The real ``airflow api-server``, ``scheduler`` and ``dag-processor`` on the session's
     AIRFLOW_HOME, started by the first test that asks for it (its start's wall time is
     printed at the report's end), stopped at the session's end."""
-    stack = AirflowStack(tmp_path_factory.mktemp("airflow-stack"))
-    STARTED.append(stack)
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+    yield from _running(AirflowStack(tmp_path_factory.mktemp("airflow-stack")))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +88,11 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CelerySta
     """``airflow_stack``'s processes on CeleryExecutor with a Celery worker, on metadata and
     result databases of their own (``celery_stack.py``), for one module: stopped at its end.
     Skipped without Redis, except in CI."""
-    stack = CeleryStack(tmp_path_factory.mktemp("celery-stack"))
+    yield from _running(CeleryStack(tmp_path_factory.mktemp("celery-stack")))
+
+
+def _running(stack: StackT) -> Iterator[StackT]:
+    """``stack`` started (its start time reported at the session's end), then stopped."""
     STARTED.append(stack)
     try:
         stack.start()
