@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: demo test lint bench airflow psql db-stop clean
+.PHONY: demo test lint bench airflow stack psql db-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ airflow: $(VENV)/.synced
 	$(BIN)/wharf demo --source-only && $(BIN)/wharf db upgrade && $(BIN)/wharf access apply && \
 	  $(BIN)/wharf airflow-info && \
 	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/wharf serve-demo -- $(BIN)/airflow standalone
+
+## Airflow on CeleryExecutor on this machine, as one unit (`wharf stack`): API server,
+## scheduler, DAG processor, triggerer and Celery workers (WORKERS=1), the local Redis as
+## broker (WHARF_STACK_BROKER_URL), a PostgreSQL metadata database, with the demo's sources as
+## for `make airflow`; health-checked until Ctrl-C stops them all.
+WORKERS ?= 1
+stack: $(VENV)/.synced
+	$(BIN)/wharf demo --source-only && $(BIN)/wharf db upgrade && $(BIN)/wharf access apply && \
+	  $(BIN)/wharf serve-demo -- $(BIN)/wharf stack --workers $(WORKERS)
 
 ## docker compose's secrets (docker-compose.yaml reads .env): random passwords and keys in a
 ## new .env, readable by its owner only; an existing .env is kept.

@@ -368,6 +368,14 @@ def queue_problem(queue: str) -> str | None:
     )
 
 
+def load_pool() -> str | None:
+    """The Airflow pool of every step that writes to the datasets database (``load``, a
+    cut's ``refresh``): ``WHARF_LOAD_POOL``, unset by default (Airflow's ``default_pool``).
+    ``wharf stack`` sets it to a pool it creates; the pool must exist, or those steps wait
+    in ``scheduled`` (Airflow 3 runs no task of a missing pool)."""
+    return os.environ.get("WHARF_LOAD_POOL", "").strip() or None
+
+
 def file_settings() -> list[str]:
     """The settings the contract's checks depend on (file sources' roots and buckets, the
     queues), for caches of checked YAML."""

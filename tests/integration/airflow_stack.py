@@ -172,14 +172,7 @@ class AirflowStack:
         scheduler and the DAG processor healthy, then pause what the scheduler must not run.
         Fails (with the logs' tails) when a process exits or ``START_SECONDS`` pass."""
         began = time.monotonic()
-        self.schemas.mkdir(parents=True, exist_ok=True)
-        self.sql.mkdir(parents=True, exist_ok=True)
-        migrations = self.sql / "wharf"
-        if not migrations.exists():
-            migrations.symlink_to(ROOT / "include" / "sql" / "wharf")
-        reference = self.home / "include" / "reference"
-        if not reference.exists():
-            reference.symlink_to(ROOT / "include" / "reference")
+        self.prepare_home()
         env = self.environment()
         commands = {
             "api-server": ["api-server", "-H", "127.0.0.1", "-p", str(self.port), "-w", "1"],
@@ -197,6 +190,18 @@ class AirflowStack:
         self._spawn("scheduler", commands["scheduler"], env)
         self.wait("the scheduler's heartbeat", lambda: self._healthy("scheduler"), START_SECONDS)
         self.started_seconds = time.monotonic() - began
+
+    def prepare_home(self) -> None:
+        """The deployment's project home: empty schemas and SQL folders, with the project's
+        migrations and reference files."""
+        self.schemas.mkdir(parents=True, exist_ok=True)
+        self.sql.mkdir(parents=True, exist_ok=True)
+        migrations = self.sql / "wharf"
+        if not migrations.exists():
+            migrations.symlink_to(ROOT / "include" / "sql" / "wharf")
+        reference = self.home / "include" / "reference"
+        if not reference.exists():
+            reference.symlink_to(ROOT / "include" / "reference")
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         with self.log(name).open("ab") as out:

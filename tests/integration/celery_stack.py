@@ -32,6 +32,7 @@ No Redis on 127.0.0.1:6379: the test is skipped, except in CI (``CI=true``), whe
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -41,20 +42,21 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pytest
-from airflow_stack import PROCESSES, START_SECONDS, AirflowStack
+from airflow_stack import PROCESSES, RUNNING, START_SECONDS, AirflowStack
 from support import DATASETS_URL, IN_CI, libpq
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis database 0 is every client's default; 11 is Wharf's slow lane's.
 REDIS_DB = 11
-MIGRATE_SECONDS = 300
-# Celery's line once the worker consumes from its queues.
-READY = re.compile(r"@\S+ ready\.")
+LOAD_SLOTS = 2
+# wharf stack's own stop: SIGTERM, then up to 15 s before SIGKILL (wharf.cli.stack).
+STACK_STOP_SECONDS = 30
 # The provider's line when the worker starts a task instance's workload, and Celery's when
 # the task returned (the provider 3.26's and Celery 5.6's wording).
 EXECUTING = re.compile(
     r"\[(?P<celery_id>[0-9a-f-]{36})\] Executing workload in Celery: .*?"
-    r"ti=TaskInstanceDTO\(id=UUID\('(?P<ti_id>[0-9a-f-]{36})'\), task_id='(?P<task_id>[^']+)'"
+    r"ti=TaskInstanceDTO\(id=UUID\('(?P<ti_id>[0-9a-f-]{36})'\), task_id='(?P<task_id>[^']+)', "
+    r"dag_id='(?P<dag_id>[^']+)'"
 )
 SUCCEEDED = re.compile(r"Task execute_workload\[(?P<celery_id>[0-9a-f-]{36})\] succeeded in")
 
@@ -101,7 +103,7 @@ class CeleryStack(AirflowStack):
     task's default queue, and the worker serves it and ``heavy_queue`` only; ``result_url``
     is the SQLAlchemy URL of the result backend's database (``celery_taskmeta``)."""
 
-    names: ClassVar[tuple[str, ...]] = (*PROCESSES, "worker")
+    names: ClassVar[tuple[str, ...]] = ("stack", *PROCESSES, "triggerer", "worker-1")
     label: ClassVar[str] = "celery stack"
     broker_url: str = field(default_factory=redis_url)
     queue: str = field(default_factory=lambda: f"wharf_{uuid.uuid4().hex[:8]}")
@@ -138,43 +140,31 @@ class CeleryStack(AirflowStack):
         }
 
     def start(self) -> None:
-        """Create and migrate the metadata database and create the result backend's, start
-        the three processes (``AirflowStack.start``), then the worker, and wait for Celery's
-        ``ready.`` line in its log."""
+        """Create the two databases, then run ``wharf stack`` (what ``make stack`` runs: it
+        migrates the metadata database, makes the load pool and starts the API server, DAG
+        processor, scheduler, triggerer and one Celery worker) and wait for its ``ready`` line."""
         began = time.monotonic()
         for url in (self.metadata_url, self.result_url):
             _admin(f'CREATE DATABASE "{urlsplit(url).path.lstrip("/")}"')
-        env = self.environment()
-        with self.log("db-migrate").open("ab") as out:
-            subprocess.run(
-                [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=env,
+        self.prepare_home()
+        RUNNING.append(self)
+        with self.log("stack").open("ab") as out:
+            self.processes["stack"] = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "wharf", "stack", "--port", str(self.port)),
+                    *("--folder", str(self.folder), "--load-slots", str(LOAD_SLOTS)),
+                ],
+                env=self.environment(),
                 cwd=self.folder,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                check=True,
-                timeout=MIGRATE_SECONDS,
+                start_new_session=True,
             )
-        super().start()
-        self._spawn(
-            "worker",
-            [
-                "celery",
-                "worker",
-                "-q",
-                f"{self.queue},{self.heavy_queue}",
-                "-H",
-                f"{self.queue}@%h",
-                "--without-gossip",
-            ],
-            env,
-        )
-        self.wait("the Celery worker ready", self._worker_ready, START_SECONDS)
+        self.wait("wharf stack ready", self._ready, START_SECONDS)
         self.started_seconds = time.monotonic() - began
 
-    def _worker_ready(self) -> bool:
-        path = self.log("worker")
-        return path.exists() and bool(READY.search(path.read_text(errors="replace")))
+    def _ready(self) -> bool:
+        return "wharf stack: ready in" in self.log("stack").read_text(errors="replace")
 
     def pause_every_dag(self) -> None:
         """Pause every DAG the DAG processor wrote (through the API: the metadata database
@@ -184,9 +174,22 @@ class CeleryStack(AirflowStack):
             self.pause(dag["dag_id"])
 
     def stop(self) -> None:
-        """Stop the processes, then drop the two databases and the queue's bindings in
-        Redis (kombu keeps ``_kombu.binding*.<queue>`` keys after the worker exits)."""
-        super().stop()
+        """SIGTERM ``wharf stack`` (it stops its processes, as on Ctrl-C), fail unless it and
+        every process it started exited, then drop the two databases and the queue's bindings
+        in Redis (kombu keeps ``_kombu.binding*.<queue>`` keys after the worker exits)."""
+        import psutil
+
+        stack = self.processes.get("stack")
+        left: list[psutil.Process] = []
+        if stack and stack.poll() is None:
+            children = psutil.Process(stack.pid).children(recursive=True)
+            stack.send_signal(signal.SIGTERM)
+            code = stack.wait(timeout=STACK_STOP_SECONDS)
+            _, left = psutil.wait_procs(children, timeout=5)
+            for process in left:
+                process.kill()
+        if self in RUNNING:
+            RUNNING.remove(self)
         import redis
 
         with redis.Redis.from_url(self.broker_url) as client:
@@ -194,6 +197,8 @@ class CeleryStack(AirflowStack):
                 client.delete(key)
         for url in (self.metadata_url, self.result_url):
             _admin(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+        if stack and (code != 0 or left):
+            pytest.fail(f"wharf stack stopped with {code}, leaving {left}\n{self.tails()}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The run's task instances as the API gives them (``queue``, ``hostname``, ``pid``,
@@ -201,15 +206,18 @@ class CeleryStack(AirflowStack):
         reply = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return list(reply["task_instances"])
 
-    def worker_workloads(self) -> dict[str, tuple[str, str]]:
-        """From the worker's log: ``{ti id: (task_id, Celery task id)}`` of every task
-        instance whose workload the worker started."""
-        text = self.log("worker").read_text(errors="replace")
-        return {m["ti_id"]: (m["task_id"], m["celery_id"]) for m in EXECUTING.finditer(text)}
+    def worker_workloads(self) -> dict[str, tuple[str, str, str]]:
+        """From the worker's log: ``{ti id: (dag_id, task_id, Celery task id)}`` of every
+        task instance whose workload the worker started."""
+        text = self.log("worker-1").read_text(errors="replace")
+        return {
+            m["ti_id"]: (m["dag_id"], m["task_id"], m["celery_id"])
+            for m in EXECUTING.finditer(text)
+        }
 
     def worker_succeeded(self) -> set[str]:
         """From the worker's log: the Celery task ids that returned."""
-        text = self.log("worker").read_text(errors="replace")
+        text = self.log("worker-1").read_text(errors="replace")
         return {m["celery_id"] for m in SUCCEEDED.finditer(text)}
 
     def task_meta(self) -> dict[str, str]:

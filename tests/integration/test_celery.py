@@ -1,6 +1,6 @@
-"""Issue #16 item 1, first part: a dataset's DAG runs to success on Airflow's CeleryExecutor
-(``celery_stack``: the local Redis as broker, PostgreSQL metadata and result backend), and
-its tasks ran on the Celery worker, not in the scheduler:
+"""Issue #16 item 1: ``wharf stack`` (``make stack``) runs a dataset's DAG to success on
+Airflow's CeleryExecutor (``celery_stack`` starts it: the local Redis as broker, PostgreSQL
+metadata and result backend), and its tasks ran on the Celery worker, not in the scheduler:
 
 - two datasets run at once: ``cel_shop.orders`` on the session's default queue and
   ``cel_shop.heavy_orders`` on the queue its YAML names (``queue:``); each task instance's
@@ -10,6 +10,8 @@ its tasks ran on the Celery worker, not in the scheduler:
   executed its workload, and that Celery task's return;
 - the result backend's ``celery_taskmeta`` holds a SUCCESS row for each of those Celery
   tasks, and no other;
+- ``load`` waits for the stack's pool ``wharf_loads``; every part (the triggerer too) is
+  healthy; stopping the stack leaves no process behind (``CeleryStack.stop`` fails if it does);
 - the run's audit rows, catalogue row and loaded table are as on LocalExecutor.
 
 Time budget: 150 s for the module, session setup and the stack's start included (measured on
@@ -22,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from celery_stack import CeleryStack
+from celery_stack import LOAD_SLOTS, CeleryStack
 from support import access_apply, pg_connect
 
 pytestmark = pytest.mark.slow
@@ -93,16 +95,23 @@ def test_the_tasks_ran_on_the_celery_worker(
     queue = expected_queue(stack, dataset_id)
     assert {(t["state"], t["queue"]) for t in tis} == {("success", queue)}, tis
     assert all(t["hostname"] and t["pid"] for t in tis), tis
+    # The step that writes to the datasets database waits for a slot of the load pool.
+    assert {t["task_id"]: t["pool"] for t in tis} == {
+        "extract": "default_pool",
+        "validate": "default_pool",
+        "load": "wharf_loads",
+        "record": "default_pool",
+    }
     assert "CeleryExecutor" in stack.log("scheduler").read_text(errors="replace")
 
     # The worker's log names each task instance (by its id) with the Celery task that ran it.
     workloads = stack.worker_workloads()
     assert {t["id"]: t["task_id"] for t in tis} == {
         ti_id: task_id
-        for ti_id, (task_id, _) in workloads.items()
+        for ti_id, (_, task_id, _) in workloads.items()
         if ti_id in {t["id"] for t in tis}
     }, workloads
-    celery_ids = {workloads[t["id"]][1] for t in tis}
+    celery_ids = {workloads[t["id"]][2] for t in tis}
 
     # The result backend holds a SUCCESS row per Celery task (written once the task returned,
     # which may be after the API saw the task instance finish).
@@ -114,9 +123,22 @@ def test_the_tasks_ran_on_the_celery_worker(
     meta = stack.wait(
         "celery_taskmeta SUCCESS rows", all_succeeded, RUN_SECONDS, state=stack.task_meta
     )
-    # The worker's tasks, both runs', and nothing else, are the result backend's rows.
-    everything = {c for _, c in workloads.values()}
-    assert set(meta) == everything and len(everything) == len(STEPS) * len(DATASETS), meta
+    # The worker's tasks, and nothing else, are the result backend's rows: both runs' and
+    # those of wharf.freshness, which the stack does not pause.
+    assert set(meta) == {c for _, _, c in workloads.values()}, meta
+    ours = [c for dag_id, _, c in workloads.values() if dag_id in DATASETS]
+    assert len(ours) == len(STEPS) * len(DATASETS), workloads
+
+
+def test_wharf_stack_runs_every_part_healthy(celery_stack: CeleryStack) -> None:
+    """What ``make stack`` starts: the API reports each part healthy, the triggerer included,
+    and the load pool has the slots the stack was given."""
+    health = celery_stack.api("GET", "/api/v2/monitor/health", auth=False)
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    assert {p: health[p]["status"] for p in parts} == dict.fromkeys(parts, "healthy"), health
+    pool = celery_stack.api("GET", "/api/v2/pools/wharf_loads")
+    assert pool["slots"] == LOAD_SLOTS, pool
+    assert "wharf stack: ready in" in celery_stack.log("stack").read_text()
 
 
 @pytest.mark.parametrize("dataset_id", DATASETS)

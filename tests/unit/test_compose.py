@@ -70,7 +70,7 @@ DEV_PACKAGES = {
 }
 # ${NAME}, ${NAME:-default}, ${NAME:?message} and their one-dash/one-colon-less forms.
 REFERENCE_RE = re.compile(
-    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<rest>[^}]*))?\}"
+    r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<rest>[^}]*))?\}"
 )
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|_KEY$|TOKEN")
 
@@ -201,9 +201,15 @@ def test_the_init_service_migrates_airflow_then_upgrades_wharfs_tables_and_grant
     command = services["airflow-init"]["command"]
     assert command[:2] == ["bash", "-c"]
     assert command[2] == (
-        "airflow db migrate && python -m wharf db upgrade && python -m wharf access apply"
+        "airflow db migrate"
+        ' && airflow pools set "${WHARF_LOAD_POOL}" "${WHARF_LOAD_SLOTS}" "Wharf\'s load steps"'
+        " && python -m wharf db upgrade && python -m wharf access apply"
         " && python -m wharf demo --source-only"
     )
+    # The load steps' pool (settings.load_pool), made by the init before any task runs.
+    env = services["airflow-scheduler"]["environment"]
+    assert env["WHARF_LOAD_POOL"] == "wharf_loads"
+    assert env["WHARF_LOAD_SLOTS"] == "env-WHARF_LOAD_SLOTS"  # ${WHARF_LOAD_SLOTS:-2}
     for name in AIRFLOW_SERVICES - {"airflow-init", "airflow-cli"}:
         depends = services[name]["depends_on"]
         assert depends["airflow-init"] == {"condition": "service_completed_successfully"}

@@ -22,6 +22,9 @@ wharf catalogue [DATASET] [--json]
                             every dataset: sensitivity, reader roles, whether the grants
                             match, last run, rows; with DATASET its catalogue entry (last
                             updated, hashes, source modified time) and change log
+wharf stack [--workers N]   Airflow on CeleryExecutor (API server, scheduler, DAG processor,
+                            triggerer, Celery workers; Redis broker, PostgreSQL metadata)
+                            as one unit, with health checks, until Ctrl-C
 wharf env                   print the environment as shell exports (starts the database)
 wharf airflow-info          print the Airflow UI's URL, who logs in and where the password is
 wharf reference diff DATASET
@@ -39,6 +42,7 @@ import argparse
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from wharf import environment, settings
@@ -52,6 +56,7 @@ from wharf.cli.generate import cmd_schema_generate
 from wharf.cli.reference import cmd_reference_diff
 from wharf.cli.run import cmd_run, cmd_run_dag
 from wharf.cli.schema_docs import cmd_schema_docs, cmd_schema_json
+from wharf.cli.stack import cmd_stack
 from wharf.cli.watermark import cmd_watermark_reset
 from wharf.demo import connections as demo_connections
 
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset", nargs="?", help="one dataset id: its catalogue entry and change log"
     )
     catalogue.add_argument("--json", action="store_true", help="print JSON (keys: README)")
+    _add_stack(sub)
     sub.add_parser("env", help="print shell exports for Airflow and the datasets database")
     sub.add_parser(
         "airflow-info", help="print the Airflow UI's URL, its users and the password file"
@@ -164,6 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     run_dag.add_argument("--events-fd", type=int)
     args = parser.parse_args(argv)
     return _COMMANDS[args.command](args)
+
+
+def _add_stack(sub: Any) -> None:
+    """``wharf stack [--workers N] [--port P] [--load-slots N] [--folder F]``."""
+    stack = sub.add_parser(
+        "stack", help="Airflow on CeleryExecutor with workers, as one unit, until Ctrl-C"
+    )
+    stack.add_argument("--workers", type=int, default=1, help="Celery workers (default 1)")
+    stack.add_argument("--port", type=int, default=8080, help="the UI's port (default 8080)")
+    stack.add_argument(
+        "--load-slots", type=int, default=2, help="load steps at once (pool wharf_loads)"
+    )
+    stack.add_argument("--folder", type=Path, help="logs and secrets (default .wharf/stack)")
 
 
 def _add_reference(sub: Any) -> None:
@@ -198,6 +217,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "access": lambda args: cmd_access(args.access_command == "apply"),
     "catalogue": lambda args: cmd_catalogue(args.dataset, args.json),
     "env": lambda args: cmd_env(),
+    "stack": lambda args: cmd_stack(args.folder, args.port, args.workers, args.load_slots),
     "airflow-info": lambda args: cmd_airflow_info(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),
     "watermark": lambda args: cmd_watermark_reset(args.dataset),

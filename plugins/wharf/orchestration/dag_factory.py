@@ -21,6 +21,7 @@ from airflow.sdk import (
     CronTriggerTimetable,
 )
 
+from wharf import settings
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.schedule import CRON_PRESETS
 
@@ -128,12 +129,18 @@ def _dataset_steps(dataset_id: str) -> list[PythonOperator]:
     return [
         _task("extract", dataset_id),
         _task("validate", dataset_id),
-        _task("load", dataset_id, outlets=[asset(dataset_id)]),
+        _task("load", dataset_id, outlets=[asset(dataset_id)], **_writes()),
     ]
 
 
 def _data_cut_steps(dataset_id: str) -> list[PythonOperator]:
-    return [_task("refresh", dataset_id, outlets=[asset(dataset_id)])]
+    return [_task("refresh", dataset_id, outlets=[asset(dataset_id)], **_writes())]
+
+
+def _writes() -> dict[str, str]:
+    """A step that writes to the datasets database runs in the operator's load pool."""
+    pool = settings.load_pool()
+    return {"pool": pool} if pool else {}
 
 
 class WharfStep(PythonOperator):

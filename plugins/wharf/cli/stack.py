@@ -1,0 +1,381 @@
+"""``wharf stack``: Airflow on CeleryExecutor on this machine, started and stopped as one unit.
+
+The processes, each in its own process group with its log in ``--folder`` (default
+``.wharf/stack``): ``api-server`` (the UI, the REST API and the execution API the task runners
+call), ``dag-processor``, ``scheduler``, ``triggerer`` and ``worker-1`` … ``worker-N``
+(``airflow celery worker``). The metadata database and Celery's result backend are a
+PostgreSQL database ``airflow`` on the datasets database's server (the embedded one unless
+``WHARF_DATASETS_DB_URL`` names one), migrated before anything starts; the broker is the Redis
+of ``WHARF_STACK_BROKER_URL`` (default ``redis://127.0.0.1:6379/0``). Every Airflow setting a
+user has set in the environment is kept (``setdefault``).
+
+Health: it starts the API server and the DAG processor, then the scheduler and the triggerer,
+then the workers, and says it is ready only once ``/api/v2/monitor/health`` reports the
+metadata database, scheduler, triggerer and DAG processor healthy and each worker has logged
+Celery's ``ready.``; after that it checks every 2 s that each process runs and every 30 s the
+API's health. A process that exits stops the whole stack (exit 1, with that process's last log
+lines); Ctrl-C or SIGTERM stops it cleanly (exit 0): the scheduler first, so no task starts
+during the stop.
+
+Load steps run in the pool ``wharf_loads`` (``--load-slots``, default 2): it bounds how many
+datasets write to the datasets database at once, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wharf import environment, settings
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+LOAD_POOL = "wharf_loads"
+START_SECONDS = 180
+STOP_SECONDS = 15
+POLL_SECONDS = 0.5
+WATCH_SECONDS = 2.0
+HEALTH_SECONDS = 30.0
+TAIL_LINES = 20
+# Celery's line once a worker consumes from its queues (Celery 5.6).
+WORKER_READY = re.compile(r"@\S+ ready\.")
+HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+class StackError(Exception):
+    """The stack cannot start or stopped: the message is one line for the user."""
+
+
+@dataclass
+class Stack:
+    """The processes of ``wharf stack`` and how to start, watch and stop them.
+
+    ``env`` is the processes' environment (``environment()``): build it once, before
+    ``start``."""
+
+    folder: Path
+    port: int = 8080
+    workers: int = 1
+    load_slots: int = 2
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    # --- settings -----------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """Airflow's settings for the stack over this process's environment (Wharf's local
+        defaults, ``environment.apply``), without overriding what the user set."""
+        environment.apply()
+        env = dict(os.environ)
+        base = f"http://127.0.0.1:{self.port}"
+        metadata = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or metadata_url()
+        if metadata.startswith("sqlite"):
+            raise StackError(
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is SQLite: the CeleryExecutor's workers and "
+                "scheduler need a server database (unset it to use PostgreSQL)"
+            )
+        defaults = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__CELERY__BROKER_URL": broker_url(),
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            # Longer than any task: a task the broker thinks lost is delivered again.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": base,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+            # One secret for the scheduler, which signs the task runners' tokens, and the API
+            # server, which checks them: each process would otherwise draw its own.
+            "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt"),
+            "AIRFLOW__API__SECRET_KEY": self._secret("api"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "WHARF_LOAD_POOL": LOAD_POOL,
+        }
+        env.update({k: v for k, v in defaults.items() if not env.get(k)})
+        env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+        return env
+
+    def _secret(self, name: str) -> str:
+        path = self.folder / f".{name}_secret"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text()
+
+    def queues(self) -> list[str]:
+        """The queues the workers serve: the default one and those of ``WHARF_QUEUES``."""
+        default = self.env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE") or "default"
+        return [default, *(q for q in settings.queues() if q != default)]
+
+    @property
+    def base_url(self) -> str:
+        return self.env["AIRFLOW__API__BASE_URL"].rstrip("/")
+
+    def log(self, name: str) -> Path:
+        return self.folder / f"{name}.log"
+
+    # --- start, watch, stop ---------------------------------------------------------------
+
+    def start(self, say: Callable[[str], None] = print) -> float:
+        """Check the broker, migrate the metadata database, make the load pool, start every
+        process and wait until all are healthy; the seconds it took. Raises StackError (the
+        processes stopped) when one exits or ``START_SECONDS`` pass."""
+        began = time.monotonic()
+        check_broker(broker_url())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.env = self.env or self.environment()
+        say("wharf stack: migrating the metadata database")
+        self._airflow_cli("db-migrate", ["db", "migrate"])
+        self._make_pool()
+        try:
+            self._spawn("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(self.port)])
+            self._spawn("dag-processor", ["dag-processor"])
+            self._spawn("scheduler", ["scheduler"])
+            self._spawn("triggerer", ["triggerer"], TRIGGER_LOG_SERVER_PORT=str(free_port()))
+            for number in range(1, self.workers + 1):
+                self._spawn(
+                    f"worker-{number}",
+                    [
+                        "celery",
+                        "worker",
+                        "-q",
+                        ",".join(self.queues()),
+                        "-H",
+                        f"worker{number}@%h",
+                        "--without-gossip",
+                    ],
+                    WORKER_LOG_SERVER_PORT=str(free_port()),
+                )
+            self._wait("every part healthy", self._all_healthy, START_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
+        return time.monotonic() - began
+
+    def _airflow_cli(self, name: str, command: list[str]) -> None:
+        with self.log(name).open("ab") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "airflow", *command],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=START_SECONDS,
+            )
+        if done.returncode:
+            raise StackError(
+                f"`airflow {' '.join(command)}` failed (exit {done.returncode}): "
+                f"see {self.log(name)}\n{tail(self.log(name))}"
+            )
+
+    def _make_pool(self) -> None:
+        """The load pool with ``load_slots`` slots (an operator's later change in the UI is
+        kept until the next ``wharf stack``: the flag is the setting)."""
+        self._airflow_cli(
+            "pools",
+            ["pools", "set", LOAD_POOL, str(self.load_slots), "Wharf's load steps (wharf stack)"],
+        )
+
+    def _spawn(self, name: str, command: list[str], **logging_ports: str) -> None:
+        env = {**self.env, **{f"AIRFLOW__LOGGING__{k}": v for k, v in logging_ports.items()}}
+        with self.log(name).open("ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *command],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends its children
+            )
+
+    def _wait(self, what: str, probe: Callable[[], bool], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not probe():
+            self.raise_if_exited()
+            if time.monotonic() > deadline:
+                raise StackError(f"waited {seconds:.0f} s for {what}: {self.unhealthy()}")
+            time.sleep(POLL_SECONDS)
+
+    def raise_if_exited(self) -> None:
+        """StackError naming the first process that exited, with its log's last lines."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {process.returncode}; the last lines of "
+                    f"{self.log(name)}:\n{tail(self.log(name))}"
+                )
+
+    def health(self) -> dict[str, str]:
+        """``{part: status}`` from the API's ``/api/v2/monitor/health`` and each worker's
+        log; ``{"api-server": "not answering"}`` while it does not answer."""
+        import httpx
+
+        try:
+            reply = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return {"api-server": "not answering"}
+        parts = {p: str((reply.get(p) or {}).get("status")) for p in HEALTH_PARTS}
+        for name in self.processes:
+            if name.startswith("worker-"):
+                ready = WORKER_READY.search(self.log(name).read_text(errors="replace"))
+                parts[name] = "healthy" if ready else "starting"
+        return parts
+
+    def unhealthy(self) -> str:
+        bad = {part: status for part, status in self.health().items() if status != "healthy"}
+        return ", ".join(f"{part} {status}" for part, status in bad.items()) or "none"
+
+    def _all_healthy(self) -> bool:
+        return all(status == "healthy" for status in self.health().values())
+
+    def watch(self, say: Callable[[str], None] = print) -> None:
+        """Until a process exits (StackError): check the processes every ``WATCH_SECONDS``
+        and say which part is unhealthy every ``HEALTH_SECONDS``."""
+        next_health = time.monotonic() + HEALTH_SECONDS
+        while True:
+            self.raise_if_exited()
+            if time.monotonic() >= next_health:
+                bad = self.unhealthy()
+                if bad != "none":
+                    say(f"wharf stack: unhealthy: {bad}")
+                next_health = time.monotonic() + HEALTH_SECONDS
+            time.sleep(WATCH_SECONDS)
+
+    def stop(self) -> None:
+        """SIGTERM each process group, the scheduler first (no task starts after) and the
+        workers last (a warm shutdown finishes their running tasks), then SIGKILL what is left
+        after ``STOP_SECONDS``, group leaders' children included."""
+        order = ["scheduler", "triggerer", "dag-processor", "api-server"]
+        for name in sorted(self.processes, key=lambda n: order.index(n) if n in order else 9):
+            process = self.processes[name]
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def metadata_url() -> str:
+    """A SQLAlchemy URL of the database ``airflow`` on the datasets database's server, which
+    is created when missing."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    url = environment.datasets_database_url()
+    _create_database(url, "airflow")
+    parts = urlsplit(url)
+    if "%2f" in parts.netloc.lower():  # the embedded server's Unix socket
+        user = parts.username or "postgres"
+        return f"postgresql://{user}@/airflow?host={unquote(parts.netloc.split('@')[-1])}"
+    return urlunsplit(parts._replace(scheme="postgresql", path="/airflow"))
+
+
+def _create_database(url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(environment.libpq_conninfo(url), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not found:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def broker_url() -> str:
+    """Celery's broker: ``AIRFLOW__CELERY__BROKER_URL`` when set, else
+    ``WHARF_STACK_BROKER_URL``, else the local Redis (``DEFAULT_BROKER``)."""
+    return (
+        os.environ.get("AIRFLOW__CELERY__BROKER_URL")
+        or os.environ.get("WHARF_STACK_BROKER_URL")
+        or DEFAULT_BROKER
+    )
+
+
+def check_broker(url: str) -> None:
+    """StackError in one line when the Redis broker at ``url`` does not answer PING (a broker
+    of another kind is left to Celery)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as err:
+        where = url.rsplit("@", maxsplit=1)[-1]  # never the password of redis://:secret@host
+        raise StackError(
+            f"no Redis answers at {where} ({type(err).__name__}), the Celery broker: start "
+            "one (e.g. `apt-get install redis-server`) or set WHARF_STACK_BROKER_URL"
+        ) from None
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def cmd_stack(folder: Path | None, port: int, workers: int, load_slots: int) -> int:
+    """Start the stack, print where the UI is and who logs in, and keep it running until
+    Ctrl-C (exit 0) or until a process exits (exit 1). Exit 2 when it cannot start."""
+    stack = Stack(folder or settings.state_dir() / "stack", port, workers, load_slots)
+    stopping: list[int] = []
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        seconds = stack.start()
+        for line in _ready_lines(stack, seconds):
+            print(line, flush=True)
+        stack.watch()
+    except KeyboardInterrupt:
+        print("wharf stack: stopping", flush=True)
+        stack.stop()
+        return 0
+    except StackError as err:
+        print(f"wharf stack: {err}", file=sys.stderr, flush=True)
+        stack.stop()
+        return 2 if not stack.processes else 1
+    return 0
+
+
+def _ready_lines(stack: Stack, seconds: float) -> list[str]:
+    from wharf.cli.airflow_info import passwords_file
+
+    users = stack.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+    return [
+        f"wharf stack: ready in {seconds:.1f} s: {', '.join(stack.processes)} "
+        f"(CeleryExecutor, queues {', '.join(stack.queues())}, pool {LOAD_POOL} "
+        f"{stack.load_slots} slots)",
+        f"Airflow UI: {stack.base_url} (listening on 127.0.0.1 only)",
+        f"Log in as: {users.split(':')[0]}; password in {passwords_file()}",
+        f"Logs: {stack.folder}/<process>.log; Ctrl-C stops the stack",
+        "wharf stack: health " + json.dumps(stack.health()),
+    ]
