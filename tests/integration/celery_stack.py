@@ -135,8 +135,6 @@ class CeleryStack(AirflowStack):
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "WHARF_QUEUES": self.heavy_queue,  # the one a YAML may name (settings.queues)
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            # Longer than any test's task; set so the provider does not warn on each import.
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
         }
 
     def start(self) -> None:
@@ -174,7 +172,7 @@ class CeleryStack(AirflowStack):
             self.pause(dag["dag_id"])
 
     def stop(self) -> None:
-        """SIGTERM ``wharf stack`` (it stops its processes, as on Ctrl-C), fail unless it and
+        """Stop ``wharf stack`` as a user would (Ctrl-C, then SIGTERM), fail unless it and
         every process it started exited, then drop the two databases and the queue's bindings
         in Redis (kombu keeps ``_kombu.binding*.<queue>`` keys after the worker exits)."""
         import psutil
@@ -183,6 +181,10 @@ class CeleryStack(AirflowStack):
         left: list[psutil.Process] = []
         if stack and stack.poll() is None:
             children = psutil.Process(stack.pid).children(recursive=True)
+            # Ctrl-C, then a supervisor's SIGTERM while it stops: the second must not cut
+            # the stop short.
+            stack.send_signal(signal.SIGINT)
+            time.sleep(1)
             stack.send_signal(signal.SIGTERM)
             code = stack.wait(timeout=STACK_STOP_SECONDS)
             _, left = psutil.wait_procs(children, timeout=5)
@@ -190,11 +192,12 @@ class CeleryStack(AirflowStack):
                 process.kill()
         if self in RUNNING:
             RUNNING.remove(self)
-        import redis
+        if self.broker_url.startswith("redis://"):
+            import redis
 
-        with redis.Redis.from_url(self.broker_url) as client:
-            for key in client.scan_iter(match=f"*{self.queue}*"):
-                client.delete(key)
+            with redis.Redis.from_url(self.broker_url) as client:
+                for key in client.scan_iter(match=f"*{self.queue}*"):
+                    client.delete(key)
         for url in (self.metadata_url, self.result_url):
             _admin(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
         if stack and (code != 0 or left):
@@ -227,6 +230,18 @@ class CeleryStack(AirflowStack):
         with psycopg.connect(_libpq_url(self.result_url)) as conn:
             rows = conn.execute("SELECT task_id, status FROM celery_taskmeta").fetchall()
         return {str(r[0]): str(r[1]) for r in rows}
+
+
+@dataclass
+class SqlaCeleryStack(CeleryStack):
+    """``CeleryStack`` with kombu's SQLAlchemy transport on the metadata database as broker:
+    what ``wharf stack`` falls back to when no Redis answers (``wharf.cli.stack.choose_broker``)."""
+
+    label: ClassVar[str] = "celery stack (SQLAlchemy broker)"
+    broker_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.broker_url = f"sqla+{self.metadata_url}"
 
 
 def _libpq_url(url: str) -> str:

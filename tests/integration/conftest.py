@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 from airflow_stack import AirflowStack
-from celery_stack import CeleryStack
+from celery_stack import CeleryStack, SqlaCeleryStack
 from support import drop_session_database, pg_connect
 
 
@@ -89,6 +89,13 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CelerySta
     result databases of their own (``celery_stack.py``), for one module: stopped at its end.
     Skipped without Redis, except in CI."""
     yield from _running(CeleryStack(tmp_path_factory.mktemp("celery-stack")))
+
+
+@pytest.fixture(scope="module")
+def sqla_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlaCeleryStack]:
+    """``celery_stack`` with kombu's SQLAlchemy transport on the metadata database as broker
+    (``wharf stack``'s broker without Redis), for one module."""
+    yield from _running(SqlaCeleryStack(tmp_path_factory.mktemp("sqla-stack")))
 
 
 def _running(stack: StackT) -> Iterator[StackT]:

@@ -13,7 +13,7 @@ import pytest
 from test_spec import GOOD, write
 
 from wharf import settings
-from wharf.cli.stack import broker_url
+from wharf.cli.stack import choose_broker
 from wharf.orchestration.dag_factory import build_dag
 from wharf.specfiles import load_spec
 
@@ -37,23 +37,30 @@ def test_no_redis_is_one_line_without_the_password(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == [
-        "wharf stack: no Redis answers at 127.0.0.1:1/0 (ConnectionError), the Celery broker: "
-        "start one (e.g. `apt-get install redis-server`) or set WHARF_STACK_BROKER_URL"
+        "wharf stack: no Redis answers at 127.0.0.1:1/0, the Celery broker: start one (e.g. "
+        "`apt-get install redis-server`) or set WHARF_STACK_BROKER_URL"
     ]
     assert CANARY not in done.stdout + done.stderr
     assert not (tmp_path / "stack").exists()  # nothing started, nothing written
 
 
-def test_the_broker_is_airflows_setting_then_wharfs_then_the_local_redis(
+def test_the_broker_is_the_named_one_then_the_local_redis_then_the_metadata_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    metadata = "postgresql://postgres@/airflow?host=/srv/pg"
     monkeypatch.delenv("AIRFLOW__CELERY__BROKER_URL", raising=False)
     monkeypatch.delenv("WHARF_STACK_BROKER_URL", raising=False)
-    assert broker_url() == "redis://127.0.0.1:6379/0"
+    assert choose_broker(metadata, lambda url: True) == ("redis://127.0.0.1:6379/0", None)
+    broker, note = choose_broker(metadata, lambda url: False)
+    assert broker == f"sqla+{metadata}"
+    assert note == (
+        "no Redis answers at 127.0.0.1:6379/0: the Celery broker is kombu's SQLAlchemy "
+        "transport on the metadata database (set WHARF_STACK_BROKER_URL for Redis)"
+    )
     monkeypatch.setenv("WHARF_STACK_BROKER_URL", "redis://broker:6379/3")
-    assert broker_url() == "redis://broker:6379/3"
+    assert choose_broker(metadata, lambda url: False) == ("redis://broker:6379/3", None)
     monkeypatch.setenv("AIRFLOW__CELERY__BROKER_URL", "redis://other:6379/1")
-    assert broker_url() == "redis://other:6379/1"
+    assert choose_broker(metadata, lambda url: False) == ("redis://other:6379/1", None)
 
 
 @pytest.mark.parametrize(("pool", "expected"), [(None, "default_pool"), ("wharf_loads", None)])

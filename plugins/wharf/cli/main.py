@@ -56,7 +56,7 @@ from wharf.cli.generate import cmd_schema_generate
 from wharf.cli.reference import cmd_reference_diff
 from wharf.cli.run import cmd_run, cmd_run_dag
 from wharf.cli.schema_docs import cmd_schema_docs, cmd_schema_json
-from wharf.cli.stack import cmd_stack
+from wharf.cli.stack import EXECUTORS, Stack, cmd_stack
 from wharf.cli.watermark import cmd_watermark_reset
 from wharf.demo import connections as demo_connections
 
@@ -183,6 +183,12 @@ def _add_stack(sub: Any) -> None:
         "--load-slots", type=int, default=2, help="load steps at once (pool wharf_loads)"
     )
     stack.add_argument("--folder", type=Path, help="logs and secrets (default .wharf/stack)")
+    stack.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="celery",
+        help="celery (default: Redis broker, Celery workers) or local (the scheduler runs tasks)",
+    )
 
 
 def _add_reference(sub: Any) -> None:
@@ -217,7 +223,15 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "access": lambda args: cmd_access(args.access_command == "apply"),
     "catalogue": lambda args: cmd_catalogue(args.dataset, args.json),
     "env": lambda args: cmd_env(),
-    "stack": lambda args: cmd_stack(args.folder, args.port, args.workers, args.load_slots),
+    "stack": lambda args: cmd_stack(
+        Stack(
+            args.folder or settings.state_dir() / "stack",
+            args.port,
+            args.workers,
+            args.load_slots,
+            args.executor,
+        )
+    ),
     "airflow-info": lambda args: cmd_airflow_info(),
     "serve-demo": lambda args: cmd_serve_demo(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd),
     "watermark": lambda args: cmd_watermark_reset(args.dataset),

@@ -1,4 +1,5 @@
-"""``wharf stack``: Airflow on CeleryExecutor on this machine, started and stopped as one unit.
+"""``wharf stack``: Airflow on CeleryExecutor on this machine, started and stopped as one unit
+(``--executor local``: on LocalExecutor, without broker and workers).
 
 The processes, each in its own process group with its log in ``--folder`` (default
 ``.wharf/stack``): ``api-server`` (the UI, the REST API and the execution API the task runners
@@ -6,16 +7,18 @@ call), ``dag-processor``, ``scheduler``, ``triggerer`` and ``worker-1`` … ``wo
 (``airflow celery worker``). The metadata database and Celery's result backend are a
 PostgreSQL database ``airflow`` on the datasets database's server (the embedded one unless
 ``WHARF_DATASETS_DB_URL`` names one), migrated before anything starts; the broker is the Redis
-of ``WHARF_STACK_BROKER_URL`` (default ``redis://127.0.0.1:6379/0``). Every Airflow setting a
-user has set in the environment is kept (``setdefault``).
+of ``WHARF_STACK_BROKER_URL`` (default ``redis://127.0.0.1:6379/0``; when none answers there,
+kombu's SQLAlchemy transport on the metadata database: ``choose_broker``). Every Airflow setting
+a user has set in the environment is kept.
 
-Health: it starts the API server and the DAG processor, then the scheduler and the triggerer,
-then the workers, and says it is ready only once ``/api/v2/monitor/health`` reports the
-metadata database, scheduler, triggerer and DAG processor healthy and each worker has logged
-Celery's ``ready.``; after that it checks every 2 s that each process runs and every 30 s the
-API's health. A process that exits stops the whole stack (exit 1, with that process's last log
-lines); Ctrl-C or SIGTERM stops it cleanly (exit 0): the scheduler first, so no task starts
-during the stop.
+Health: it starts the API server, and once it answers (a task's runner calls its execution
+API first) the DAG processor, scheduler, triggerer and workers; it says it is ready only once
+``/api/v2/monitor/health`` reports the metadata database, scheduler, triggerer and DAG
+processor healthy and each worker has logged Celery's ``ready.``. After that it checks every
+2 s that each process runs and every 30 s the API's health. A process that exits stops the
+whole stack (exit 1, with that process's last log lines); Ctrl-C or SIGTERM stops it (exit 0;
+a second signal does not cut the stop short): the scheduler first, so no task starts during
+the stop.
 
 Load steps run in the pool ``wharf_loads`` (``--load-slots``, default 2): it bounds how many
 datasets write to the datasets database at once, whatever the number of workers.
@@ -51,6 +54,8 @@ TAIL_LINES = 20
 # Celery's line once a worker consumes from its queues (Celery 5.6).
 WORKER_READY = re.compile(r"@\S+ ready\.")
 HEALTH_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# --executor: Celery's workers, or the scheduler's own task processes (no broker, no worker).
+EXECUTORS = {"celery": "CeleryExecutor", "local": "LocalExecutor"}
 
 
 class StackError(Exception):
@@ -68,12 +73,13 @@ class Stack:
     port: int = 8080
     workers: int = 1
     load_slots: int = 2
+    executor: str = "celery"
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
 
     # --- settings -----------------------------------------------------------------------
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, say: Callable[[str], None] = print) -> dict[str, str]:
         """Airflow's settings for the stack over this process's environment (Wharf's local
         defaults, ``environment.apply``), without overriding what the user set."""
         environment.apply()
@@ -85,13 +91,14 @@ class Stack:
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is SQLite: the CeleryExecutor's workers and "
                 "scheduler need a server database (unset it to use PostgreSQL)"
             )
+        broker, note = choose_broker(metadata, redis_answers) if self.celery else ("", None)
+        if note:
+            say(f"wharf stack: {note}")
         defaults = {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-            "AIRFLOW__CELERY__BROKER_URL": broker_url(),
+            "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-            # Longer than any task: a task the broker thinks lost is delivered again.
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": base,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
@@ -102,9 +109,16 @@ class Stack:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "WHARF_LOAD_POOL": LOAD_POOL,
         }
+        if broker.startswith(("redis://", "rediss://")):
+            # Longer than any task: Redis delivers again a task it thinks lost.
+            defaults["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] = "21600"
         env.update({k: v for k, v in defaults.items() if not env.get(k)})
-        env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+        env["AIRFLOW__CORE__EXECUTOR"] = EXECUTORS[self.executor]
         return env
+
+    @property
+    def celery(self) -> bool:
+        return self.executor == "celery"
 
     def _secret(self, name: str) -> str:
         path = self.folder / f".{name}_secret"
@@ -132,18 +146,22 @@ class Stack:
         process and wait until all are healthy; the seconds it took. Raises StackError (the
         processes stopped) when one exits or ``START_SECONDS`` pass."""
         began = time.monotonic()
-        check_broker(broker_url())
+        named = explicit_broker()
+        if self.celery and named:
+            check_broker(named)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.env = self.env or self.environment()
+        self.env = self.env or self.environment(say)
         say("wharf stack: migrating the metadata database")
         self._airflow_cli("db-migrate", ["db", "migrate"])
         self._make_pool()
         try:
             self._spawn("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(self.port)])
+            # A task queued before the execution API listens fails at its first call.
+            self._wait("the API server", lambda: "api-server" not in self.health(), START_SECONDS)
             self._spawn("dag-processor", ["dag-processor"])
             self._spawn("scheduler", ["scheduler"])
             self._spawn("triggerer", ["triggerer"], TRIGGER_LOG_SERVER_PORT=str(free_port()))
-            for number in range(1, self.workers + 1):
+            for number in range(1, self.workers + 1 if self.celery else 1):
                 self._spawn(
                     f"worker-{number}",
                     [
@@ -296,34 +314,53 @@ def _create_database(url: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def broker_url() -> str:
-    """Celery's broker: ``AIRFLOW__CELERY__BROKER_URL`` when set, else
-    ``WHARF_STACK_BROKER_URL``, else the local Redis (``DEFAULT_BROKER``)."""
-    return (
-        os.environ.get("AIRFLOW__CELERY__BROKER_URL")
-        or os.environ.get("WHARF_STACK_BROKER_URL")
-        or DEFAULT_BROKER
+def explicit_broker() -> str | None:
+    """The broker a user named: ``AIRFLOW__CELERY__BROKER_URL``, else
+    ``WHARF_STACK_BROKER_URL``; None when neither is set."""
+    return os.environ.get("AIRFLOW__CELERY__BROKER_URL") or os.environ.get("WHARF_STACK_BROKER_URL")
+
+
+def choose_broker(metadata: str, redis_answers: Callable[[str], bool]) -> tuple[str, str | None]:
+    """Celery's broker, and a note to print when it is not the one a user expects: the
+    broker a user named, else the local Redis (``DEFAULT_BROKER``) when it answers, else
+    kombu's SQLAlchemy transport on the metadata database ``metadata`` (a server of its
+    own is not needed: its tables ``kombu_queue`` and ``kombu_message`` sit beside
+    Airflow's; workers poll it, so a task starts up to a second later than with Redis)."""
+    named = explicit_broker()
+    if named:
+        return named, None
+    if redis_answers(DEFAULT_BROKER):
+        return DEFAULT_BROKER, None
+    return f"sqla+{metadata}", (
+        f"no Redis answers at {DEFAULT_BROKER.split('//')[1]}: the Celery broker is kombu's "
+        "SQLAlchemy transport on the metadata database (set WHARF_STACK_BROKER_URL for Redis)"
     )
+
+
+def redis_answers(url: str) -> bool:
+    """Whether the Redis server at ``url`` answers PING within 3 s."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def check_broker(url: str) -> None:
     """StackError in one line when the Redis broker at ``url`` does not answer PING (a broker
     of another kind is left to Celery)."""
-    if not url.startswith(("redis://", "rediss://")):
-        return
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as err:
-        where = url.rsplit("@", maxsplit=1)[-1]  # never the password of redis://:secret@host
+    if url.startswith(("redis://", "rediss://")) and not redis_answers(url):
+        where = url.rsplit("@", maxsplit=1)[-1].rsplit("//", maxsplit=1)[
+            -1
+        ]  # never the password of redis://:secret@host
         raise StackError(
-            f"no Redis answers at {where} ({type(err).__name__}), the Celery broker: start "
-            "one (e.g. `apt-get install redis-server`) or set WHARF_STACK_BROKER_URL"
-        ) from None
-    finally:
-        client.close()
+            f"no Redis answers at {where}, the Celery broker: start one (e.g. `apt-get install "
+            "redis-server`) or set WHARF_STACK_BROKER_URL"
+        )
 
 
 def free_port() -> int:
@@ -339,14 +376,11 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def cmd_stack(folder: Path | None, port: int, workers: int, load_slots: int) -> int:
-    """Start the stack, print where the UI is and who logs in, and keep it running until
+def cmd_stack(stack: Stack) -> int:
+    """Start ``stack``, print where the UI is and who logs in, and keep it running until
     Ctrl-C (exit 0) or until a process exits (exit 1). Exit 2 when it cannot start."""
-    stack = Stack(folder or settings.state_dir() / "stack", port, workers, load_slots)
-    stopping: list[int] = []
 
     def _stop(signum: int, _frame: Any) -> None:
-        stopping.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
@@ -357,13 +391,16 @@ def cmd_stack(folder: Path | None, port: int, workers: int, load_slots: int) -> 
         stack.watch()
     except KeyboardInterrupt:
         print("wharf stack: stopping", flush=True)
-        stack.stop()
-        return 0
+        code = 0
     except StackError as err:
         print(f"wharf stack: {err}", file=sys.stderr, flush=True)
-        stack.stop()
-        return 2 if not stack.processes else 1
-    return 0
+        code = 1 if stack.processes else 2
+    # A second Ctrl-C or SIGTERM (a supervisor's, a terminal's) must not cut the stop short
+    # and leave processes behind.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    stack.stop()
+    return code
 
 
 def _ready_lines(stack: Stack, seconds: float) -> list[str]:
@@ -372,8 +409,9 @@ def _ready_lines(stack: Stack, seconds: float) -> list[str]:
     users = stack.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
     return [
         f"wharf stack: ready in {seconds:.1f} s: {', '.join(stack.processes)} "
-        f"(CeleryExecutor, queues {', '.join(stack.queues())}, pool {LOAD_POOL} "
-        f"{stack.load_slots} slots)",
+        f"({stack.env['AIRFLOW__CORE__EXECUTOR']}"
+        + (f", queues {', '.join(stack.queues())}" if stack.celery else "")
+        + f", pool {LOAD_POOL} {stack.load_slots} slots)",
         f"Airflow UI: {stack.base_url} (listening on 127.0.0.1 only)",
         f"Log in as: {users.split(':')[0]}; password in {passwords_file()}",
         f"Logs: {stack.folder}/<process>.log; Ctrl-C stops the stack",

@@ -1,0 +1,439 @@
+"""Issue #16 item 4: a nightly batch of N generated datasets through the real scheduler.
+
+For each way (``local``: LocalExecutor; ``celery-1`` / ``celery-2``: CeleryExecutor with one or
+two workers, the local Redis as broker) and each N of ``--datasets``, this starts ``wharf
+stack`` (the processes ``make stack`` runs) on a metadata database and a datasets database of
+its own, writes N dataset YAMLs (a file source of ``--rows`` rows, 6 columns, OVERWRITE) and
+waits for the DAG processor to parse them, triggers every DAG at once and waits for all runs to
+finish. It prints, per way and N:
+
+- wall time, from the first trigger to the last task's end, and tasks per minute;
+- the sum of task bodies (Wharf's audit: each step's own seconds, ``detail->>'seconds'``) and
+  the sum of task instances' durations (body + the task runner's start: its DAG file parse,
+  ``dag_file_parse_ms`` in each task log, median and 90th percentile);
+- scheduling overhead as a share of wall time: ``1 - sum(bodies) / (wall x slots)``, where
+  slots is what the executor may run at once (``[core] parallelism`` for LocalExecutor,
+  workers x ``worker_concurrency`` for Celery): the time the slots spent not running a body
+  (queueing, task start, the gaps between the steps of a run); and the median gap between
+  one step's end and the next step's start within a run;
+- peak RSS per process (psutil, sampled every 0.5 s): each long-lived process, and the
+  largest task process.
+
+All processes share this host: on 2 cores, two Celery workers compete with each other and with
+the scheduler, so a second worker adds slots, not cores. Run it on a quiet machine.
+
+    python bench/nightly.py                           # 20 datasets, the three ways
+    python bench/nightly.py --datasets 20 100 --ways local celery-1 --rows 100000
+
+Needs PostgreSQL (``WHARF_DATASETS_DB_URL``'s server, else the embedded one) and, for the
+Celery ways, Redis on 127.0.0.1:6379 (database 15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+from wharf import environment  # noqa: E402
+from wharf.cli.stack import free_port  # noqa: E402
+
+REDIS_DB = 15
+CONCURRENCY = 4  # each Celery worker's, and LocalExecutor's parallelism: 4 slots per way
+START_SECONDS = 300
+PARSE_SECONDS = 600
+DOMAIN = "nightly"
+PARSE_MS = re.compile(r'"dag_file_parse_ms":\s*(\d+)')
+YAML = """\
+metadata:
+  domain: nightly
+  dataset: {name}
+  description: A generated dataset of the nightly benchmark.
+  owners: [{{name: Bench, email: bench@example.org}}]
+  update_behaviour: OVERWRITE
+schedule: null
+retries: 0
+source: {{type: file, path: nightly_rows.parquet, format: parquet}}
+columns:
+  - {{name: id, data_type: bigint, allow_null: false, description: Row number.}}
+  - {{name: amount, data_type: double, allow_null: true, description: An amount.}}
+  - {{name: label, data_type: string, allow_null: true, description: A label.}}
+  - {{name: day, data_type: date, allow_null: true, description: A day.}}
+  - {{name: flag, data_type: boolean, allow_null: true, description: A flag.}}
+  - {{name: seen_at, data_type: timestamp, allow_null: true, description: A time.}}
+"""
+
+
+def write_rows(path: Path, rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids = pa.array(range(rows), pa.int64())
+    table = pa.table(
+        {
+            "id": ids,
+            "amount": pc.divide(pc.cast(ids, pa.float64()), 7.0),
+            "label": pc.binary_join_element_wise(pa.scalar("row-"), pc.cast(ids, pa.string()), ""),
+            "day": pc.cast(pc.cast(pc.divide(ids, 10), pa.int32()), pa.date32()),
+            "flag": pc.equal(pc.bit_wise_and(ids, 1), 0),
+            "seen_at": pc.cast(pc.multiply(ids, 1_000_000), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    pq.write_table(table, path)
+
+
+def database_url(name: str) -> str:
+    """``name`` on the datasets database's server, created fresh (dropped first)."""
+    import psycopg
+    from psycopg import sql
+
+    server = environment.datasets_database_url()
+    with psycopg.connect(environment.libpq_conninfo(server), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+def sqlalchemy_url(url: str) -> str:
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    if "%2f" in parts.netloc.lower():
+        socket_dir = unquote(parts.netloc.split("@")[-1])
+        return f"postgresql://{parts.username or 'postgres'}@{parts.path}?host={socket_dir}"
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+class Sampler(threading.Thread):
+    """The peak RSS of any one process of each part (``_kind``) under ``root``, sampled
+    every 0.5 s."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peaks = root, defaultdict(int)
+        self.running = True
+
+    def run(self) -> None:
+        import psutil
+
+        while self.running:
+            try:
+                tree = psutil.Process(self.root).children(recursive=True)
+            except psutil.NoSuchProcess:
+                return
+            for proc in tree:
+                try:
+                    rss = proc.memory_info().rss
+                    cmd = " ".join(proc.cmdline())
+                except psutil.Error:
+                    continue
+                name = _kind(cmd)
+                self.peaks[name] = max(self.peaks[name], rss)
+            time.sleep(0.5)
+
+
+def _kind(cmd: str) -> str:
+    """A process's part by its command line (Airflow names its task processes by title)."""
+    if "task runner" in cmd or "task supervisor" in cmd:
+        return "task"
+    if "celery" in cmd:
+        return "worker"
+    for part in ("scheduler", "dag-processor", "api-server", "triggerer", "wharf stack"):
+        if part in cmd:
+            return part
+    return "other"
+
+
+class Way:
+    def __init__(self, name: str, datasets: int, folder: Path, rows_file: Path) -> None:
+        self.name, self.datasets, self.folder = name, datasets, folder
+        self.executor = "local" if name == "local" else "celery"
+        self.workers = int(name.split("-")[1]) if self.executor == "celery" else 0
+        self.port = free_port()
+        self.home = folder / "home"
+        schemas = self.home / "include" / "schemas" / DOMAIN
+        schemas.mkdir(parents=True)
+        reference = self.home / "include" / "reference"
+        reference.mkdir(parents=True, exist_ok=True)
+        (reference / rows_file.name).symlink_to(rows_file)
+        (self.home / "include" / "sql").mkdir(parents=True)
+        (self.home / "include" / "sql" / "wharf").symlink_to(ROOT / "include" / "sql" / "wharf")
+        self.dag_ids = [f"{DOMAIN}.ds_{i:04d}" for i in range(self.datasets)]
+        for dag_id in self.dag_ids:
+            (schemas / f"{dag_id.split('.')[1]}.yaml").write_text(
+                YAML.format(name=dag_id.split(".")[1])
+            )
+        tag = f"{self.name.replace('-', '_')}_{self.datasets}"
+        self.datasets_url = database_url(f"wharf_nightly_{tag}")
+        self.metadata_url = sqlalchemy_url(database_url(f"wharf_nightly_af_{tag}"))
+        self.queue = f"nightly_{tag}_{os.getpid()}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._token: str | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "WHARF_HOME": str(self.home),
+            "WHARF_SCHEMAS_DIR": str(self.home / "include" / "schemas"),
+            "WHARF_DATASETS_DB_URL": self.datasets_url,
+            "AIRFLOW_HOME": str(self.folder / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
+            "AIRFLOW__CORE__PARALLELISM": str(CONCURRENCY * max(1, self.workers)),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
+            "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "1",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.folder / "passwords"),
+            "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+            "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "100000",
+            "PYTHONPATH": str(ROOT / "plugins"),
+        }
+        for key in list(env):
+            if key.startswith("AIRFLOW_CONN_WHARF_DATASETS"):
+                del env[key]
+        return env
+
+    @property
+    def slots(self) -> int:
+        return CONCURRENCY * max(1, self.workers)
+
+    def wharf(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "wharf", *args],
+            env=self.environment(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> float:
+        self.wharf("db", "upgrade")
+        self.wharf("access", "apply")
+        began = time.monotonic()
+        log = (self.folder / "stack.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wharf",
+                "stack",
+                "--executor",
+                self.executor,
+                "--workers",
+                str(max(1, self.workers)),
+                "--port",
+                str(self.port),
+                "--folder",
+                str(self.folder / "stack"),
+                "--load-slots",
+                str(self.slots),
+            ],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait("wharf stack ready", self._ready, START_SECONDS)
+        return time.monotonic() - began
+
+    def _ready(self) -> bool:
+        return "ready in" in (self.folder / "stack.log").read_text(errors="replace")
+
+    def _wait(self, what: str, probe: Any, seconds: float) -> Any:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.process and self.process.poll() is not None:
+                raise SystemExit(f"{self.name}: wharf stack exited while waiting for {what}")
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.name}: waited {seconds} s for {what}")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    # --- the REST API ---
+
+    def api(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        reply = httpx.request(
+            method,
+            f"http://127.0.0.1:{self.port}{path}",
+            json=body,
+            params=params or None,
+            headers=headers,
+            timeout=60,
+        )
+        reply.raise_for_status()
+        return reply.json() if reply.content else None
+
+    def token(self) -> str:
+        import httpx
+
+        if self._token is None:
+            password = json.loads((self.folder / "passwords").read_text())["admin"]
+            reply = httpx.post(
+                f"http://127.0.0.1:{self.port}/auth/token",
+                json={"username": "admin", "password": password},
+                timeout=30,
+            )
+            self._token = str(reply.json()["access_token"])
+        return self._token
+
+    def parsed(self) -> bool:
+        reply = self.api("GET", "/api/v2/dags", tags=DOMAIN, limit=1)
+        return int(reply["total_entries"]) >= self.datasets
+
+    def run_batch(self) -> dict[str, Any]:
+        self._wait(f"{self.datasets} DAGs parsed", self.parsed, PARSE_SECONDS)
+        self.api("PATCH", "/api/v2/dags/wharf.freshness", {"is_paused": True})
+        started = time.time()
+        runs = {}
+        for dag_id in self.dag_ids:
+            run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+            runs[dag_id] = run["dag_run_id"]
+
+        def finished() -> list[dict[str, Any]] | None:
+            reply = self.api(
+                "POST",
+                "/api/v2/dags/~/dagRuns/list",
+                {"dag_ids": self.dag_ids, "page_limit": 10000},
+            )
+            states = [r["state"] for r in reply["dag_runs"]]
+            done = len(states) == self.datasets and all(s in ("success", "failed") for s in states)
+            return reply["dag_runs"] if done else None
+
+        dag_runs = self._wait("every run finished", finished, 3600)
+        tis = self.api(
+            "POST",
+            "/api/v2/dags/~/dagRuns/~/taskInstances/list",
+            {"dag_ids": self.dag_ids, "page_limit": 100000},
+        )["task_instances"]
+        return {"started": started, "runs": dag_runs, "tis": tis}
+
+    def bodies(self) -> dict[tuple[str, str, str], float]:
+        import psycopg
+
+        with psycopg.connect(environment.libpq_conninfo(self.datasets_url)) as conn:
+            rows = conn.execute(
+                "SELECT dataset_id, run_id, step, (detail->>'seconds')::float FROM wharf.audit "
+                "WHERE event = 'end' AND detail ? 'seconds'"
+            ).fetchall()
+        return {(r[0], r[1], r[2]): float(r[3]) for r in rows}
+
+    def parse_ms(self) -> list[int]:
+        logs = self.folder / "airflow" / "logs"
+        found = []
+        for path in logs.glob(f"dag_id={DOMAIN}.*/**/*.log"):
+            found += [int(m) for m in PARSE_MS.findall(path.read_text(errors="replace"))]
+        return found
+
+
+def _time(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dict[str, int]) -> str:
+    tis = [t for t in batch["tis"] if t["start_date"] and t["end_date"]]
+    ends = [_time(t["end_date"]) for t in tis]
+    wall = max(ends) - batch["started"]
+    body_sum = sum(bodies.get((t["dag_id"], t["dag_run_id"], t["task_id"]), 0.0) for t in tis)
+    ti_sum = sum(float(t["duration"] or 0) for t in tis)
+    gaps = []
+    by_run: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for t in tis:
+        by_run[(t["dag_id"], t["dag_run_id"])].append(t)
+    for steps in by_run.values():
+        steps.sort(key=lambda t: _time(t["start_date"]))
+        gaps += [
+            _time(b["start_date"]) - _time(a["end_date"]) for a, b in itertools.pairwise(steps)
+        ]
+    parse = sorted(way.parse_ms())
+    failed = sum(1 for r in batch["runs"] if r["state"] != "success")
+    overhead = 1 - body_sum / (wall * way.slots)
+    lines = [
+        f"{way.name}, {way.datasets} datasets ({len(tis)} tasks, {way.slots} slots"
+        + (f", {failed} runs FAILED" if failed else "")
+        + ")",
+        f"  wall {wall:7.1f} s   {len(tis) / wall * 60:6.1f} tasks/min",
+        f"  task bodies {body_sum:7.1f} s   task instances {ti_sum:7.1f} s"
+        f"   (task start and runner: {ti_sum - body_sum:6.1f} s)",
+        f"  scheduling overhead {overhead:5.1%} of wall x slots (target <= 15%)"
+        f"   median gap between steps {statistics.median(gaps) if gaps else 0:4.2f} s",
+    ]
+    if parse:
+        p90 = parse[int(0.9 * (len(parse) - 1))]
+        lines.append(
+            f"  dag_file_parse_ms at task start: median {statistics.median(parse):.0f}, "
+            f"p90 {p90} (target <= 200)"
+        )
+    lines.append(
+        "  peak RSS MB: "
+        + ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sorted(peaks.items()))
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=int, nargs="+", default=[20])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--ways", nargs="+", default=["local", "celery-1", "celery-2"])
+    args = parser.parse_args()
+    environment.apply(start_database=False)
+    print(f"nightly: {args.rows:,} rows x 6 columns per dataset; {os.cpu_count()} cores, shared")
+    with tempfile.TemporaryDirectory(prefix="wharf-nightly-") as tmp:
+        rows_file = Path(tmp) / "nightly_rows.parquet"
+        write_rows(rows_file, args.rows)
+        for datasets in args.datasets:
+            for name in args.ways:
+                way = Way(name, datasets, Path(tmp) / f"{name}-{datasets}", rows_file)
+                try:
+                    seconds = way.start()
+                    print(f"{name}: stack ready in {seconds:.1f} s", flush=True)
+                    assert way.process is not None
+                    sampler = Sampler(way.process.pid)
+                    sampler.start()
+                    batch = way.run_batch()
+                    sampler.running = False
+                    print(report(way, batch, way.bodies(), dict(sampler.peaks)), flush=True)
+                finally:
+                    way.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
