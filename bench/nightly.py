@@ -175,7 +175,7 @@ class Way:
         schemas.mkdir(parents=True)
         reference = self.home / "include" / "reference"
         reference.mkdir(parents=True, exist_ok=True)
-        (reference / rows_file.name).symlink_to(rows_file)
+        os.link(rows_file, reference / rows_file.name)  # a symlink would leave the file root
         (self.home / "include" / "sql").mkdir(parents=True)
         (self.home / "include" / "sql" / "wharf").symlink_to(ROOT / "include" / "sql" / "wharf")
         self.dag_ids = [f"{DOMAIN}.ds_{i:04d}" for i in range(self.datasets)]
@@ -354,6 +354,17 @@ class Way:
             ).fetchall()
         return {(r[0], r[1], r[2]): float(r[3]) for r in rows}
 
+    def first_error(self) -> str:
+        """The first failed step's error in Wharf's audit, for a batch with failed runs."""
+        import psycopg
+
+        with psycopg.connect(environment.libpq_conninfo(self.datasets_url)) as conn:
+            row = conn.execute(
+                "SELECT dataset_id, step, error FROM wharf.audit WHERE status = 'failed' "
+                "ORDER BY id LIMIT 1"
+            ).fetchone()
+        return f"{row[0]} {row[1]}: {row[2]}" if row else "no failed step in the audit"
+
     def parse_ms(self) -> list[int]:
         logs = self.folder / "airflow" / "logs"
         found = []
@@ -386,7 +397,7 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
     overhead = 1 - body_sum / (wall * way.slots)
     lines = [
         f"{way.name}, {way.datasets} datasets ({len(tis)} tasks, {way.slots} slots"
-        + (f", {failed} runs FAILED" if failed else "")
+        + (f", {failed} runs FAILED: {way.first_error()}" if failed else "")
         + ")",
         f"  wall {wall:7.1f} s   {len(tis) / wall * 60:6.1f} tasks/min",
         f"  task bodies {body_sum:7.1f} s   task instances {ti_sum:7.1f} s"
