@@ -20,8 +20,19 @@ ROOT = Path(__file__).resolve().parents[2]
 # What a task body needs and a DAG file's parse never does: validation, the lake, the datasets
 # database. sqlglot only for a data cut, whose SQL the parse checks and whose inputs schedule it;
 # pyarrow only for a YAML whose checks give a regex (RE2 compiles it: a validator of the trust
-# rules, which runs at every parse).
-HEAVY = ("great_expectations", "pandas", "pyarrow", "psycopg", "sqlglot", "polars", "duckdb")
+# rules, which runs at every parse). boto3: a dataset's Asset whose URI scheme a provider could
+# handle makes Airflow load every provider's asset-URI handlers, the Amazon one importing boto3
+# (~90 ms of each task start): Wharf's scheme is ``x-wharf``, which Airflow leaves as it is.
+HEAVY = (
+    "great_expectations",
+    "pandas",
+    "pyarrow",
+    "psycopg",
+    "sqlglot",
+    "polars",
+    "duckdb",
+    "boto3",
+)
 
 _PARSE = """
 import json, os, sys
