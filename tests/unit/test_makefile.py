@@ -15,6 +15,7 @@ FAKE_WHARF = """#!/bin/sh
 [ "$1" = db ] && exit 0
 [ "$1" = access ] && exit 0
 [ "$1" = airflow-info ] && echo "wharf airflow-info" && exit 0
+[ "$1" = stack ] && echo "wharf $*" && exit 0
 shift 2
 exec "$@"
 """
@@ -25,9 +26,8 @@ command -v airflow
 """
 
 
-def test_make_airflow_prints_how_to_log_in_then_starts_standalone_with_the_venvs_airflow(
-    tmp_path: Path,
-) -> None:
+def _fake_venv(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A venv of stand-ins (``FAKE_WHARF``, ``FAKE_AIRFLOW``), and a PATH without any venv."""
     venv = tmp_path / "venv"
     bin_dir = venv / "bin"
     bin_dir.mkdir(parents=True)
@@ -36,12 +36,32 @@ def test_make_airflow_prints_how_to_log_in_then_starts_standalone_with_the_venvs
         (bin_dir / name).chmod(0o755)
     (venv / ".synced").touch()  # newer than requirements.txt: nothing is installed
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "venv" not in p)
+    return venv, bin_dir, path
+
+
+def _make(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    venv, bin_dir, path = _fake_venv(tmp_path)
     result = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "airflow", f"VENV={venv}", f"BIN={bin_dir}"],
+        ["make", "-s", "-C", str(ROOT), *args, f"VENV={venv}", f"BIN={bin_dir}"],
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": path},
         check=False,
     )
+    return result, bin_dir
+
+
+def test_make_airflow_prints_how_to_log_in_then_starts_standalone_with_the_venvs_airflow(
+    tmp_path: Path,
+) -> None:
+    result, bin_dir = _make(tmp_path, "airflow")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["wharf airflow-info", str(bin_dir / "airflow")]
+
+
+def test_make_stack_prepares_the_demo_then_starts_wharf_stack_with_its_workers(
+    tmp_path: Path,
+) -> None:
+    result, _ = _make(tmp_path, "stack", "WORKERS=3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["wharf stack --workers 3"]
