@@ -58,6 +58,7 @@ def load_domain_specs(
     root = root or settings.schemas_dir()
     folder = root / domain
     files = spec_files(folder) if NAME_PATTERN.fullmatch(domain) and folder.is_dir() else []
+    outside = functools.cache(lambda dataset_id: _valid_spec(root, dataset_id))  # once a parse
 
     def lookup(specs: dict[str, DatasetSpec]) -> Lookup:
         def either(dataset_id: str) -> DatasetSpec | None:
@@ -67,7 +68,6 @@ def load_domain_specs(
 
         return either
 
-    outside = functools.cache(lambda dataset_id: _valid_spec(root, dataset_id))
     return _load(files, lookup, YamlIds(root))
 
 

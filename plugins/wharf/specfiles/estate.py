@@ -1,6 +1,6 @@
 """Rules between dataset YAMLs: a data cut's inputs are other datasets, so whether it may be
-published depends on their files too (``load_specs`` has them all; ``wharf check`` and the
-refresh task look each input up by id)."""
+published depends on their files too (``load_specs`` has them all; ``load_domain_specs``,
+``wharf check`` and the refresh task look each input up by id)."""
 
 from __future__ import annotations
 
