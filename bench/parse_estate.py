@@ -1,12 +1,16 @@
-"""bench/parse_dags.py, case "estate": 2,000 dataset YAMLs through the real dags folder.
+"""bench/parse_dags.py, case "estate": 2,000 dataset YAMLs through the real DAG files.
 
 A project of generated YAMLs (sql and http sources over 20 domains, a tenth of them data cuts
-over sources and over other cuts) is parsed and serialized as Airflow's DAG processor does:
-each DAG file in a process forked from one that has imported Airflow and Wharf already
-(``parsing_pre_import_modules``), so what one parse leaves in memory is gone at the next.
-Prints each file's seconds with a cold spec cache (after a deploy), a warm one (every 30 s,
-nothing changed) and after a change to one source YAML and to one cut's SQL, against the
-10 s target and Airflow's 30 s ``dagbag_import_timeout``. Runs itself in a subprocess whose
+over sources and over other cuts, a quarter of those reading another domain) is parsed and
+serialized as Airflow's DAG processor does: each DAG file in a process forked from one that
+has imported what the processor's manager has (Airflow, and the ``airflow.*`` modules the DAG
+files name: ``parsing_pre_import_modules``; not Wharf), so what one parse leaves in memory is
+gone at the next. Two layouts of the same YAMLs: one file for every domain (the catch-all
+``dags/wharf_datasets.py`` alone) and a file per domain (``dags/wharf_domain_<domain>.py``)
+beside it. Prints CPU seconds with a cold spec cache (after a deploy), a warm one (every 30 s,
+nothing changed) and after a change to one source YAML and to one cut's SQL: the one file,
+the changed domain's file, the largest domain file, all of them summed (what a full round of
+the DAG processor costs), and ``dags/wharf_yaml_errors.py``. Runs itself in a subprocess whose
 ``WHARF_HOME`` is the generated project (Airflow reads its settings when first imported).
 """
 
