@@ -6,8 +6,9 @@ Three cases:
 - task start: a fresh interpreter per task, as a worker's task process is, timing what the task
   runner logs as ``dag_file_parse_ms`` and what dominates it (issue #16: <= 200 ms);
 - estate: 2,000 YAMLs (sql and http sources, data cuts) parsed and serialized in a process
-  forked per parse, as Airflow's DAG processor does, cold and warm spec cache, and after a
-  change to one YAML (issue #16: <= 10 s; Airflow's ``dagbag_import_timeout`` is 30 s).
+  forked per DAG file, as Airflow's DAG processor does, as one DAG file and as a file per
+  domain, cold and warm spec cache, and after a change to one YAML (issue #16: <= 10 s, and a
+  change re-parses only what it must; Airflow's ``dagbag_import_timeout`` is 30 s).
 Run: ``make bench``, or one case: ``python bench/parse_dags.py task-start``.
 """
 

@@ -1,12 +1,16 @@
-"""bench/parse_dags.py, case "estate": 2,000 dataset YAMLs through the real dags folder.
+"""bench/parse_dags.py, case "estate": 2,000 dataset YAMLs through the real DAG files.
 
 A project of generated YAMLs (sql and http sources over 20 domains, a tenth of them data cuts
-over sources and over other cuts) is parsed and serialized as Airflow's DAG processor does:
-each DAG file in a process forked from one that has imported Airflow and Wharf already
-(``parsing_pre_import_modules``), so what one parse leaves in memory is gone at the next.
-Prints each file's seconds with a cold spec cache (after a deploy), a warm one (every 30 s,
-nothing changed) and after a change to one source YAML and to one cut's SQL, against the
-10 s target and Airflow's 30 s ``dagbag_import_timeout``. Runs itself in a subprocess whose
+over sources and over other cuts, a quarter of those reading another domain) is parsed and
+serialized as Airflow's DAG processor does: each DAG file in a process forked from one that
+has imported what the processor's manager has (Airflow, and the ``airflow.*`` modules the DAG
+files name: ``parsing_pre_import_modules``; not Wharf), so what one parse leaves in memory is
+gone at the next. Two layouts of the same YAMLs: one file for every domain (the catch-all
+``dags/wharf_datasets.py`` alone) and a file per domain (``dags/wharf_domain_<domain>.py``)
+beside it. Prints CPU seconds with a cold spec cache (after a deploy), a warm one (every 30 s,
+nothing changed) and after a change to one source YAML and to one cut's SQL: the one file,
+the changed domain's file, the largest domain file, all of them summed (what a full round of
+the DAG processor costs), and ``dags/wharf_yaml_errors.py``. Runs itself in a subprocess whose
 ``WHARF_HOME`` is the generated project (Airflow reads its settings when first imported).
 """
 
@@ -25,7 +29,7 @@ N = int(os.environ.get("WHARF_BENCH_ESTATE", "2000"))
 DOMAINS = 20
 TARGET_S = 10.0
 IMPORT_TIMEOUT_S = 30.0
-FILES = ("wharf_datasets.py", "wharf_yaml_errors.py")
+CATCH_ALL, ERRORS, STUB = "wharf_datasets.py", "wharf_yaml_errors.py", "wharf_domain_transport.py"
 
 _HEAD = """\
 metadata:
@@ -87,6 +91,8 @@ def generate(home: Path) -> dict[str, Path]:
             second = (
                 f"{domain}.dataset_{local - 10}" if local >= 19 else f"{domain}.dataset_{local - 8}"
             )
+            if local % 40 == 29:  # one in four over another domain's cut
+                second = f"domain_{(i + 1) % DOMAINS}.dataset_{local - 10}"
             select = _CUT_SQL.format(first=first, second=second)  # a file, not a query run here
             (sql / f"{domain}_{dataset}.sql").write_text(select)
             depends = f"depends_on: [{first}, {second}]\n" if local % 20 == 9 else ""
@@ -113,7 +119,8 @@ def estate_case(root: Path) -> None:
     changes = generate(home)
     cuts = len(list((home / "include" / "sql").glob("*.sql")))
     print(
-        f"== estate: {N} YAML files over {DOMAINS} domains ({cuts} data cuts), a process forked per parse"
+        f"== estate: {N} YAML files over {DOMAINS} domains ({cuts} data cuts, a quarter of those "
+        "reading another domain), each DAG file parsed in a process of its own"
     )
     env = {**os.environ, "PYTHONPATH": str(root / "plugins"), "WHARF_HOME": str(home)}
     env.pop("WHARF_SCHEMAS_DIR", None)
@@ -132,39 +139,74 @@ def estate_case(root: Path) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _layouts(root: Path, home: Path) -> dict[str, Path]:
+    """Two dags folders over the same YAMLs: one file for every domain (the catch-all alone,
+    as before issue #16 item 5) and a file per domain (a copy of the example domain's file
+    under each domain's name) beside the catch-all."""
+    folders = {}
+    for layout in ("one file", "per domain"):
+        folder = home / "dags" / layout.replace(" ", "_")
+        folder.mkdir(parents=True)
+        for name in (CATCH_ALL, ERRORS):
+            shutil.copy(root / "dags" / name, folder / name)
+        if layout == "per domain":
+            for d in range(DOMAINS):
+                shutil.copy(root / "dags" / STUB, folder / f"wharf_domain_domain_{d}.py")
+        folders[layout] = folder
+    return folders
+
+
 def _measure(root: Path, changes: dict[str, str]) -> None:
-    """In the estate's own process: fork a parse of each DAG file per step and print it."""
+    """In the estate's own process, which imports what Airflow's DAG processor manager has
+    before it forks a parse: Airflow, and the ``airflow.*`` modules each DAG file names
+    (``[dag_processor] parsing_pre_import_modules``), never Wharf (each parse imports it).
+    Each step forks a parse of each DAG file of each layout and prints CPU seconds."""
     from wharf import environment
 
     environment.apply(start_database=False)
-    from airflow.dag_processing.dagbag import DagBag  # noqa: F401  imported before the fork
-    from airflow.serialization.serialized_objects import DagSerialization  # noqa: F401
+    import importlib
 
-    import wharf.orchestration.dag_factory  # parsing_pre_import_modules
-    import wharf.specfiles  # noqa: F401
+    import airflow.dag_processing.manager
+    import airflow.dag_processing.processor  # noqa: F401
+    from airflow.utils.file import iter_airflow_imports
 
+    home = Path(os.environ["WHARF_HOME"])
+    layouts = _layouts(root, home)
+    for folder in layouts.values():
+        for file in folder.glob("*.py"):
+            for module in iter_airflow_imports(str(file)):
+                importlib.import_module(module)
     steps: list[tuple[str, Path | None]] = [("cold spec cache (after a deploy)", None)]
     steps += [("warm spec cache", None)]
     steps += [(f"after a change to one {what}", Path(file)) for what, file in changes.items()]
-    for label, changed in steps:
-        if changed is not None:  # a new mtime and size, as an edit gives
-            changed.write_text(
-                changed.read_text() + "\n-- edited\n"
-                if changed.suffix == ".sql"
-                else changed.read_text() + "\n# edited\n"
-            )
-        print(f"  {label}:")
-        for name in FILES:
-            (_, parsed_cpu), (total, total_cpu), dags = _forked_parse(root / "dags" / name)
-            print(
-                f"    {name:<22} parse {parsed_cpu:5.2f} s, + serialize {total_cpu:5.2f} s CPU "
-                f"({total:5.2f} s wall; {dags} DAGs): {total_cpu / TARGET_S:4.2f} x the "
-                f"{TARGET_S:.0f} s target, {total_cpu / IMPORT_TIMEOUT_S:4.2f} x the "
-                f"{IMPORT_TIMEOUT_S:.0f} s import timeout"
-            )
+    changed = "wharf_domain_domain_3.py"  # both changes are in domain_3
     print(
-        "  (the ratios are of CPU seconds: on a busy host the wall time grows with the load, and "
-        "the import timeout counts wall time)"
+        f"  CPU seconds. one file: {CATCH_ALL} (every DAG). per domain: the changed domain's file "
+        f"({changed}),\n  the largest domain file, all {DOMAINS} domain files + {CATCH_ALL} (its "
+        f"wharf.freshness) summed; both: {ERRORS}."
+    )
+    print(f"  {'':34}{'one file':>10}  {'changed':>8} {'largest':>8} {'all':>6}  {ERRORS:>21}")
+    for label, edited in steps:
+        if edited is not None:  # a new mtime and size, as an edit gives
+            mark = "\n-- edited\n" if edited.suffix == ".sql" else "\n# edited\n"
+            edited.write_text(edited.read_text() + mark)
+        row = {}
+        for layout, folder in layouts.items():
+            os.environ["WHARF_SPEC_CACHE_DIR"] = str(home / "cache" / layout.replace(" ", "_"))
+            row[layout] = {f.name: _forked_parse(f) for f in sorted(folder.glob("*.py"))}
+        one, split = row["one file"], row["per domain"]
+        domain_files = {k: v for k, v in split.items() if k != ERRORS}
+        assert sum(v[2] for v in domain_files.values()) == one[CATCH_ALL][2]  # the same DAGs
+        cpu = {k: v[1][1] for k, v in domain_files.items()}
+        print(
+            f"  {label:<34}{one[CATCH_ALL][1][1]:8.2f} s  {cpu[changed]:6.2f} s "
+            f"{max(cpu.values()):6.2f} s {sum(cpu.values()):5.2f} s  "
+            f"{one[ERRORS][1][1]:5.2f} s / {split[ERRORS][1][1]:5.2f} s"
+        )
+    print(
+        f"  ({one[CATCH_ALL][2]} DAGs; target {TARGET_S:.0f} s, Airflow's import timeout "
+        f"{IMPORT_TIMEOUT_S:.0f} s per file, counting wall time: on a busy host it grows with "
+        "the load)"
     )
 
 

@@ -47,6 +47,33 @@ def test_one_dag_per_yaml(dagbag: DagBag) -> None:
     assert sorted(dagbag.dag_ids) == sorted([FRESHNESS_DAG_ID, *(s.dag_id for s in specs)])
 
 
+def test_each_dag_comes_from_its_domains_own_file_else_the_catch_all(dagbag: DagBag) -> None:
+    # Issue #16 item 5: Airflow's DAG processor parses each file on its own.
+    for dag in dagbag.dags.values():
+        own = "wharf_domain_transport.py" if dag.dag_id.startswith("transport.") else None
+        assert Path(dag.fileloc).name == (own or "wharf_datasets.py"), dag.dag_id
+    assert "transport.flights" in dagbag.dags and "motoring.cars" in dagbag.dags
+
+
+def test_a_new_dataset_and_a_new_domain_need_no_dag_file_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hostile.corpus import GOOD
+
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "include" / "schemas", schemas)
+    (schemas / "shop").mkdir()
+    (schemas / "shop" / "orders.yaml").write_text(GOOD)
+    extra = GOOD.replace("domain: shop", "domain: transport").replace("orders", "extra")
+    (schemas / "transport" / "extra.yaml").write_text(extra)
+    monkeypatch.setenv("WHARF_SCHEMAS_DIR", str(schemas))
+    bag = _parse()
+    assert bag.import_errors == {}
+    assert Path(bag.dags["shop.orders"].fileloc).name == "wharf_datasets.py"
+    assert Path(bag.dags["transport.extra"].fileloc).name == "wharf_domain_transport.py"
+    assert len(bag.dags) == len(load_specs()[0]) + 1  # and wharf.freshness
+
+
 def test_freshness_dag(dagbag: DagBag, monkeypatch: pytest.MonkeyPatch) -> None:
     dag = dagbag.dags[FRESHNESS_DAG_ID]
     assert [t.task_id for t in dag.tasks] == ["check"]

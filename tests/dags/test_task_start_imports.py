@@ -50,12 +50,19 @@ print(json.dumps({
 """
 
 
+def dag_file(dag_id: str) -> Path:
+    """The file a task start of ``dag_id`` parses, the DAG's ``fileloc``: its domain's own
+    DAG file if it has one, else dags/wharf_datasets.py (tests/dags/test_integrity.py)."""
+    own = ROOT / "dags" / f"wharf_domain_{dag_id.partition('.')[0]}.py"
+    return own if own.is_file() else ROOT / "dags" / "wharf_datasets.py"
+
+
 def _task_start(dag_id: str, task_id: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
     env.pop("WHARF_SCHEMAS_DIR", None)  # the example YAMLs
     dags = ROOT / "dags"
     done = subprocess.run(
-        [sys.executable, "-c", _PARSE, dag_id, task_id, str(dags / "wharf_datasets.py"), str(dags)],
+        [sys.executable, "-c", _PARSE, dag_id, task_id, str(dag_file(dag_id)), str(dags)],
         capture_output=True,
         text=True,
         env=env,

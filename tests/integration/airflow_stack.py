@@ -62,8 +62,9 @@ POLL_SECONDS = 0.5
 TAIL_LINES = 40
 FINISHED = {"success", "failed"}
 ACCESS = "[http.access]"
-# A DAG dags/wharf_datasets.py always defines, whose file token names that file (where every
-# dataset's DAG comes from) to the re-parse endpoint.
+# A DAG dags/wharf_datasets.py always defines, whose file token names that file (where the
+# DAGs of every domain without a dags/wharf_domain_<domain>.py come from, as each test's own
+# domain does) to the re-parse endpoint.
 ALWAYS_THERE = "wharf.freshness"
 
 T = TypeVar("T")

@@ -1,19 +1,21 @@
 """Rules between dataset YAMLs: a data cut's inputs are other datasets, so whether it may be
-published depends on their files too (``load_specs`` has them all; ``wharf check`` and the
-refresh task look each input up by id)."""
+published depends on their files too (``load_specs`` has them all; ``load_domain_specs``,
+``wharf check`` and the refresh task look each input up by id)."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from wharf.contract.dataset import DatasetSpec
+from wharf.contract.names import NAME_PATTERN
 from wharf.contract.reference import history_name, history_of
 from wharf.contract.sensitivity import cut_row_access_problem, cut_sensitivity_problem
 from wharf.contract.sql_rules import check_cut
 from wharf.errors import UnsafeSpecError
 from wharf.specfiles.errors import SpecIssue
+from wharf.specfiles.reader import spec_files
 from wharf.specfiles.sql_files import cut_sql
 from wharf.specfiles.yaml_lines import load_with_lines
 
@@ -180,3 +182,34 @@ def history_clash_issues(file: Path, spec: DatasetSpec, lookup: Lookup) -> list[
     _, lines = load_with_lines(file)
     line = lines.get(("metadata", "dataset"), lines.get(("metadata",), 1))
     return [SpecIssue(file, line, "metadata.dataset", problem)]
+
+
+def yaml_files(root: Path, dataset_id: str) -> list[Path]:
+    """The YAML files of ``dataset_id`` (``<domain>.<dataset>``) under ``root`` that exist:
+    ``<domain>/<dataset>.yaml``, then ``.yml``. An id from a YAML or a cut's SQL may be any
+    string: one that is not two names gives none, so it never reaches a path."""
+    domain, _, dataset = dataset_id.partition(".")
+    if not (NAME_PATTERN.fullmatch(domain) and NAME_PATTERN.fullmatch(dataset)):
+        return []
+    return [f for s in (".yaml", ".yml") if (f := root / domain / f"{dataset}{s}").is_file()]
+
+
+class YamlIds(Collection[str]):
+    """``file_ids`` of every YAML under ``root``, asked one id at a time: a domain's DAG file
+    checks its cuts' inputs without listing the other domains' folders (which it does only
+    to suggest a name for an unknown one)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def __contains__(self, dataset_id: object) -> bool:
+        return isinstance(dataset_id, str) and bool(yaml_files(self._root, dataset_id))
+
+    def _all(self) -> set[str]:
+        return file_ids(spec_files(self._root))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
