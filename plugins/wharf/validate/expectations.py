@@ -20,7 +20,7 @@ for 1M rows):
   (pyarrow's ``match_substring_regex``, linear time) on the same chunks: GX on pandas hands
   every pattern to Python's backtracking ``re``.
 - **not-null, between and in-set** checks on a column and arguments of the kinds Arrow
-  compares as pandas does (``_arrow_unexpected``), and the **row count**, are counted by
+  compares as pandas does (``_add_arrow``), and the **row count**, are counted by
   Wharf with Arrow on the same chunks, with GX's counts, samples and outcome
   (``tests/unit/test_arrow_checks.py`` compares them with GX's): GX's validation of one
   expectation on one chunk costs about 0.2 s whatever its size, Arrow's milliseconds.
