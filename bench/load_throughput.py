@@ -284,9 +284,32 @@ def _wharf_step(spec: Any, step: str) -> float:
         try_number=1,
         ingestion_date=datetime.now(UTC).date(),
     )
+    from airflow.sdk.execution_time.context import OutletEventAccessors, set_current_context
+
+    xcoms = json.loads(XCOMS.read_text()) if step != RUN_STEPS[0] else {}
+    context: Any = {"ti": _TaskInstance(xcoms), "outlet_events": OutletEventAccessors()}
     started = time.perf_counter()
-    tasks._BODIES[step](spec, run, AuditRow(spec.dataset_id, "bench", step, "running"))
-    return time.perf_counter() - started
+    with set_current_context(context):
+        returned = tasks._BODIES[step](
+            spec, run, AuditRow(spec.dataset_id, "bench", step, "running")
+        )
+    seconds = time.perf_counter() - started
+    XCOMS.write_text(json.dumps(xcoms | {step: returned}, default=str))
+    return seconds
+
+
+# What each step of ``wharf run`` returned (its XCom), for the steps after it to pull.
+XCOMS = WORK / "xcoms.json"
+
+
+class _TaskInstance:
+    """What a step asks of Airflow's task instance: the XCom of an earlier step."""
+
+    def __init__(self, xcoms: dict[str, Any]) -> None:
+        self.xcoms = xcoms
+
+    def xcom_pull(self, task_ids: str) -> Any:
+        return self.xcoms.get(task_ids)
 
 
 def _wharf_merge(parquet: Path, csv: Path, table: str, conninfo: str) -> float:

@@ -15,6 +15,7 @@ from psycopg import sql
 from wharf.connections import Cursor
 from wharf.contract.dataset import DatasetSpec
 from wharf.errors import TerminalError
+from wharf.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,21 @@ def copy_batches(
     encoder = pgpq.ArrowToPostgresBinaryEncoder(first.schema)
     columns = sql.SQL(", ").join(map(sql.Identifier, first.schema.names))
     rows, last_log = 0, time.monotonic()
+
+    def encoded() -> Iterator[tuple[int, bytes]]:
+        for batch in _chain(first, stream):
+            yield batch.num_rows, encoder.write_batch(batch)
+
     try:
         with cur.copy(
             sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(table, columns)
         ) as copy:
             copy.write(encoder.write_header())
-            for batch in _chain(first, stream):
-                copy.write(encoder.write_batch(batch))
-                rows += batch.num_rows
+            # The batches are read and encoded in a thread of their own while this one waits
+            # for the server to take the previous ones.
+            for count, data in prefetch(encoded(), name="wharf-copy"):
+                copy.write(data)
+                rows += count
                 if time.monotonic() - last_log > _PROGRESS_SECONDS:
                     log.info("%s: %d rows copied so far", spec.dataset_id, rows)
                     last_log = time.monotonic()

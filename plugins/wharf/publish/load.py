@@ -43,6 +43,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from wharf import arrays
 from wharf.connections import Connection, Cursor, lock_dataset, lock_ddl, one_row, qualified
 from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
 from wharf.contract.dataset import DatasetSpec
@@ -175,7 +176,12 @@ def load(
                 clock.begin("copy")
                 result.inserted = _copy_in(cur, spec, stream)
                 clock.begin("publish")
-                result.published_rows = _count(cur, _target(spec))
+                # OVERWRITE deleted every row first (under the dataset's lock): no count scan.
+                result.published_rows = (
+                    result.inserted
+                    if meta.update_behaviour == "OVERWRITE"
+                    else _count(cur, _target(spec))
+                )
             reference.record(cur, spec, run_id, loaded_at, rows, result)
             if not backfill:
                 _advance_watermark(cur, spec, run_id)
@@ -399,8 +405,8 @@ def _with_run_columns(
     for given in rows.stream:
         batch = given.select(rows.schema.names)
         extra = [
-            pa.repeat(pa.scalar(logical_date, stamp), batch.num_rows),
-            pa.repeat(pa.scalar(loaded_at, stamp), batch.num_rows),
+            arrays.repeat(logical_date, stamp, batch.num_rows),
+            arrays.repeat(loaded_at, stamp, batch.num_rows),
         ]
         yield pa.RecordBatch.from_arrays([*batch.columns, *extra], schema=schema)
 
