@@ -23,7 +23,7 @@ honouring ``Retry-After`` (at most ``max_backoff_seconds``). Any other 4xx fails
 request that still fails raises ``HttpSourceError`` quoting the URL (origin and path, never
 its query), the status and the start of the body; the extract fails and nothing is
 published. Each page is requested once its predecessor succeeded, so none is skipped or read
-twice.
+twice; it is requested while its predecessor's records are batched (``_pages``).
 """
 
 from __future__ import annotations
@@ -597,21 +597,39 @@ def _rendered(spec: DatasetSpec, name: str, template: str, window: Window) -> st
 def _pages(
     spec: DatasetSpec, client: _Client, url: str, params: dict[str, Any]
 ) -> Iterator[list[Any]]:
-    """Each page's records, in order, as the source's paginator leads from page to page."""
+    """Each page's records, in order, as the source's paginator leads from page to page.
+
+    The next page is requested as soon as the paginator can say which it is (a page number
+    or offset once the page's records are counted, a cursor or link once the page is read),
+    before this page's records are handed on: its download overlaps their batching and
+    whatever the caller does with them. One request is in flight at a time, on one worker
+    thread, so pages come in order and each is asked for once; a failed request raises here
+    as it would serially."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     source = spec.source
     assert isinstance(source, HttpSource)
     records_of = records_getter(source.records_path)
     paginator = paginator_for(source.pagination)
     request: Request | None = paginator.first_request(url, params)
     number = 0
-    while request is not None:
-        number += 1
-        page = client.get(request, f"{spec.dataset_id}, page {number}")
-        try:
-            records = records_of(page.body)
-        except ValueError as err:
-            raise ValueError(f"{page.what} ({shown(page.url)}): {err}") from None
-        if paginator.is_past_end(page, records):
-            return
-        yield records
-        request = paginator.next_request(page, records)
+    with ThreadPoolExecutor(1, thread_name_prefix=f"{spec.dataset_id} pages") as worker:
+
+        def ask(request: Request | None) -> Future[Page] | None:
+            nonlocal number
+            if request is None:
+                return None
+            number += 1
+            return worker.submit(client.get, request, f"{spec.dataset_id}, page {number}")
+
+        coming = ask(request)
+        while coming is not None:
+            page = coming.result()
+            try:
+                records = records_of(page.body)
+            except ValueError as err:
+                raise ValueError(f"{page.what} ({shown(page.url)}): {err}") from None
+            if paginator.is_past_end(page, records):
+                return
+            coming = ask(paginator.next_request(page, records))
+            yield records
