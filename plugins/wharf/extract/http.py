@@ -4,9 +4,9 @@ The connection (``conn_id``) holds the base URL, auth and headers, read by the H
 provider's ``HttpHook``; the YAML gives the path, query parameters, where the records are
 and how pages follow each other (one class per style in ``wharf.extract.paginators``, which
 this module's request loop asks for each next request). Pages are read one at a time and
-turned into batches of ``batch_size`` rows, so memory holds one page (two for ``page`` and
-``offset``, which compare each page with the one before) and one batch whatever the API's
-size.
+turned into batches of ``batch_size`` rows, so memory holds one page and the next one coming
+(one more for ``page`` and ``offset``, which compare each page with the one before) and one
+batch whatever the API's size.
 
 Credentials stay on their host: every request (the first page, each next link, each
 redirect hop, which Wharf follows itself, at most ``MAX_REDIRECTS``) goes to the connection's
