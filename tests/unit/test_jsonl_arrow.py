@@ -145,7 +145,8 @@ def test_errors_name_the_line_in_whichever_block_it_is(
     for bad, message in [
         ('{"id": 1} {"id": 2}', "not valid JSON (Extra data at column 11)"),
         ('\ufeff{"id": 1}', "not valid JSON (Unexpected UTF-8 BOM"),
-        ('{"id": 1, "id": 2', "not valid JSON (Expecting ',' delimiter"),
+        # the column counts the line's newline, as a file's line has it
+        ('{"id": 1, "id": 2', "not valid JSON (Expecting ',' delimiter at column 19)"),
         ("[1]", "expected a JSON object, found list"),
     ]:
         path.write_text("\n".join([*lines[:70], bad, *lines[70:]]) + "\n")

@@ -125,10 +125,10 @@ def _blocks(handle: IO[bytes], step: int) -> Iterator[tuple[int, bytes]]:
 
 def _records(block: bytes, first: int, encoding: str, name: str) -> Iterator[Any]:
     """The block's objects, line by line (``first`` is its first line's number)."""
-    lines = block.split(b"\n")
-    if block.endswith(b"\n"):
-        lines.pop()
-    for number, raw in enumerate(lines, first):
+    # Each line keeps its newline, as a file's lines do: json's error column counts it.
+    *lines, last = block.split(b"\n")
+    raws = [line + b"\n" for line in lines] + ([last] if last else [])
+    for number, raw in enumerate(raws, first):
         try:
             line = raw.decode(encoding)
         except UnicodeDecodeError as err:
