@@ -15,7 +15,9 @@ rows have six columns (id, name, amount, day, seen_at, active):
 The servers run in this parent process, so their memory is not counted (peak RSS is the
 child's ``VmHWM``). Target (issue #5):
 <= 300 MB for each. Run: ``python bench/extract_memory.py [--rows N]``; the generated files
-are kept under ``.wharf/bench``.
+are kept under ``.wharf/bench``. ``--before DIR`` runs each source again with the ``plugins``
+folder ``DIR`` (another checkout's, e.g. ``git archive main plugins | tar -x -C /tmp/main``)
+just before this one's, and prints the ratio of their speeds: before and after in one run.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from pathlib import Path
 from typing import Any, overload
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+# The child of a --before run imports Wharf from the other checkout's plugins folder.
+sys.path.insert(0, os.environ.get("WHARF_BENCH_PLUGINS") or str(ROOT / "plugins"))
 from wharf import environment  # noqa: E402
 
 WORK = ROOT / ".wharf" / "bench"
@@ -232,6 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--only", nargs="*", help="source names to run (default: all)")
+    parser.add_argument("--before", help="another checkout's plugins folder, measured first")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -251,7 +255,8 @@ def main() -> None:
             {"AIRFLOW_CONN_BENCH_SQL": f"sqlite:///{paths['sqlite']}"},
         ),
     ]
-    mariadb = _write_mariadb(args.rows)
+    # Written only when asked for: it replaces the table's rows when their count differs.
+    mariadb = _write_mariadb(args.rows) if not args.only or "sql mariadb" in args.only else None
     if mariadb:
         runs.append(
             (
@@ -307,7 +312,14 @@ def main() -> None:
 
     print(f"{'source':<16} {'rows':>15} {'time':>9} {'speed':>17} {'peak RSS':>9}")
     chosen = [r for r in runs if not args.only or r[0] in args.only]
-    results = [measure(name, source, env) for name, source, env in chosen]
+    results = []
+    for name, source, env in chosen:
+        if args.before:
+            before = measure(f"{name} before", source, {**env, "WHARF_BENCH_PLUGINS": args.before})
+        results.append(measure(name, source, env))
+        if args.before:
+            speed = [r["rows"] / r["seconds"] for r in (before, results[-1])]
+            print(f"{'':<16} {speed[1] / speed[0]:.2f}x the rows/s before", flush=True)
     worst = max(results, key=lambda r: r["rss_mb"])
     print(f"\nhighest peak RSS: {worst['source']} {worst['rss_mb']:.0f} MB (target <= 300 MB)")
 

@@ -193,7 +193,7 @@ def _sample_csv(path: Path, rows: int, delimiter: str) -> Sample:
 
 
 def _sample_xlsx(path: Path, rows: int) -> Sample:
-    """Read as the file source reads it (openpyxl, cells as text), markers kept for below."""
+    """Read as the file source reads it (calamine, cells as text), markers kept for below."""
     from wharf.extract.xlsx_reader import read_xlsx
 
     opened = read_xlsx(path, sheet_name=None, null_values=(), batch_size=rows)

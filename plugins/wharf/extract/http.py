@@ -4,9 +4,9 @@ The connection (``conn_id``) holds the base URL, auth and headers, read by the H
 provider's ``HttpHook``; the YAML gives the path, query parameters, where the records are
 and how pages follow each other (one class per style in ``wharf.extract.paginators``, which
 this module's request loop asks for each next request). Pages are read one at a time and
-turned into batches of ``batch_size`` rows, so memory holds one page (two for ``page`` and
-``offset``, which compare each page with the one before) and one batch whatever the API's
-size.
+turned into batches of ``batch_size`` rows, so memory holds one page and the next one coming
+(one more for ``page`` and ``offset``, which compare each page with the one before) and one
+batch whatever the API's size.
 
 Credentials stay on their host: every request (the first page, each next link, each
 redirect hop, which Wharf follows itself, at most ``MAX_REDIRECTS``) goes to the connection's
@@ -23,7 +23,7 @@ honouring ``Retry-After`` (at most ``max_backoff_seconds``). Any other 4xx fails
 request that still fails raises ``HttpSourceError`` quoting the URL (origin and path, never
 its query), the status and the start of the body; the extract fails and nothing is
 published. Each page is requested once its predecessor succeeded, so none is skipped or read
-twice.
+twice; it is requested while its predecessor's records are batched (``_pages``).
 """
 
 from __future__ import annotations
@@ -597,21 +597,39 @@ def _rendered(spec: DatasetSpec, name: str, template: str, window: Window) -> st
 def _pages(
     spec: DatasetSpec, client: _Client, url: str, params: dict[str, Any]
 ) -> Iterator[list[Any]]:
-    """Each page's records, in order, as the source's paginator leads from page to page."""
+    """Each page's records, in order, as the source's paginator leads from page to page.
+
+    The next page is requested as soon as the paginator can say which it is (a page number
+    or offset once the page's records are counted, a cursor or link once the page is read),
+    before this page's records are handed on: its download overlaps their batching and
+    whatever the caller does with them. One request is in flight at a time, on one worker
+    thread, so pages come in order and each is asked for once; a failed request raises here
+    as it would serially."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     source = spec.source
     assert isinstance(source, HttpSource)
     records_of = records_getter(source.records_path)
     paginator = paginator_for(source.pagination)
     request: Request | None = paginator.first_request(url, params)
     number = 0
-    while request is not None:
-        number += 1
-        page = client.get(request, f"{spec.dataset_id}, page {number}")
-        try:
-            records = records_of(page.body)
-        except ValueError as err:
-            raise ValueError(f"{page.what} ({shown(page.url)}): {err}") from None
-        if paginator.is_past_end(page, records):
-            return
-        yield records
-        request = paginator.next_request(page, records)
+    with ThreadPoolExecutor(1, thread_name_prefix=f"{spec.dataset_id} pages") as worker:
+
+        def ask(request: Request | None) -> Future[Page] | None:
+            nonlocal number
+            if request is None:
+                return None
+            number += 1
+            return worker.submit(client.get, request, f"{spec.dataset_id}, page {number}")
+
+        coming = ask(request)
+        while coming is not None:
+            page = coming.result()
+            try:
+                records = records_of(page.body)
+            except ValueError as err:
+                raise ValueError(f"{page.what} ({shown(page.url)}): {err}") from None
+            if paginator.is_past_end(page, records):
+                return
+            coming = ask(paginator.next_request(page, records))
+            yield records

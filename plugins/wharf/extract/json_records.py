@@ -43,6 +43,17 @@ def compile_path(path: str) -> Getter:
     return find
 
 
+def key_steps(path: str) -> tuple[str, ...] | None:
+    """The keys of a JSONPath made of names only (``$.a.b`` -> ``("a", "b")``), else None
+    (indexes, wildcards, filters, or ``$`` itself)."""
+    from jsonpath_ng import parse
+
+    steps = _simple_steps(parse(path))
+    if not steps or not all(isinstance(step, str) for step in steps):
+        return None
+    return tuple(str(step) for step in steps)
+
+
 def records_getter(path: str) -> Callable[[Any], list[Any]]:
     """A function ``page -> records`` for ``records_path``: the path may point at the array
     (``$.data``) or at its elements (``$.data[*]``). Raises ``ValueError`` when the page has

@@ -1,15 +1,37 @@
-"""xlsx workbooks: a sheet streamed by openpyxl, its cells landing as text (dates as ISO
-8601). Used by ``type: file`` sources and by ``wharf schema generate``."""
+"""xlsx workbooks: a sheet read by calamine (``python-calamine``, Rust), its cells landing as
+text (dates as ISO 8601). Used by ``type: file`` sources and by ``wharf schema generate``.
+
+calamine holds a whole sheet in memory (about 1.5 bytes per byte of the sheet's XML: 550 MB
+for 1,048,575 rows of 6 columns), with or without ``nrows``, and so does fastexcel's
+``load_sheet(n_rows=, skip_rows=)``. A large sheet is therefore cut into slices of its XML,
+whole ``<row>`` elements each, and every slice read as the sheet of a workbook of its own (a
+temporary file holding the other parts as they are: shared strings, styles), so memory holds
+one slice whatever the sheet's length (a sheet stops at 1,048,576 rows).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import pyarrow as pa
 
 from wharf.extract import Extract
+
+# Bytes of sheet XML per slice: 32 MiB is about 90,000 rows of 6 columns and holds calamine
+# near 60 MB; a sheet no larger is read as it is, with no copy.
+_SLICE_BYTES = 32 << 20
+_CHUNK = 1 << 20
+_EXACT_WHOLE = 1e16  # past it Python writes a float as 1e+16, as openpyxl did
+_SHEET_DATA = re.compile(rb"<sheetData\s*>")
+_DIMENSION = re.compile(rb"<dimension\b[^>]*/>")  # the whole sheet's extent: not a slice's
+_END_OF_DATA = b"</sheetData></worksheet>"
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
 def read_xlsx(
@@ -19,67 +41,236 @@ def read_xlsx(
     batch_size: int,
     name: str | None = None,
 ) -> Extract:
-    """A sheet (the first by default) streamed by openpyxl in read-only mode: its first row
-    is the header; cells land as text, dates as ISO 8601: a cell whose number format shows a
-    date only (``yyyy-mm-dd``, ``d-mmm-yy``) as the date (``2000-01-01``, which a ``date``
-    column reads), one that shows a time too as the datetime (``2000-01-01T12:30:00``). Raises
-    ``KeyError`` naming a missing sheet. ``path`` is a file name or an open binary file (left
-    open); ``name`` is what messages call the file (default: ``path``)."""
-    from datetime import datetime
-
-    import openpyxl
-    from openpyxl.styles.numbers import is_datetime
-
-    date_only: dict[str, bool] = {}  # number format -> shows a date and no time
-
-    def value_of(cell: Any) -> object:
-        value = cell.value
-        if isinstance(value, datetime):  # an Excel date: a date when its format shows no time
-            shown = cell.number_format
-            if shown not in date_only:
-                date_only[shown] = is_datetime(shown) == "date"
-            if date_only[shown]:
-                return value.date()
-        return value
-
+    """A sheet (the first by default) in batches of ``batch_size`` rows: its first non-empty
+    row is the header; cells land as text: numbers as Python writes them (``1``, ``79.19``,
+    ``1e+20``), booleans ``True``/``False``, dates as ISO 8601: a date cell as the date
+    (``2000-01-01``, which a ``date`` column reads), a date-and-time cell as the datetime
+    (``2000-01-01T12:30:00``), except at midnight, where calamine cannot tell the two and it
+    lands as the date (which a ``timestamp`` column without ``format`` reads as midnight);
+    times as ``12:30:00``; empty cells, and the ``null_values``, as NULL. Raises ``KeyError``
+    naming a missing sheet. ``path`` is a file name or an open binary file (left open);
+    ``name`` is what messages call the file (default: ``path``)."""
     name = name or str(path)
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    if sheet_name is not None and sheet_name not in book.sheetnames:
+    book = zipfile.ZipFile(path)
+    try:
+        sheets = _sheet_parts(book)
+        if sheet_name is not None and sheet_name not in sheets:
+            raise KeyError(f"{name} has no sheet {sheet_name!r} (sheets: {', '.join(sheets)})")
+        title = sheet_name if sheet_name is not None else next(iter(sheets))
+        rows = _rows(path, book, title, sheets[title])
+        header = [_text(h) or "" for h in next(rows, [])]
+    except BaseException:
         book.close()
-        raise KeyError(f"{name} has no sheet {sheet_name!r} (sheets: {', '.join(book.sheetnames)})")
-    sheet = book[sheet_name] if sheet_name else book.worksheets[0]
-    rows = (tuple(value_of(cell) for cell in row) for row in sheet.iter_rows())
-    header = [str(h) if h is not None else "" for h in next(rows, ())]
-    schema = pa.schema([pa.field(name, pa.string()) for name in header])
-    nulls = set(null_values)
-
-    def text(value: object) -> str | None:
-        if value is None:
-            return None
-        shown = value.isoformat() if hasattr(value, "isoformat") else str(value)
-        return None if shown in nulls else shown
+        raise
+    schema = pa.schema([pa.field(h, pa.string()) for h in header])
+    nulls = pa.array(sorted(set(null_values)), pa.string())
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            chunk: list[tuple[object, ...]] = []
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= batch_size:
-                    yield _text_batch(chunk, schema, text)
-                    chunk = []
-            if chunk:
-                yield _text_batch(chunk, schema, text)
+            for block in _blocks(rows, batch_size):
+                columns = _columns(block, len(header), nulls)
+                yield pa.RecordBatch.from_arrays(columns, schema=schema)
         finally:
             book.close()
 
-    return Extract(schema, batches(), f"xlsx file {name}, sheet {sheet.title!r}")
+    return Extract(schema, batches(), f"xlsx file {name}, sheet {title!r}")
 
 
-def _text_batch(
-    rows: list[tuple[object, ...]], schema: pa.Schema, text: Callable[[object], str | None]
-) -> pa.RecordBatch:
-    columns = [
-        pa.array([text(row[i]) if i < len(row) else None for row in rows], pa.string())
-        for i in range(len(schema))
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+def _text(value: Any) -> str | None:
+    """A cell's value as landing text (see ``read_xlsx``)."""
+    kind = type(value)
+    if kind is str:
+        return value or None  # calamine gives '' for an empty cell
+    if kind is float:
+        # xlsx stores every number as a float; openpyxl, which read them before, wrote a
+        # whole one as an integer (its XML has no '.'), which Excel's 15 digits keep exact.
+        whole = value.is_integer() and abs(value) < _EXACT_WHOLE
+        return str(int(value)) if whole else repr(value)
+    if kind is bool:
+        return "True" if value else "False"
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)  # an int, a timedelta
+
+
+def _blocks(rows: Iterator[list[Any]], size: int) -> Iterator[list[list[Any]]]:
+    block: list[list[Any]] = []
+    for row in rows:
+        block.append(row)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _columns(rows: list[list[Any]], width: int, nulls: pa.Array) -> list[pa.Array]:
+    """The rows' first ``width`` cells as text columns (``_text``), a column of one kind of
+    value converted by Arrow, a mixed one cell by cell; the ``nulls`` land as NULL."""
+    import pyarrow.compute as pc
+
+    if any(len(row) != width for row in rows):  # calamine's rows share the range's width
+        rows = [
+            row[:width] if len(row) >= width else row + [None] * (width - len(row)) for row in rows
+        ]
+    columns = []
+    for values in zip(*rows, strict=True):
+        text = _column_text(values)
+        columns.append(pc.if_else(pc.is_in(text, nulls), None, text) if len(nulls) else text)
+    return columns or [pa.nulls(len(rows), pa.string()) for _ in range(width)]
+
+
+def _column_text(values: tuple[Any, ...]) -> pa.Array:
+    import pyarrow.compute as pc
+
+    kinds = set(map(type, values)) - {type(None)}
+    if kinds <= {str}:  # text, and '' for an empty cell
+        text = pa.array(values, pa.string())
+        return pc.if_else(pc.equal(text, ""), None, text)
+    if str in kinds and any(v for v in values if type(v) is str):
+        kinds = set()  # text among other kinds: cell by cell
+    if kinds - {str} == {float}:
+        numbers = pa.array([None if type(v) is str else v for v in values], pa.float64())
+        return _float_text(numbers, values)
+    if kinds - {str} == {bool}:
+        flags = pa.array([None if type(v) is str else v for v in values], pa.bool_())
+        return pc.if_else(flags, "True", "False")
+    return pa.array([_text(v) for v in values], pa.string())
+
+
+def _float_text(numbers: pa.Array, values: tuple[Any, ...]) -> pa.Array:
+    """Numbers as ``_text`` writes them: Arrow's cast gives Python's repr digits for
+    1e-4 <= |v| < 1e10 (less a whole number's ".0"), and whole numbers below 1e16 are cast
+    as integers; any other number takes the cell-by-cell path."""
+    import pyarrow.compute as pc
+
+    size = pc.abs(numbers)
+    whole = pc.and_(pc.equal(pc.floor(numbers), numbers), pc.less(size, _EXACT_WHOLE))
+    plain = pc.or_(pc.equal(size, 0), pc.and_(pc.greater_equal(size, 1e-4), pc.less(size, 1e10)))
+    if not pc.all(pc.or_(whole, plain)).as_py():
+        return pa.array([_text(v) for v in values], pa.string())
+    as_int = pc.if_else(whole, numbers, 0).cast(pa.int64()).cast(pa.string())
+    return pc.if_else(whole, as_int, numbers.cast(pa.string()))
+
+
+def _sheet_parts(book: zipfile.ZipFile) -> dict[str, str]:
+    """Each sheet's name -> its XML part, in the workbook's order (``xl/workbook.xml`` and
+    its relationships)."""
+    from xml.etree import ElementTree
+
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{_RELS}Relationship")}
+    parts = {}
+    for sheet in workbook.iter(f"{_MAIN}sheet"):
+        target = targets.get(sheet.get(_REL_ID), "")
+        part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+        parts[sheet.get("name", "")] = str(PurePosixPath(part))
+    return parts
+
+
+def _rows(
+    path: Path | IO[bytes], book: zipfile.ZipFile, title: str, part: str
+) -> Iterator[list[Any]]:
+    """The sheet's rows from its first non-empty one, each from column A (an empty row
+    inside the data as an empty list), slice after slice."""
+    from python_calamine import CalamineWorkbook
+
+    if _sliceable(book, part):
+        after: int | None = None  # the index of the row after the last one read
+        for workbook in _slices(book, part):
+            for row, index in _indexed(workbook, title, after):
+                after = index + 1
+                yield row
+        return
+    if isinstance(path, Path | str):
+        whole = CalamineWorkbook.from_path(str(path))
+    else:
+        path.seek(0)
+        whole = CalamineWorkbook.from_filelike(path)
+    with whole:
+        for row, _ in _indexed(whole, title, None):
+            yield row
+
+
+def _sliceable(book: zipfile.ZipFile, part: str) -> bool:
+    """Whether the sheet is larger than a slice, and its XML opens with ``<sheetData>`` where
+    this reader can find it (a namespace prefix, ``<x:sheetData>``, is read whole)."""
+    try:
+        if book.getinfo(part).file_size <= _SLICE_BYTES:
+            return False
+    except KeyError:
+        return False  # a part calamine may find where this reader did not: let it read
+    with book.open(part) as xml:
+        return _SHEET_DATA.search(xml.read(_CHUNK)) is not None
+
+
+def _indexed(workbook: Any, title: str, after: int | None) -> Iterator[tuple[list[Any], int]]:
+    """(row, its 0-based index in the sheet): calamine's range starts at the first non-empty
+    row and column; the rows are given from column A, with the empty rows between the last
+    one read (``after``) and the range's first as empty lists."""
+    sheet = workbook.get_sheet_by_name(title)
+    start = sheet.start
+    if start is None:
+        return
+    first, left = start
+    if after is not None:
+        for index in range(after, first):
+            yield [], index
+    pad = [None] * left
+    # to_python, not iter_rows: iter_rows starts at A1 whatever the range, so each slice
+    # would give every row above it again, empty.
+    for index, row in enumerate(sheet.to_python(), first):
+        yield (pad + row if left else row), index
+
+
+def _slices(book: zipfile.ZipFile, part: str) -> Iterator[Any]:
+    """Workbooks of one slice each of the sheet ``part`` (see the module's docstring), each
+    written to a temporary file as the sheet's XML is read, a chunk at a time."""
+    import tempfile
+
+    from python_calamine import CalamineWorkbook
+
+    with book.open(part) as xml:
+        head = xml.read(_CHUNK)
+        found = _SHEET_DATA.search(head)
+        assert found is not None  # _sliceable
+        prefix = _DIMENSION.sub(b"", head[: found.end()])
+        carry, end = head[found.end() :], False
+        while not end:
+            # calamine picks its reader by the name's suffix, and reads a path in place
+            # (a file object it would copy into memory whole).
+            with tempfile.NamedTemporaryFile(suffix=".xlsx") as temporary:
+                with zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED) as copy:
+                    _copy_others(book, part, copy)
+                    with copy.open(part, "w") as sheet:
+                        sheet.write(prefix)
+                        written = 0
+                        while written < _SLICE_BYTES:
+                            data = xml.read(_CHUNK)
+                            if not data:
+                                sheet.write(carry)  # the rest of the XML, closing tags too
+                                end = True
+                                break
+                            text = carry + data
+                            cut = text.rfind(b"</row>") + len(b"</row>") if b"</row>" in text else 0
+                            sheet.write(text[:cut])
+                            written += cut
+                            carry = text[cut:]
+                        else:
+                            sheet.write(_END_OF_DATA)
+                temporary.flush()
+                with CalamineWorkbook.from_path(temporary.name) as workbook:
+                    yield workbook
+
+
+def _copy_others(book: zipfile.ZipFile, part: str, copy: zipfile.ZipFile) -> None:
+    """Every part of ``book`` but ``part`` into ``copy``, stored (it is read once, at once)."""
+    import shutil
+
+    for info in book.infolist():
+        if info.filename != part:
+            with book.open(info) as source, copy.open(info.filename, "w") as target:
+                shutil.copyfileobj(source, target, _CHUNK)
