@@ -117,7 +117,8 @@ def literal(value: Any, dialect: str) -> Any:
     """``value`` (int, str, date or datetime) as a sqlglot literal of ``dialect``, compared by
     the database as the driver's bound value was (PostgreSQL: a typed
     ``CAST('...' AS TIMESTAMP)``/``TIMESTAMPTZ``/``DATE``; MySQL and SQLite: the text their
-    drivers send). Raises ``TerminalError`` for text PostgreSQL cannot hold (NUL)."""
+    drivers send; SQLite text as ``CAST(X'<UTF-8 hex>' AS TEXT)``). Raises ``TerminalError``
+    for PostgreSQL text holding NUL, which PostgreSQL cannot store."""
     from sqlglot import exp
 
     if isinstance(value, bool) or not isinstance(value, int | str | date):
@@ -125,6 +126,10 @@ def literal(value: Any, dialect: str) -> Any:
     if isinstance(value, int):
         return exp.Literal.number(value)
     if isinstance(value, str):
+        if dialect == "sqlite":
+            # Hex digits only: ConnectorX rewrites SQLite SQL with a parser that reads a
+            # backslash in '...' as an escape, which SQLite does not (see open_stream).
+            return exp.cast(exp.HexString(this=value.encode().hex()), "TEXT")
         if "\x00" in value and dialect == "postgres":
             raise TerminalError("a PostgreSQL text value cannot hold NUL (0x00)")
         return exp.Literal.string(value)
@@ -150,7 +155,8 @@ def query_tree(query: str, values: Mapping[str, Any], dialect: str) -> Any:
         if not isinstance(node, exp.Placeholder):
             return node
         if not node.name or node.name not in values:
-            raise ValueError(f"no value for the query's parameter {node.sql(dialect=dialect)}")
+            shown = f":{node.name}" if node.name else node.sql(dialect=dialect)
+            raise ValueError(f"no value for the query's parameter {shown}")
         return literal(values[node.name], dialect)
 
     return parse_one_select(query, dialect).transform(with_value)
@@ -188,15 +194,24 @@ def windowed(tree: Any, cursor: str, bounds: Mapping[str, Any], dialect: str) ->
 # --- the read -------------------------------------------------------------------------------
 def connectorx_url(url: sa.URL) -> str | None:
     """ConnectorX's URL of a SQLAlchemy URL (with the password), or None where ConnectorX
-    cannot reach it (a Unix socket, another database)."""
+    cannot reach it as SQLAlchemy does (a MySQL socket, driver options in the query, another
+    database). A PostgreSQL Unix-socket folder (``?host=/path``) becomes the host."""
     name = url.get_backend_name()
     if name == "sqlite":
         return f"sqlite://{url.database}" if url.database not in (None, "", ":memory:") else None
-    if name not in DIALECTS or "host" in url.query or not url.host:
+    socket = url.query.get("host") if name == "postgresql" else None
+    host = socket or url.host
+    if name not in DIALECTS or set(url.query) - {"host"} or not isinstance(host, str) or not host:
         return None
+    if host.startswith("/") and not socket:
+        return None
+    login = quote(url.username or "", safe="")
+    if url.password:
+        login += ":" + quote(str(url.password), safe="")
+    netloc = f"{login}@{quote(host, safe='')}" if login else quote(host, safe="")
+    port = f":{url.port}" if url.port else ""
     scheme = "postgresql" if name == "postgresql" else "mysql"
-    rendered: str = url.set(drivername=scheme).render_as_string(hide_password=False)
-    return rendered
+    return f"{scheme}://{netloc}{port}/{quote(url.database or '', safe='')}"
 
 
 def open_stream(
@@ -221,6 +236,12 @@ def open_stream(
         return None
     query = tree.sql(dialect=dialect)
     parse_one_select(query, dialect)  # as generated, with the literals: one read-only SELECT
+    if dialect == "sqlite" and "\\" in query:
+        # ConnectorX parses SQLite SQL as if '\'' escaped a quote; SQLite does not. Where a
+        # backslash could make the two read different statements, sqlite3 runs the text the
+        # parser checked (and in a query_only session: ConnectorX's SQLite session has none).
+        log.info("%s: read through SQLAlchemy (a backslash in SQLite SQL)", what)
+        return None
     secrets = _secrets(url.password)
     columns = _columns(conn, tree, dialect)
     if columns is None:
