@@ -250,32 +250,31 @@ def open_stream(
     as_text = {name: kind for name, kind in columns if kind != "as is"}
     if as_text:
         query = _texts_selected(tree, columns).sql(dialect=dialect)
+    # ConnectorX's reader fills an unbounded channel from a thread of its own from the moment
+    # it opens (connectorx 0.4.6, destinations/arrowstream): whatever runs between opening it
+    # and pulling its batches lets rows pile up, so SQLite's sample is read first.
+    expected = _sqlite_schema(conn, tree, batch_size, hints) if dialect == "sqlite" else None
     reader = _read(cx_url, query, dialect, batch_size, secrets, what)
     schema = None if reader is None else _landing_schema(reader.schema, as_text, dialect, conn)
-    first: list[pa.RecordBatch] = []
-    if reader is not None and schema is not None and dialect == "sqlite":
-        schema, first = _sqlite_checked(conn, tree, reader, schema, batch_size, hints)
+    first: list[pa.RecordBatch] | None = []
+    if reader is not None and schema is not None and expected is not None:
+        first = _first_batch(reader) if schema == expected else None
+        schema = None if first is None else schema
     if reader is None or schema is None:
         if reader is not None:
             reader.close()
         log.info("%s: read through SQLAlchemy (ConnectorX would change a column)", what)
         return None
     log.info("%s: read straight into Arrow by ConnectorX", what)
-    return Stream(schema, _batches(reader, schema, secrets, what, first))
+    return Stream(schema, _batches(reader, schema, secrets, what, first or []))
 
 
-def _sqlite_checked(
-    conn: sa.Connection,
-    tree: Any,
-    reader: pa.RecordBatchReader,
-    schema: pa.Schema,
-    batch_size: int,
-    hints: Mapping[str, pa.DataType],
-) -> tuple[pa.Schema | None, list[pa.RecordBatch]]:
-    """SQLite types values, not columns: the SQLAlchemy path's schema comes from the first
-    batch's values (``sql.infer_schema``), ConnectorX's from the declared column types. The
-    schema (None unless the two agree) and ConnectorX's first batch, read here: a value
-    that does not fit its declared type (text in an ``INTEGER`` column) fails it at once."""
+def _sqlite_schema(
+    conn: sa.Connection, tree: Any, batch_size: int, hints: Mapping[str, pa.DataType]
+) -> pa.Schema:
+    """SQLite types values, not columns: the SQLAlchemy path's schema comes from its first
+    batch's values (``sql.infer_schema``), ConnectorX's from the declared column types; this
+    is the former, read from the same rows, for ``open_stream`` to compare."""
     from sqlglot import exp
 
     from wharf.extract.sql import infer_schema
@@ -288,17 +287,21 @@ def _sqlite_checked(
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    if infer_schema(names, rows, dict(hints)) != schema:
-        return None, []
+    return infer_schema(names, rows, dict(hints))
+
+
+def _first_batch(reader: pa.RecordBatchReader) -> list[pa.RecordBatch] | None:
+    """The reader's first batch ([] when it has none), or None when ConnectorX cannot read
+    it: a SQLite value that does not fit its declared type (text in an ``INTEGER`` column)
+    fails there, and the SQLAlchemy path reads such a table as before."""
     try:
-        first = reader.read_next_batch()
+        return [reader.read_next_batch()]
     except StopIteration:
-        return schema, []
+        return []
     except BaseException as err:  # a Rust panic: pyo3's PanicException is a BaseException
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
-        return None, []
-    return schema, [first]
+        return None
 
 
 def _secrets(password: str | None) -> list[str]:
