@@ -4,7 +4,9 @@
 the incremental cursor's form) and then asks ``open_stream`` for the rows: ConnectorX runs the
 query in Rust and hands over Arrow record batches of ``batch_size`` rows (PostgreSQL through
 binary ``COPY (query) TO STDOUT``, MySQL through an unbuffered result, SQLite through its
-own cursor), so no row becomes a Python tuple and a large table is never held whole.
+own cursor), so no row becomes a Python tuple. Its reader does not wait for the caller
+(an unbounded channel, see ``open_stream``): memory stays at a few batches while the caller
+keeps up.
 
 The landing schema stays the one the SQLAlchemy path gives (``sql.infer_schema``: the type
 of the values the driver returns), so the batches are cast to it: integers to int64, floats
@@ -46,8 +48,8 @@ DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sql
 
 # What makes a ConnectorX session read-only, as ``sql.read_only`` makes SQLAlchemy's: run on
 # ConnectorX's own connection before the query. SQLite takes none through ConnectorX; there
-# the parser is the only lock, and a checked SELECT cannot write (no stored code, and
-# rusqlite leaves load_extension() disabled).
+# the parser is the only lock, and a checked SELECT cannot write (SQLite has no stored code,
+# and its load_extension() is off unless the program turns it on).
 _READ_ONLY = {
     "postgres": ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"],
     "mysql": ["SET SESSION TRANSACTION READ ONLY"],
@@ -222,11 +224,12 @@ def open_stream(
     hints: Mapping[str, pa.DataType],
     what: str,
 ) -> Stream | None:
-    """The rows of the sqlglot ``tree`` (``query_tree``, ``table_tree``, ``windowed``) as ConnectorX batches in
-    the SQLAlchemy path's landing schema, or None when ConnectorX cannot read them as that
-    path would (the caller then reads them through ``conn``). ``conn`` is the read's open
-    SQLAlchemy connection, used to learn the result's column types; ``hints`` the contract's
-    Arrow types, which that path gives a SQLite column without values in its first batch.
+    """The rows of the sqlglot ``tree`` (``query_tree``, ``table_tree``, ``windowed``) as
+    ConnectorX batches in the SQLAlchemy path's landing schema, or None when ConnectorX
+    cannot read them as that path would (the caller then reads them through ``conn``).
+    ``conn`` is the read's open SQLAlchemy connection, used to learn the result's column
+    types; ``hints`` the contract's Arrow types, which that path gives a SQLite column
+    without values in its first batch.
 
     Raises ``TransientError`` when the database fails the read, ``TerminalError`` when
     ConnectorX cannot convert a value; either names ``what``, never the password."""
@@ -250,6 +253,7 @@ def open_stream(
     as_text = {name: kind for name, kind in columns if kind != "as is"}
     if as_text:
         query = _texts_selected(tree, columns).sql(dialect=dialect)
+        parse_one_select(query, dialect)
     # ConnectorX's reader fills an unbounded channel from a thread of its own from the moment
     # it opens (connectorx 0.4.6, destinations/arrowstream): whatever runs between opening it
     # and pulling its batches lets rows pile up, so SQLite's sample is read first.
