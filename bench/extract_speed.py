@@ -14,7 +14,8 @@ the ratio of Wharf's rows/s to the native way's:
 Wharf's way is ``wharf.extract.read`` (what the extract step runs before it writes the
 landing file): every batch is pulled and dropped; its clock starts once Airflow and the
 reader's libraries are imported, as they are in a worker. Peak RSS is each process's
-``VmHWM`` (a Python child's, imports included) or, for a native client, what GNU time says. Targets (issue #18): SQL sources >= 1.0x their native dump, peak RSS <= 300 MB.
+``VmHWM`` (a Python child's, imports included) or, for a native client, what GNU time
+says. Targets (issue #18): SQL sources >= 1.0x their native dump, peak RSS <= 300 MB.
 
 Run: ``python bench/extract_speed.py [--rows N] [--only NAME ...]``. The source databases
 are MariaDB on 127.0.0.1:3306 (root, no password) and the PostgreSQL of ``--postgres``
@@ -210,10 +211,11 @@ def sql_cases(
     rows: int, paths: dict[str, Path], dump: Path, postgres: str, wanted: set[str]
 ) -> list[Case]:
     cases: list[Case] = []
+    out = shlex.quote(str(dump))
     mariadb = mariadb_source(rows) if not wanted or "sql mariadb" in wanted else None
     if mariadb:
         select = shlex.quote(SELECT)
-        command = f"mariadb --batch --quick -h 127.0.0.1 -u root {DATABASE} -e {select} > {dump}"
+        command = f"mariadb --batch --quick -h 127.0.0.1 -u root {DATABASE} -e {select} > {out}"
         cases.append(("sql mariadb", TABLE, {"AIRFLOW_CONN_BENCH_SQL": mariadb},
                       lambda c=command: native_way(c, rows)))  # fmt: skip
     url = (
@@ -226,7 +228,7 @@ def sql_cases(
         command = f"psql -q {shlex.quote(url)} -c {shlex.quote(copy)}"
         cases.append(("sql postgres", TABLE, {"AIRFLOW_CONN_BENCH_SQL": url},
                       lambda c=command: native_way(c, rows)))  # fmt: skip
-    command = f"sqlite3 -csv {paths['sqlite']} {shlex.quote(SELECT)} > {dump}"
+    command = f"sqlite3 -csv {paths['sqlite']} {shlex.quote(SELECT)} > {out}"
     cases.append(("sql sqlite", TABLE, {"AIRFLOW_CONN_BENCH_SQL": f"sqlite:///{paths['sqlite']}"},
                   lambda c=command: native_way(c, rows)))  # fmt: skip
     return cases

@@ -280,7 +280,8 @@ def test_hostile_values_come_back_unchanged_as_literals(database: str) -> None:
         found = _connectorx_value(database, tree)
         if database == "postgres":  # typed: a timestamp, a timestamptz (as UTC), a date
             aware = isinstance(moment, datetime) and moment.tzinfo is not None
-            assert found == (moment.astimezone(UTC) if aware else moment), moment  # type: ignore[union-attr]
+            expected = moment.astimezone(UTC) if aware else moment  # type: ignore[union-attr]
+            assert found == expected, moment
         elif not isinstance(moment, datetime):
             assert found == moment.isoformat()
         elif database == "mysql":

@@ -6,7 +6,8 @@ SELECT (``wharf.contract.sql_rules``), and every read runs in a read-only transa
 PostgreSQL, MySQL/MariaDB and SQLite are read straight into Arrow by ConnectorX
 (``wharf.extract.sql_arrow``) where it gives the values this module's SQLAlchemy path does;
 everything else is streamed through SQLAlchemy with a server-side cursor (``stream_results``).
-Either way batches hold ``batch_size`` rows, so memory stays flat whatever the table's size.
+Either way batches hold ``batch_size`` rows and a large table is streamed, not held (but
+ConnectorX's reader runs ahead of a caller slower than the database: see ``sql_arrow``).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _arrow_stream(
     source = spec.source
     assert isinstance(source, SqlSource)
     dialect = sql_arrow.DIALECTS.get(conn.dialect.name)
-    if dialect is None or sql_arrow.connectorx_url(url) is None:
+    if dialect is None:
         return None
     if source.query is not None:
         tree = sql_arrow.query_tree(source.query, params, dialect)
