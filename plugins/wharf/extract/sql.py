@@ -2,8 +2,12 @@
 
 The database is an Airflow connection (``conn_id``): host, login and password never live in
 YAML. A ``query`` is checked again here, in the connection's dialect, to be one read-only
-SELECT (``wharf.contract.sql_rules``), and every read runs in a read-only transaction. Rows are streamed with a server-side cursor (``stream_results``) in batches of
-``batch_size`` rows, so memory stays flat whatever the table's size.
+SELECT (``wharf.contract.sql_rules``), and every read runs in a read-only transaction.
+PostgreSQL, MySQL/MariaDB and SQLite are read straight into Arrow by ConnectorX
+(``wharf.extract.sql_arrow``) where it gives the values this module's SQLAlchemy path does;
+everything else is streamed through SQLAlchemy with a server-side cursor (``stream_results``).
+Either way batches hold ``batch_size`` rows and a large table is streamed, not held (but
+ConnectorX's reader runs ahead of a caller slower than the database: see ``sql_arrow``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from wharf.contract.sql_source import SqlSource
 from wharf.errors import TerminalError, UnsafeSpecError
 from wharf.extract import Extract, Window
 
-if TYPE_CHECKING:  # SQLAlchemy is imported inside the reader, where it is used
+if TYPE_CHECKING:  # SQLAlchemy and ConnectorX are imported inside the reader, where used
     import sqlalchemy as sa
+
+    from wharf.extract import sql_arrow
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +68,20 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
         except UnsafeSpecError as err:
             engine.dispose()
             raise UnsafeSpecError(f"{spec.dataset_id}: source.query: {err}") from None
+    what = source.query or f"table {source.table}"
     conn = engine.connect()
     try:
         read_only(conn)
         if source.incremental is not None:
             statement, more = _incremental(spec, conn, statement, window)
             params.update(more)
+        description = f"{what} via connection {source.conn_id!r}{_window_note(source, params)}"
+        hints = {c.name: arrow_type(c.data_type) for c in spec.columns}
+        stream = _arrow_stream(spec, conn, engine.url, params, hints)
+        if stream is not None:
+            conn.close()
+            engine.dispose()
+            return Extract(stream.schema, stream.batches, description)
         conn = conn.execution_options(stream_results=True, yield_per=source.batch_size)
         result = conn.execute(statement, params)
         names = list(result.keys())
@@ -76,7 +90,6 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
         conn.close()
         engine.dispose()
         raise
-    hints = {c.name: arrow_type(c.data_type) for c in spec.columns}
     schema = infer_schema(names, first, hints)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -91,9 +104,33 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
             conn.close()
             engine.dispose()
 
-    what = source.query or f"table {source.table}"
-    window_note = _window_note(source, params)
-    return Extract(schema, batches(), f"{what} via connection {source.conn_id!r}{window_note}")
+    return Extract(schema, batches(), description)
+
+
+def _arrow_stream(
+    spec: DatasetSpec,
+    conn: sa.Connection,
+    url: sa.URL,
+    params: dict[str, Any],
+    hints: dict[str, pa.DataType],
+) -> sql_arrow.Stream | None:
+    """The read through ConnectorX (``wharf.extract.sql_arrow``), where it reads this
+    database and these columns as the SQLAlchemy path would; else None. ``params`` are the
+    query's and the window's values, written in as literals."""
+    from wharf.extract import sql_arrow
+
+    source = spec.source
+    assert isinstance(source, SqlSource)
+    dialect = sql_arrow.DIALECTS.get(conn.dialect.name)
+    if dialect is None:
+        return None
+    if source.query is not None:
+        tree = sql_arrow.query_tree(source.query, params, dialect)
+    else:
+        tree = sql_arrow.table_tree(source.table)  # type: ignore[arg-type]
+    if source.incremental is not None:
+        tree = sql_arrow.windowed(tree, source.incremental.cursor, params, dialect)
+    return sql_arrow.open_stream(conn, url, tree, source.batch_size, hints, spec.dataset_id)
 
 
 def _window_note(source: SqlSource, params: dict[str, Any]) -> str:
