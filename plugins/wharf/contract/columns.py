@@ -119,6 +119,10 @@ def _check_timestamp_format(
 RUN_ID_COLUMN = "_wharf_run_id"
 LOADED_AT_COLUMN = "_wharf_loaded_at"
 LOGICAL_DATE_COLUMN = "_wharf_logical_date"
+# A stream dataset's rows also keep the broker's id of their event (NATS
+# ``<stream>:<stream sequence>``, Redis the entry id): the table's primary key, so an event
+# delivered twice is loaded once.
+MESSAGE_ID_COLUMN = "_wharf_message_id"
 # A quarantined row's row number in its landing file, and why it was rejected.
 QUARANTINE_ROW = "_wharf_row"
 QUARANTINE_REASON = "_wharf_reason"
