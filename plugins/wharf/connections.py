@@ -3,7 +3,7 @@
 The datasets PostgreSQL database (psycopg, through the Postgres provider's hook), the
 SQLAlchemy URL of any SQL connection (sources and the datasets database), and S3 through an
 Airflow AWS connection (the Amazon provider's hook for ``s3://`` file sources, a pyarrow
-filesystem for an ``s3://`` lake)."""
+filesystem for an ``s3://`` lake), and the URL of a stream's broker (NATS, Redis)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,26 @@ def connect_admin() -> Connection:
     except AirflowNotFoundException:
         return connect()
     return connect(settings.datasets_admin_conn_id())
+
+
+async def connect_async(conn_id: str | None = None) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    """A new psycopg 3 async connection (autocommit) from the Airflow connection ``conn_id``,
+    by default ``wharf_datasets``: for code in Airflow's triggerer, whose event loop a
+    blocking connection would stall. Built from the connection's fields as the Postgres
+    provider's hook does (a ``host`` starting with ``/`` is a Unix-socket folder)."""
+    from airflow.sdk import BaseHook
+    from psycopg.conninfo import make_conninfo
+
+    conn = await BaseHook.aget_connection(conn_id or settings.datasets_conn_id())
+    fields: dict[str, Any] = {
+        "host": conn.host,
+        "port": conn.port,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+    }
+    conninfo = make_conninfo("", **{k: v for k, v in fields.items() if v})
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
 
 
 def datasets_sqlalchemy_url() -> str:
@@ -133,6 +153,39 @@ def endpoint(conn_id: str) -> Endpoint:
         port=conn.port or None,
         database=conn.schema or "",
     )
+
+
+# The broker URL's scheme and default port per stream broker (``source.broker`` in YAML).
+_BROKERS = {"nats": ("nats", 4222), "redis": ("redis", 6379)}
+
+
+def broker_url(conn: Any, broker: str) -> str:
+    """The client URL of a stream broker from its Airflow connection ``conn`` (a
+    ``Connection``): ``nats://[user:password@]host:port`` or
+    ``redis[s]://[user:password@]host:port/db`` (``schema`` is the Redis database, default
+    0; ``extra.ssl: true`` gives ``rediss``, ``tls`` for NATS). It holds the password: hand
+    it to the client only, never to a log or an error. Raises ``TerminalError`` naming the
+    connection when it has no host."""
+    from urllib.parse import quote
+
+    scheme, default_port = _BROKERS[broker]
+    if not conn.host:
+        raise TerminalError(f"connection {conn.conn_id!r} has no host: it names no {broker} broker")
+    if conn.extra_dejson.get("ssl"):
+        scheme = "tls" if broker == "nats" else "rediss"
+    userinfo = ""
+    if conn.login or conn.password:
+        userinfo = f"{quote(conn.login or '', safe='')}:{quote(conn.password or '', safe='')}@"
+    database = f"/{int(conn.schema or 0)}" if broker == "redis" else ""
+    return f"{scheme}://{userinfo}{conn.host}:{conn.port or default_port}{database}"
+
+
+async def broker_url_async(conn_id: str, broker: str) -> str:
+    """``broker_url`` of the Airflow connection ``conn_id``, looked up without blocking the
+    event loop (Airflow's triggerer)."""
+    from airflow.sdk import BaseHook
+
+    return broker_url(await BaseHook.aget_connection(conn_id), broker)
 
 
 def s3_hook(conn_id: str, **kwargs: Any) -> Any:
