@@ -65,9 +65,11 @@ PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 psql: $(VENV)/.synced
 	$(PGBIN)/psql -h "$(CURDIR)/.wharf/pgdata" -U postgres -d wharf
 
-## Stop the embedded datasets database. As root, pgserver runs it as the system user pgserver,
-## and pg_ctl refuses to run as root.
+## Stop the embedded datasets database and, when one runs, the demo's embedded NATS server. As
+## root, pgserver runs the database as the system user pgserver, and pg_ctl refuses to run as root.
 db-stop:
+	if [ -f .wharf/nats/nats-server.pid ]; then \
+	  $(BIN)/nats-server --signal stop=.wharf/nats/nats-server.pid || true; fi
 	if [ "$$(id -u)" = 0 ]; then \
 	  su pgserver -s /bin/sh -c '"$(CURDIR)/$(PGBIN)/pg_ctl" -D "$(CURDIR)/.wharf/pgdata" stop'; \
 	else $(PGBIN)/pg_ctl -D .wharf/pgdata stop; fi
