@@ -229,6 +229,56 @@ def s3_filesystem(conn_id: str) -> Any:
     )
 
 
+def nats_options(conn_id: str) -> dict[str, Any]:
+    """Keyword arguments of ``nats.connect`` from the Airflow connection ``conn_id``
+    (``nats://[user:password@]host:4222``; extra ``{"tls": true}`` for TLS, ``{"token": ...}``
+    for token auth). The server URL holds no credential: they go as their own arguments, so
+    no error or log line that names the server shows them."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson
+    scheme = "tls" if extra.get("tls") else "nats"
+    options: dict[str, Any] = {
+        "servers": [f"{scheme}://{conn.host or '127.0.0.1'}:{conn.port or 4222}"]
+    }
+    if conn.login:
+        options["user"] = conn.login
+    if conn.password:
+        mask_secret(conn.password)
+        options["password"] = conn.password
+    if extra.get("token"):
+        mask_secret(str(extra["token"]))
+        options["token"] = str(extra["token"])
+    return options
+
+
+def redis_client(conn_id: str) -> Any:
+    """A ``redis.Redis`` client (bytes, not decoded) from the Airflow connection ``conn_id``
+    (``redis://[user:password@]host:6379/<db>``; the database may also be the extra's ``db``,
+    ``{"ssl": true}`` for TLS)."""
+    import redis
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson
+    if conn.password:
+        mask_secret(conn.password)
+    db = conn.schema if conn.schema and conn.schema.isdigit() else extra.get("db", 0)
+    return redis.Redis(
+        host=conn.host or "127.0.0.1",
+        port=conn.port or 6379,
+        db=int(db),
+        username=conn.login or None,
+        password=conn.password or None,
+        ssl=bool(extra.get("ssl", False)),
+        socket_connect_timeout=10,
+        socket_timeout=60,
+    )
+
+
 def qualified(schema: str, name: str) -> sql.Identifier:
     """A quoted ``schema.name``; both parts come from validated YAML and are quoted anyway."""
     return sql.Identifier(schema, name)
