@@ -3,7 +3,7 @@
 The datasets PostgreSQL database (psycopg, through the Postgres provider's hook), the
 SQLAlchemy URL of any SQL connection (sources and the datasets database), and S3 through an
 Airflow AWS connection (the Amazon provider's hook for ``s3://`` file sources, a pyarrow
-filesystem for an ``s3://`` lake), and the URL of a stream's broker (NATS, Redis)."""
+filesystem for an ``s3://`` lake)."""
 
 from __future__ import annotations
 
@@ -155,39 +155,6 @@ def endpoint(conn_id: str) -> Endpoint:
     )
 
 
-# The broker URL's scheme and default port per stream broker (``source.broker`` in YAML).
-_BROKERS = {"nats": ("nats", 4222), "redis": ("redis", 6379)}
-
-
-def broker_url(conn: Any, broker: str) -> str:
-    """The client URL of a stream broker from its Airflow connection ``conn`` (a
-    ``Connection``): ``nats://[user:password@]host:port`` or
-    ``redis[s]://[user:password@]host:port/db`` (``schema`` is the Redis database, default
-    0; ``extra.ssl: true`` gives ``rediss``, ``tls`` for NATS). It holds the password: hand
-    it to the client only, never to a log or an error. Raises ``TerminalError`` naming the
-    connection when it has no host."""
-    from urllib.parse import quote
-
-    scheme, default_port = _BROKERS[broker]
-    if not conn.host:
-        raise TerminalError(f"connection {conn.conn_id!r} has no host: it names no {broker} broker")
-    if conn.extra_dejson.get("ssl"):
-        scheme = "tls" if broker == "nats" else "rediss"
-    userinfo = ""
-    if conn.login or conn.password:
-        userinfo = f"{quote(conn.login or '', safe='')}:{quote(conn.password or '', safe='')}@"
-    database = f"/{int(conn.schema or 0)}" if broker == "redis" else ""
-    return f"{scheme}://{userinfo}{conn.host}:{conn.port or default_port}{database}"
-
-
-async def broker_url_async(conn_id: str, broker: str) -> str:
-    """``broker_url`` of the Airflow connection ``conn_id``, looked up without blocking the
-    event loop (Airflow's triggerer)."""
-    from airflow.sdk import BaseHook
-
-    return broker_url(await BaseHook.aget_connection(conn_id), broker)
-
-
 def s3_hook(conn_id: str, **kwargs: Any) -> Any:
     """The Amazon provider's ``S3Hook`` of the Airflow AWS connection ``conn_id``: its keys
     (or boto3's default chain when it has none), region, and the extra's ``endpoint_url``
@@ -235,9 +202,21 @@ def nats_options(conn_id: str) -> dict[str, Any]:
     for token auth). The server URL holds no credential: they go as their own arguments, so
     no error or log line that names the server shows them."""
     from airflow.sdk import BaseHook
+
+    return _nats_options(BaseHook.get_connection(conn_id))
+
+
+async def nats_options_async(conn_id: str) -> dict[str, Any]:
+    """``nats_options``, the connection looked up without blocking the event loop (for
+    Airflow's triggerer)."""
+    from airflow.sdk import BaseHook
+
+    return _nats_options(await BaseHook.aget_connection(conn_id))
+
+
+def _nats_options(conn: Any) -> dict[str, Any]:
     from airflow.sdk.log import mask_secret
 
-    conn = BaseHook.get_connection(conn_id)
     extra = conn.extra_dejson
     scheme = "tls" if extra.get("tls") else "nats"
     options: dict[str, Any] = {
@@ -260,23 +239,36 @@ def redis_client(conn_id: str) -> Any:
     ``{"ssl": true}`` for TLS)."""
     import redis
     from airflow.sdk import BaseHook
+
+    return redis.Redis(**_redis_options(BaseHook.get_connection(conn_id)))
+
+
+async def redis_client_async(conn_id: str) -> Any:
+    """``redis_client`` as a ``redis.asyncio.Redis``, the connection looked up without
+    blocking the event loop (for Airflow's triggerer)."""
+    import redis.asyncio
+    from airflow.sdk import BaseHook
+
+    return redis.asyncio.Redis(**_redis_options(await BaseHook.aget_connection(conn_id)))
+
+
+def _redis_options(conn: Any) -> dict[str, Any]:
     from airflow.sdk.log import mask_secret
 
-    conn = BaseHook.get_connection(conn_id)
     extra = conn.extra_dejson
     if conn.password:
         mask_secret(conn.password)
     db = conn.schema if conn.schema and conn.schema.isdigit() else extra.get("db", 0)
-    return redis.Redis(
-        host=conn.host or "127.0.0.1",
-        port=conn.port or 6379,
-        db=int(db),
-        username=conn.login or None,
-        password=conn.password or None,
-        ssl=bool(extra.get("ssl", False)),
-        socket_connect_timeout=10,
-        socket_timeout=60,
-    )
+    return {
+        "host": conn.host or "127.0.0.1",
+        "port": conn.port or 6379,
+        "db": int(db),
+        "username": conn.login or None,
+        "password": conn.password or None,
+        "ssl": bool(extra.get("ssl", False)),
+        "socket_connect_timeout": 10,
+        "socket_timeout": 60,
+    }
 
 
 def qualified(schema: str, name: str) -> sql.Identifier:

@@ -107,8 +107,8 @@ async def publish_nats(
 
 
 def publish_redis(url: str, payloads: Iterable[bytes], key: str = STREAM) -> str:
-    """XADD each payload to the Redis stream ``key`` as field ``event`` (pipelined); the last
-    entry's id ("" when none was added)."""
+    """XADD each payload to the Redis stream ``key`` as field ``data`` (where the stream
+    source reads an entry's event), pipelined; the last entry's id ("" when none was added)."""
     import redis
 
     last = ""
@@ -116,7 +116,7 @@ def publish_redis(url: str, payloads: Iterable[bytes], key: str = STREAM) -> str
         pipe = client.pipeline(transaction=False)
         queued = 0
         for payload in payloads:
-            pipe.xadd(key, {"event": payload})
+            pipe.xadd(key, {"data": payload})
             queued += 1
             if queued == IN_FLIGHT:
                 last = pipe.execute()[-1].decode()

@@ -174,21 +174,20 @@ async def _connect(broker: str, conn_id: str) -> Any:
     """An async client of the broker of Airflow connection ``conn_id``: nats-py's ``Client``
     (reconnecting for ever: the trigger outlives a broker restart) or redis-py's asyncio
     ``Redis``."""
-    from wharf.connections import broker_url_async
+    from wharf import connections
 
-    url = await broker_url_async(conn_id, broker)
-    if broker == "nats":
-        import nats
+    if broker == "redis":
+        return await connections.redis_client_async(conn_id)
+    import nats
 
-        return await nats.connect(
-            url,
-            max_reconnect_attempts=-1,
-            connect_timeout=REQUEST_TIMEOUT,
-            allow_reconnect=True,
-        )
-    import redis.asyncio
-
-    return redis.asyncio.Redis.from_url(url, socket_timeout=REQUEST_TIMEOUT)
+    options = await connections.nats_options_async(conn_id)
+    return await nats.connect(
+        **options,
+        connect_timeout=REQUEST_TIMEOUT,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        name=f"wharf trigger {conn_id}",
+    )
 
 
 async def _close(broker: str, client: Any) -> None:
