@@ -76,11 +76,17 @@ def encode(events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
 
 
 async def publish_nats(
-    url: str, payloads: Iterable[bytes], stream: str = STREAM, subject: str = SUBJECT
+    url: str,
+    payloads: Iterable[bytes],
+    stream: str = STREAM,
+    subject: str = SUBJECT,
+    acked: bool = True,
 ) -> int:
     """Publish ``payloads`` on ``subject`` with JetStream acks (``IN_FLIGHT`` at a time),
     creating ``stream`` on ``<first token of subject>.>`` when it does not exist; the last
-    event's stream sequence (0 when none was published)."""
+    event's stream sequence (0 when none was published). ``acked=False`` publishes them as
+    plain NATS messages (the stream stores them all the same; a benchmark's backlog, several
+    times faster) and returns the stream's last sequence once they are flushed."""
     import nats
     from nats.js.errors import NotFoundError
 
@@ -91,6 +97,13 @@ async def publish_nats(
             await js.stream_info(stream)
         except NotFoundError:
             await js.add_stream(name=stream, subjects=[subject.partition(".")[0] + ".>"])
+        if not acked:
+            for n, payload in enumerate(payloads, 1):
+                await client.publish(subject, payload)
+                if n % IN_FLIGHT == 0:
+                    await client.flush(timeout=60)
+            await client.flush(timeout=60)
+            return int((await js.stream_info(stream)).state.last_seq)
         last = 0
         pending: list[Any] = []
         for payload in payloads:

@@ -21,6 +21,7 @@ broker clients are imported when it runs, never when a DAG file is parsed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -139,6 +140,9 @@ class StreamEventTrigger(BaseEventTrigger):
                         self.conn_id,
                         type(err).__name__,
                     )
+                    if client is not None:  # the next poll connects again
+                        await _close(self.broker, client)
+                        client = None
                 await asyncio.sleep(self.poll_seconds)
         finally:
             if client is not None:
@@ -172,26 +176,34 @@ def _is_dataset_id(value: str) -> bool:
 
 async def _connect(broker: str, conn_id: str) -> Any:
     """An async client of the broker of Airflow connection ``conn_id``: nats-py's ``Client``
-    (reconnecting for ever: the trigger outlives a broker restart) or redis-py's asyncio
-    ``Redis``."""
+    or redis-py's asyncio ``Redis``. No reconnecting in the background: a poll that fails
+    drops the client and the next one connects again, so a broker restart costs one poll."""
     from wharf import connections
 
     if broker == "redis":
         return await connections.redis_client_async(conn_id)
     import nats
 
+    async def quiet(err: Exception) -> None:
+        """nats-py's default logs each failure with its traceback: ``run`` logs one line."""
+
     options = await connections.nats_options_async(conn_id)
     return await nats.connect(
         **options,
         connect_timeout=REQUEST_TIMEOUT,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
+        allow_reconnect=False,
+        # nats-py tries a server for ever with 0 (or -1) attempts; with 1 it gives up
+        # (NoServersError) after a second try reconnect_time_wait later.
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.1,
+        error_cb=quiet,
         name=f"wharf trigger {conn_id}",
     )
 
 
 async def _close(broker: str, client: Any) -> None:
-    await (client.close() if broker == "nats" else client.aclose())
+    with contextlib.suppress(Exception):  # a client of a broker that is gone
+        await (client.close() if broker == "nats" else client.aclose())
 
 
 async def _nats_head(client: Any, stream: str, subject: str | None) -> Position | None:
