@@ -32,13 +32,14 @@ lint: $(VENV)/.synced
 	$(BIN)/lint-imports
 
 ## Benchmarks (print numbers): DAG parsing, load throughput (psql \copy, pandas, dlt), validation,
-## extraction memory per source type.
+## extraction memory per source type, stream throughput.
 bench: $(VENV)/.synced
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/parse_dags.py
 	$(BIN)/python bench/load_throughput.py
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/extract_memory.py
+	$(BIN)/python bench/stream_throughput.py
 
 ## The Airflow UI and scheduler on http://127.0.0.1:8080, with the demo's source database
 ## written and its local API and Sheets servers on free ports, their connections in Airflow's

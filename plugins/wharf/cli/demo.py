@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from types import FrameType
+from urllib.parse import urlsplit
 
 from wharf import environment
 from wharf.cli.run import cmd_run
@@ -104,7 +105,8 @@ def _print_servers(demo: dict[str, str]) -> None:
     sheets = json.loads(demo[connections.SHEETS_VARIABLE])["extra"]["api_endpoint"]
     print(f"serving the demo API on {demo[connections.API_VARIABLE]}", flush=True)
     print(f"serving the demo Sheets API on {sheets}", flush=True)
-    print(f"sensor readings on the NATS server {demo[connections.BROKER_VARIABLE]}", flush=True)
+    nats = urlsplit(demo[connections.BROKER_VARIABLE])  # its address only: no login shown
+    print(f"sensor readings on the NATS server {nats.hostname}:{nats.port}", flush=True)
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:

@@ -24,14 +24,8 @@ from urllib.parse import urlsplit
 
 from wharf import settings
 
-DEFAULT_URL = "nats://127.0.0.1:4222"
 # Seconds the embedded server may take to listen (a cold JetStream store: well under one).
 START_SECONDS = 20.0
-
-
-def configured_url() -> str:
-    """``WHARF_NATS_URL``, else ``nats://127.0.0.1:4222``."""
-    return os.environ.get("WHARF_NATS_URL") or DEFAULT_URL
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
@@ -66,7 +60,7 @@ def binary() -> Path:
 def nats_url() -> str:
     """The URL of a NATS JetStream server for the demo: the configured one when it answers,
     else this checkout's embedded one, started when it is not running."""
-    url = configured_url()
+    url = settings.demo_nats_url()
     return url if answers(url) else embedded_url()
 
 

