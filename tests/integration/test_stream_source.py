@@ -20,6 +20,7 @@ from support import last_audit, run_dag
 from wharf.contract.stream_source import default_consumer
 
 __all__ = ["topic"]  # the fixture, imported for this module's tests
+pytestmark = pytest.mark.stream
 
 
 @pytest.fixture
