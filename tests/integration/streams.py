@@ -62,7 +62,8 @@ class Topic:
         nc = await nats.connect(NATS_URL)
         try:
             js = nc.jetstream()
-            acks = [await js.publish(self.subject, p) for p in payloads]
+            futures = [await js.publish_async(self.subject, p) for p in payloads]
+            acks = await asyncio.gather(*futures)
         finally:
             await nc.close()
         return [f"{self.name}:{a.seq}" for a in acks]

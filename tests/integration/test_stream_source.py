@@ -20,6 +20,7 @@ from support import last_audit, run_dag
 from wharf.contract.stream_source import default_consumer
 
 __all__ = ["topic"]  # the fixture, imported for this module's tests
+pytestmark = pytest.mark.stream
 
 
 @pytest.fixture
@@ -89,3 +90,20 @@ def test_runs_load_new_events_once_and_quarantine_broken_ones(dataset: Topic, pg
     assert [r[0] for r in published_rows(pg, dataset_id)][-2:] == more
     assert offset(pg, dataset_id) == more[-1].split(":")[-1]
     assert dataset.acknowledged(default_consumer(dataset_id)) == offset(pg, dataset_id)
+
+
+@pytest.mark.parametrize(
+    "url", ["nats://wharf:canary-pw-7@127.0.0.1:1", "redis://:canary-pw-7@127.0.0.1:1/12"]
+)
+def test_an_unreachable_broker_is_transient_and_its_password_unsaid(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wharf import errors, extract
+
+    broker = url.split(":", 1)[0]
+    monkeypatch.setenv("AIRFLOW_CONN_DOWN_BROKER", url)
+    spec = stream_spec(Topic(broker), "down_broker")
+    with pytest.raises(errors.WharfError) as caught:
+        list(extract.read(spec).batches)
+    assert not errors.is_terminal(caught.value), caught.value
+    assert "down_broker" in str(caught.value) and "canary-pw-7" not in str(caught.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from test_spec import errors_of, write
 
@@ -184,3 +185,53 @@ def test_names_are_checked_whole() -> None:
     assert stream_name_problem("redis", "a\n") is not None
     assert consumer_problem("wharf_" + "x" * 154) is None
     assert consumer_problem("wharf_" + "x" * 155) is not None
+
+
+def test_the_reader_checks_the_names_again(schemas: Path) -> None:
+    """A spec can change after ``wharf check``: the reader refuses a bad name before it
+    connects."""
+    from wharf.errors import UnsafeSpecError
+    from wharf.extract import stream
+
+    spec = load_spec(write(schemas, GOOD, "sensors", "readings"))
+    assert spec.stream is not None
+    for change in ({"stream": "A.B"}, {"subject": "$JS.API.>.x"}, {"consumer": "a.b"}):
+        bad = spec.model_copy(update={"source": spec.stream.model_copy(update=change)})
+        with pytest.raises(UnsafeSpecError, match="sensors.readings: source: "):
+            stream.check_names(bad)
+
+
+def test_events_land_as_rows_with_their_id_and_why_one_is_broken(schemas: Path) -> None:
+    from wharf.extract import stream
+    from wharf.extract.json_records import RecordBatcher
+
+    spec = load_spec(write(schemas, GOOD, "sensors", "readings"))
+    assert spec.stream is not None
+    batcher = RecordBatcher(spec, spec.stream.column_paths, 10)
+    schema = batcher.schema
+    for name in ("_wharf_message_id", "_wharf_event_error", "_wharf_payload"):
+        schema = schema.append(pa.field(name, pa.string()))
+    payloads = [
+        b'{"id": "a", "temperature_c": 21.5, "location": {"room": "kitchen"}, "extra": 1}',
+        b'{"id": "b"}',
+        b"[1, 2]",
+        b'{"id": "secret-value"',
+        b"\xc3\x28",
+    ]
+    events = [stream.Event(f"S:{n}", str(n), p) for n, p in enumerate(payloads, 1)]
+    batch = stream._landing(batcher, schema, events).to_pylist()
+    assert [(r["id"], r["temperature_c"], r["room"]) for r in batch[:2]] == [
+        ("a", "21.5", "kitchen"),
+        ("b", None, None),
+    ]
+    assert [r["_wharf_message_id"] for r in batch] == ["S:1", "S:2", "S:3", "S:4", "S:5"]
+    errors = [r["_wharf_event_error"] for r in batch]
+    assert errors[:3] == [None, None, "is a JSON list, not an object"]
+    assert errors[3].startswith("is not JSON (") and "secret" not in errors[3]
+    assert errors[4] == "is not UTF-8 text (byte 0)"
+    assert [r["_wharf_payload"] for r in batch][:4] == [
+        None,
+        None,
+        "[1, 2]",
+        '{"id": "secret-value"',
+    ]
