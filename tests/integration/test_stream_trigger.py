@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import IN_CI, pg_connect
+from streams import require
+from support import pg_connect
 
 from wharf.orchestration.stream_triggers import CLASSPATH, StreamEventTrigger
 
@@ -28,20 +29,11 @@ POLL = 0.05
 WAIT = 2.0
 
 
-def _reachable(port: int) -> None:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=3).close()
-    except OSError as err:
-        if IN_CI:
-            pytest.fail(f"127.0.0.1:{port} is required in CI (CI=true) but unreachable: {err}")
-        pytest.skip(f"nothing listens on 127.0.0.1:{port}: {err}")
-
-
 @pytest.fixture
 def nats_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A new JetStream stream ``streamx_<hex>`` on subjects ``<name>.>``, deleted after the
     test; the connection ``streamx_nats`` points at the server."""
-    _reachable(4222)
+    require("nats")
     name = f"streamx_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_CONN_STREAMX_NATS", NATS_URL)
 
@@ -66,7 +58,7 @@ def redis_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A Redis stream key ``streamx_<hex>`` in database 13, deleted after the test."""
     import redis
 
-    _reachable(6379)
+    require("redis")
     name = f"streamx_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_CONN_STREAMX_REDIS", REDIS_URL)
     yield name
