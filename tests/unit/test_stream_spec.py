@@ -235,3 +235,20 @@ def test_events_land_as_rows_with_their_id_and_why_one_is_broken(schemas: Path) 
         "[1, 2]",
         '{"id": "secret-value"',
     ]
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "after"),
+    [
+        ("10", "9", True),
+        ("9", "10", False),
+        ("5", "5", False),
+        ("1700-10", "1700-9", True),
+        ("1701-0", "1700-99", True),
+        ("1700-0", "1700-0", False),
+    ],
+)
+def test_positions_compare_as_numbers_part_by_part(one: str, other: str, after: bool) -> None:
+    from wharf.ledger.stream_offsets import position_after
+
+    assert position_after(one, other) is after
