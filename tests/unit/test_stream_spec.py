@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 from test_spec import errors_of, write
 
 from wharf.contract.stream_source import consumer_problem, stream_name_problem, subject_problem
@@ -252,3 +253,18 @@ def test_positions_compare_as_numbers_part_by_part(one: str, other: str, after: 
     from wharf.ledger.stream_offsets import position_after
 
     assert position_after(one, other) is after
+
+
+def test_a_stream_table_keeps_a_column_for_its_message_id() -> None:
+    from pydantic import ValidationError
+
+    from wharf.contract.dataset import DatasetSpec
+    from wharf.contract.names import MAX_COLUMNS
+
+    data = yaml.safe_load(GOOD)
+    data["source"].pop("column_paths")
+    data["columns"] = [{"name": f"c{i}", "data_type": "string"} for i in range(MAX_COLUMNS)]
+    with pytest.raises(ValidationError, match="at most 1,596 columns"):
+        DatasetSpec.model_validate(data)
+    data["columns"] = data["columns"][:-1]
+    assert DatasetSpec.model_validate(data).stream is not None
