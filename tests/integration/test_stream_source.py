@@ -107,3 +107,25 @@ def test_an_unreachable_broker_is_transient_and_its_password_unsaid(
         list(extract.read(spec).batches)
     assert not errors.is_terminal(caught.value), caught.value
     assert "down_broker" in str(caught.value) and "canary-pw-7" not in str(caught.value)
+
+
+def test_a_stream_made_anew_behind_the_offset_is_refused(
+    topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An offset past the stream's last event means the stream was deleted and made anew:
+    reading on from the offset would skip its events, so the extract fails, naming both."""
+    from wharf import errors, extract
+    from wharf.extract.stream import StreamResetError
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_STREAM_BROKER", NATS_URL if topic.broker == "nats" else REDIS_URL
+    )
+    [last] = topic.publish([reading(1)])
+    ahead = "99" if topic.broker == "nats" else "99999999999999-0"
+    spec = stream_spec(topic, "stream_broker")
+    with pytest.raises(
+        StreamResetError,
+        match=f"ends at {last.split(':')[-1]}, before the committed offset {ahead}",
+    ):
+        list(extract.read(spec, extract.Window(watermark=ahead)).batches)
+    assert errors.is_terminal(StreamResetError("x"))

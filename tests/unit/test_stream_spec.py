@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 from test_spec import errors_of, write
 
 from wharf.contract.stream_source import consumer_problem, stream_name_problem, subject_problem
@@ -235,3 +236,35 @@ def test_events_land_as_rows_with_their_id_and_why_one_is_broken(schemas: Path) 
         "[1, 2]",
         '{"id": "secret-value"',
     ]
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "after"),
+    [
+        ("10", "9", True),
+        ("9", "10", False),
+        ("5", "5", False),
+        ("1700-10", "1700-9", True),
+        ("1701-0", "1700-99", True),
+        ("1700-0", "1700-0", False),
+    ],
+)
+def test_positions_compare_as_numbers_part_by_part(one: str, other: str, after: bool) -> None:
+    from wharf.ledger.stream_offsets import position_after
+
+    assert position_after(one, other) is after
+
+
+def test_a_stream_table_keeps_a_column_for_its_message_id() -> None:
+    from pydantic import ValidationError
+
+    from wharf.contract.dataset import DatasetSpec
+    from wharf.contract.names import MAX_COLUMNS
+
+    data = yaml.safe_load(GOOD)
+    data["source"].pop("column_paths")
+    data["columns"] = [{"name": f"c{i}", "data_type": "string"} for i in range(MAX_COLUMNS)]
+    with pytest.raises(ValidationError, match="at most 1,596 columns"):
+        DatasetSpec.model_validate(data)
+    data["columns"] = data["columns"][:-1]
+    assert DatasetSpec.model_validate(data).stream is not None

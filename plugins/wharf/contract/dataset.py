@@ -360,6 +360,12 @@ class DatasetSpec(ContractModel):
                 )
             return
         meta = self.metadata
+        if len(self.columns) > MAX_COLUMNS - 1:
+            raise spec_error(
+                f"a stream dataset has at most {MAX_COLUMNS - 1:,} columns: its table also "
+                f"holds {MESSAGE_ID_COLUMN}",
+                "columns",
+            )
         if meta.update_behaviour == "OVERWRITE":
             raise spec_error(
                 "a stream source needs update_behaviour APPEND or MERGE: each run reads only "

@@ -21,7 +21,6 @@ from pydantic import Field, model_validator
 from wharf.contract.base import ContractModel, jsonpath_problem, spec_error
 from wharf.contract.names import ColumnName, ConnId
 
-BROKERS = ("nats", "redis")
 # A JetStream stream name may not hold '.', '*', '>', whitespace or path separators (the
 # server keeps each stream in a folder of its name); a Redis key may hold anything, but a
 # YAML's key is held to the same few characters, plus '.'.

@@ -44,7 +44,7 @@ from wharf.contract.stream_source import (
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError
 from wharf.extract import Extract, Window
 from wharf.extract.json_records import RecordBatcher
-from wharf.ledger.stream_offsets import StreamRange
+from wharf.ledger.stream_offsets import StreamRange, position_after
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ class StreamError(TransientError):
 
 class StreamMissingError(TerminalError):
     """The stream the YAML names does not exist on the broker."""
+
+
+class StreamResetError(TerminalError):
+    """The stream ends before the committed offset: it was made anew, and its positions mean
+    something else now."""
 
 
 class StreamReader(Protocol):
@@ -146,7 +151,14 @@ def extract(spec: DatasetSpec, window: Window, connect: Connect = open_reader) -
         reader = connect(spec)
         try:
             newest = reader.newest()
-            if newest is None or (after is not None and not _later(newest, after)):
+            if newest is not None and after is not None and position_after(after, newest):
+                raise StreamResetError(
+                    f"{spec.dataset_id}: {source.broker} stream {source.stream!r} ends at "
+                    f"{newest}, before the committed offset {after}: it was deleted and made "
+                    "anew. To read it from its start, delete the dataset's row of "
+                    "wharf.stream_offsets (the table keeps the events loaded so far)"
+                )
+            if newest is None or (after is not None and not position_after(newest, after)):
                 log.info("%s: no events after %s", spec.dataset_id, after or "the start")
                 return
             upto, count = newest, 0
@@ -234,15 +246,6 @@ def _decoded(payload: bytes) -> tuple[Any, str | None]:
     return value, None
 
 
-def _later(one: str, other: str) -> bool:
-    """Whether position ``one`` comes after ``other`` (numbers compared part by part)."""
-    return _parts(one) > _parts(other)
-
-
-def _parts(position: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in position.split("-"))
-
-
 class NatsReader:
     """A JetStream stream through nats-py (asyncio, driven here on a private event loop).
 
@@ -264,11 +267,18 @@ class NatsReader:
     async def _connect(self, options: dict[str, Any]) -> Any:
         import nats
 
+        async def noted(err: Exception) -> None:
+            log.warning("%s: NATS: %s: %s", self.dataset_id, type(err).__name__, err)
+
+        # nats-py retries a first connection for ever when max_reconnect_attempts is 0: two
+        # attempts, a second apart, then NoServersError (the task's retries do the rest).
         return await nats.connect(
             **options,
             connect_timeout=TIMEOUT_SECONDS,
             allow_reconnect=False,
-            max_reconnect_attempts=0,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=1.0,
+            error_cb=noted,
             name=f"wharf {self.dataset_id}",
         )
 

@@ -107,7 +107,7 @@ def advance_offset(cur: Cursor, spec: DatasetSpec, run_id: str, read: StreamRang
             f"{spec.dataset_id}: the committed offset is of {row[0]} stream {row[1]!r}, not "
             f"of {read.broker} stream {read.stream!r}"
         )
-    if read.after is not None and (stored is None or _after(cur, read.after, stored)):
+    if read.after is not None and (stored is None or position_after(read.after, stored)):
         raise OffsetGapError(
             f"{spec.dataset_id}: this run read the events after {read.after}, but the "
             f"committed offset is {stored or 'none (nothing loaded yet)'}: an earlier run's "
@@ -135,11 +135,11 @@ def advance_offset(cur: Cursor, spec: DatasetSpec, run_id: str, read: StreamRang
     )
 
 
-def _after(cur: Cursor, one: str, other: str) -> bool:
-    """Whether event id ``one`` comes after ``other`` (numbers compared part by part)."""
-    cur.execute(
-        "SELECT string_to_array(%s, '-')::numeric[] > string_to_array(%s, '-')::numeric[]",
-        (one, other),
-    )
-    found = cur.fetchone()
-    return bool(found and found[0])
+def position_after(one: str, other: str) -> bool:
+    """Whether event position ``one`` comes after ``other``: numbers compared part by part
+    (``"10" > "9"``, ``"1700-10" > "1700-9"``), as the table's upsert compares them."""
+    return _parts(one) > _parts(other)
+
+
+def _parts(position: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in position.split("-"))

@@ -106,8 +106,7 @@ def curated_schema(spec: DatasetSpec) -> pa.Schema:
     return pa.schema([*fields, pa.field(RUN_ID_COLUMN, pa.string())])
 
 
-# The landing columns a stream source adds after the contract's (``wharf.extract.stream``).
-STREAM_LANDING = (MESSAGE_ID_COLUMN, EVENT_ERROR_COLUMN, PAYLOAD_COLUMN)
+# The rule a stream event breaks when it is not a JSON object (``wharf.extract.stream``).
 EVENT_RULE = "the event"
 
 
@@ -193,7 +192,7 @@ def _event_errors(
     """Why each event could not be read as a JSON object (``the event: not JSON ...``,
     NULL where it could), each added to ``report`` with its message id; None when all
     could."""
-    if not errors.null_count < len(errors):
+    if errors.null_count == len(errors):
         return None
     for index in pc.indices_nonzero(pc.is_valid(errors)).to_pylist():
         rule = f"{EVENT_RULE}: {errors[index].as_py()}"
