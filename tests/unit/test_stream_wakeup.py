@@ -14,7 +14,7 @@ from test_spec import write
 from test_stream_spec import GOOD
 
 from wharf.orchestration.dag_factory import build_dag
-from wharf.orchestration.stream_triggers import CLASSPATH, StreamEventTrigger, position
+from wharf.orchestration.stream_triggers import CLASSPATH, StreamEventTrigger
 from wharf.specfiles import load_spec
 
 WOKEN = GOOD + "wake_on_events: true\n"
@@ -103,11 +103,3 @@ def test_the_trigger_checks_its_arguments_again(kwargs: dict[str, object]) -> No
     }
     with pytest.raises(ValueError, match="StreamEventTrigger"):
         StreamEventTrigger(**{**good, **kwargs})  # type: ignore[arg-type]
-
-
-def test_positions_order_as_the_brokers_do() -> None:
-    assert position("nats", "10") > position("nats", 9)
-    assert position("redis", "1700000000000-10") > position("redis", "1700000000000-9")
-    assert position("redis", "1700000000001-0") > position("redis", "1700000000000-99")
-    with pytest.raises(ValueError):
-        position("nats", "1-2")

@@ -24,36 +24,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_args
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from wharf.contract.names import NAME_PATTERN
-from wharf.contract.stream_source import BROKERS, stream_name_problem, subject_problem
+from wharf.contract.stream_source import StreamSource, stream_name_problem, subject_problem
 from wharf.settings import CONN_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
 CLASSPATH = "wharf.orchestration.stream_triggers.StreamEventTrigger"
+# The brokers the contract allows (``source.broker``).
+BROKERS: tuple[str, ...] = get_args(StreamSource.model_fields["broker"].annotation)
 # Seconds between two polls: the wake-up's latency, bounded below by the poll's cost.
 POLL_SECONDS = 5.0
 MAX_POLL_SECONDS = 3600.0
 # Seconds a broker or the datasets database may take to answer one poll.
 REQUEST_TIMEOUT = 10.0
-
-# A position in a stream, ordered: NATS (stream sequence,) or Redis (milliseconds, sequence).
-Position = tuple[int, ...]
-
-
-def position(broker: str, value: object) -> Position:
-    """A stream position as an ordered tuple: a NATS stream sequence (``17``, ``"17"``) or a
-    Redis entry id (``"1700000000000-3"``; ``"0-0"`` before the first entry). Raises
-    ``ValueError`` for anything else."""
-    text = str(value)
-    if broker == "nats":
-        return (int(text),)
-    milliseconds, _, sequence = text.partition("-")
-    return (int(milliseconds), int(sequence or 0))
 
 
 class StreamEventTrigger(BaseEventTrigger):
@@ -114,7 +102,9 @@ class StreamEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield an event each time the stream moves past what is loaded."""
-        fired: Position = ()
+        from wharf.ledger.stream_offsets import position_after
+
+        fired: str | None = None
         head_of = _nats_head if self.broker == "nats" else _redis_head
         client: Any = None
         try:
@@ -127,11 +117,17 @@ class StreamEventTrigger(BaseEventTrigger):
                     head = await asyncio.wait_for(
                         head_of(client, self.stream, self.subject), REQUEST_TIMEOUT
                     )
-                    if head is not None and head > fired:
+                    if head is not None and (fired is None or position_after(head, fired)):
                         committed = await asyncio.wait_for(self._committed(), REQUEST_TIMEOUT)
-                        if committed is None or head > committed:
+                        if committed is None or position_after(head, committed):
                             fired = head
-                            yield TriggerEvent(self._payload(head))
+                            yield TriggerEvent(
+                                {
+                                    "dataset_id": self.dataset_id,
+                                    "stream": self.stream,
+                                    "position": head,
+                                }
+                            )
                 except Exception as err:  # a failed poll is retried: see the class
                     log.warning(
                         "%s: cannot poll stream %r (connection %r): %s",
@@ -148,20 +144,16 @@ class StreamEventTrigger(BaseEventTrigger):
             if client is not None:
                 await _close(self.broker, client)
 
-    async def _committed(self) -> Position | None:
+    async def _committed(self) -> str | None:
         """The offset the dataset's last load committed on this stream (``wharf.
-        stream_offsets``), None before its first load. A new connection per poll: one held
+        stream_offsets``), None before its first load. A new connection each time: one held
         by a trigger that waits for hours would be one more idle session on the server."""
         from wharf.connections import connect_async
 
         async with await connect_async() as conn:
             cur = await conn.execute(_COMMITTED, (self.dataset_id, self.broker, self.stream))
             row = await cur.fetchone()
-        return None if row is None else position(self.broker, row[0])
-
-    def _payload(self, head: Position) -> dict[str, Any]:
-        shown = str(head[0]) if self.broker == "nats" else "-".join(map(str, head))
-        return {"dataset_id": self.dataset_id, "stream": self.stream, "position": shown}
+        return None if row is None else str(row[0])
 
 
 _COMMITTED = """
@@ -206,7 +198,7 @@ async def _close(broker: str, client: Any) -> None:
         await (client.close() if broker == "nats" else client.aclose())
 
 
-async def _nats_head(client: Any, stream: str, subject: str | None) -> Position | None:
+async def _nats_head(client: Any, stream: str, subject: str | None) -> str | None:
     """The last stream sequence of ``stream`` (of its messages on ``subject`` when given),
     None when it holds none."""
     from nats.js.errors import NotFoundError
@@ -214,18 +206,18 @@ async def _nats_head(client: Any, stream: str, subject: str | None) -> Position 
     js = client.jetstream()
     if subject is None:
         info = await js.stream_info(stream)
-        return (info.state.last_seq,) if info.state.messages else None
+        return str(info.state.last_seq) if info.state.messages else None
     try:
         message = await js.get_last_msg(stream, subject)
     except NotFoundError:
         return None
-    return (message.seq,)
+    return str(message.seq)
 
 
-async def _redis_head(client: Any, stream: str, subject: str | None) -> Position | None:
+async def _redis_head(client: Any, stream: str, subject: str | None) -> str | None:
     """The id of the last entry of the Redis stream ``stream``, None when it has none."""
     entries = await client.xrevrange(stream, "+", "-", count=1)
     if not entries:
         return None
     entry_id = entries[0][0]
-    return position("redis", entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
