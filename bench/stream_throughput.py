@@ -100,17 +100,25 @@ def child_consume(events: int) -> float:
         client = await nats.connect(os.environ["WHARF_BENCH_NATS_URL"])
         js = client.jetstream()
         config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, mem_storage=True
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            mem_storage=True,
+            # The server drops an ephemeral consumer idle this long (default 5 s): a fetch
+            # that waited for a busy host's CPU must still find it.
+            inactive_threshold=600.0,
         )
         info = await js.add_consumer(stream_name(events), config)
         sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream_name(events))
-        started, seen = time.perf_counter(), 0
+        started, seen, idle = time.perf_counter(), 0, 0
         while seen < events:
             try:
                 messages = await sub.fetch(FETCH, timeout=30)
             except nats.errors.TimeoutError:
-                continue  # none arrived in time (a busy host): ask again
-            seen += len(messages)
+                idle += 1  # none arrived in time (a busy host): ask again, a few times
+                if idle == 10:
+                    raise
+                continue
+            seen, idle = seen + len(messages), 0
         seconds = time.perf_counter() - started
         await client.close()
         return seconds
@@ -181,21 +189,29 @@ def run_child(way: str, events: int) -> dict[str, Any]:
     return found
 
 
-def publish(url: str, events: int) -> float:
-    """Publish ``events`` readings to a new stream ``streamx_bench_<events>``; seconds."""
+def publish(url: str, events: int) -> float | None:
+    """Publish ``events`` readings to a new stream ``streamx_bench_<events>``; seconds (None
+    when a stream of exactly those events is there already, from an interrupted run)."""
     import nats
 
     from wharf.demo import sensors
 
-    async def fresh_stream() -> None:
+    async def fresh_stream() -> bool:
         client = await nats.connect(url)
         js = client.jetstream()
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_stream(stream_name(events))
-        await js.add_stream(name=stream_name(events), subjects=[f"{stream_name(events)}.>"])
-        await client.close()
+        try:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                state = (await js.stream_info(stream_name(events))).state
+                if state.first_seq == 1 and state.last_seq == state.messages == events:
+                    return False
+                await js.delete_stream(stream_name(events))
+            await js.add_stream(name=stream_name(events), subjects=[f"{stream_name(events)}.>"])
+            return True
+        finally:
+            await client.close()
 
-    asyncio.run(fresh_stream())
+    if not asyncio.run(fresh_stream()):
+        return None
     payloads = sensors.encode(sensors.readings(events, seed=events))
     started = time.perf_counter()
     subject = f"{stream_name(events)}.readings"
@@ -251,9 +267,11 @@ def measure(url: str, events: int) -> list[dict[str, Any]]:
     write_spec(events)
     reset_dataset(events)
     published = publish(url, events)
-    print(
-        f"publish        {events:>9,} events {published:7.1f} s {events / published:>9,.0f} events/s"
-    )
+    if published is None:
+        print(f"publish        {events:>9,} events: the stream of an earlier run, kept")
+    else:
+        rate = events / published
+        print(f"publish        {events:>9,} events {published:7.1f} s {rate:>9,.0f} events/s")
     limit = run_child("consume", events)
     steps = {step: run_child(step, events) for step in STEPS}
     rows, offset = committed(events)
