@@ -7,7 +7,7 @@ Each event is one JSON document::
      "device_id": "dev-07", "temperature_c": 21.4, "humidity_percent": 44.0,
      "location": {"room": "kitchen", "building": "north"}}
 
-Twelve devices in six rooms of two buildings; a device's readings drift around its room's
+Twelve devices in six rooms of two buildings; a device's readings vary around its room's
 level. The readings are spread over the minute before ``now`` (so the example's data cut
 over the last hour shows them); ``seed`` makes the values repeatable. From the command line
 (``.venv/bin/python -m wharf.demo.sensors --count 1000``) it publishes to ``nats://127.0.0.1:
