@@ -32,7 +32,8 @@ lint: $(VENV)/.synced
 	$(BIN)/lint-imports
 
 ## Benchmarks (print numbers): DAG parsing, load throughput (psql \copy, pandas, dlt), validation,
-## extraction memory per source type, extraction speed against each source's own dump.
+## extraction memory per source type, extraction speed against each source's own dump, stream
+## throughput.
 bench: $(VENV)/.synced
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/parse_dags.py
@@ -40,6 +41,7 @@ bench: $(VENV)/.synced
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/extract_memory.py
 	$(BIN)/python bench/extract_speed.py
+	$(BIN)/python bench/stream_throughput.py
 
 ## The Airflow UI and scheduler on http://127.0.0.1:8080, with the demo's source database
 ## written and its local API and Sheets servers on free ports, their connections in Airflow's
@@ -75,9 +77,11 @@ PGBIN := $(VENV)/lib/python3.11/site-packages/pgserver/pginstall/bin
 psql: $(VENV)/.synced
 	$(PGBIN)/psql -h "$(CURDIR)/.wharf/pgdata" -U postgres -d wharf
 
-## Stop the embedded datasets database. As root, pgserver runs it as the system user pgserver,
-## and pg_ctl refuses to run as root.
+## Stop the embedded datasets database and, when one runs, the demo's embedded NATS server. As
+## root, pgserver runs the database as the system user pgserver, and pg_ctl refuses to run as root.
 db-stop:
+	if [ -f .wharf/nats/nats-server.pid ]; then \
+	  $(BIN)/nats-server --signal stop=.wharf/nats/nats-server.pid || true; fi
 	if [ "$$(id -u)" = 0 ]; then \
 	  su pgserver -s /bin/sh -c '"$(CURDIR)/$(PGBIN)/pg_ctl" -D "$(CURDIR)/.wharf/pgdata" stop'; \
 	else $(PGBIN)/pg_ctl -D .wharf/pgdata stop; fi

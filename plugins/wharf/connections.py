@@ -53,6 +53,26 @@ def connect_admin() -> Connection:
     return connect(settings.datasets_admin_conn_id())
 
 
+async def connect_async(conn_id: str | None = None) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+    """A new psycopg 3 async connection (autocommit) from the Airflow connection ``conn_id``,
+    by default ``wharf_datasets``: for code in Airflow's triggerer, whose event loop a
+    blocking connection would stall. Built from the connection's fields as the Postgres
+    provider's hook does (a ``host`` starting with ``/`` is a Unix-socket folder)."""
+    from airflow.sdk import BaseHook
+    from psycopg.conninfo import make_conninfo
+
+    conn = await BaseHook.aget_connection(conn_id or settings.datasets_conn_id())
+    fields: dict[str, Any] = {
+        "host": conn.host,
+        "port": conn.port,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+    }
+    conninfo = make_conninfo("", **{k: v for k, v in fields.items() if v})
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+
+
 def datasets_sqlalchemy_url() -> str:
     """A SQLAlchemy URL (psycopg 3) of the datasets database, from the same Airflow
     connection, with its password (for pandas/GX engines)."""
@@ -174,6 +194,81 @@ def s3_filesystem(conn_id: str) -> Any:
         region=hook.region_name or session.region_name,
         endpoint_override=hook.conn_config.get_service_endpoint_url("s3"),
     )
+
+
+def nats_options(conn_id: str) -> dict[str, Any]:
+    """Keyword arguments of ``nats.connect`` from the Airflow connection ``conn_id``
+    (``nats://[user:password@]host:4222``; extra ``{"tls": true}`` for TLS, ``{"token": ...}``
+    for token auth). The server URL holds no credential: they go as their own arguments, so
+    no error or log line that names the server shows them."""
+    from airflow.sdk import BaseHook
+
+    return _nats_options(BaseHook.get_connection(conn_id))
+
+
+async def nats_options_async(conn_id: str) -> dict[str, Any]:
+    """``nats_options``, the connection looked up without blocking the event loop (for
+    Airflow's triggerer)."""
+    from airflow.sdk import BaseHook
+
+    return _nats_options(await BaseHook.aget_connection(conn_id))
+
+
+def _nats_options(conn: Any) -> dict[str, Any]:
+    from airflow.sdk.log import mask_secret
+
+    extra = conn.extra_dejson
+    scheme = "tls" if extra.get("tls") else "nats"
+    options: dict[str, Any] = {
+        "servers": [f"{scheme}://{conn.host or '127.0.0.1'}:{conn.port or 4222}"]
+    }
+    if conn.login:
+        options["user"] = conn.login
+    if conn.password:
+        mask_secret(conn.password)
+        options["password"] = conn.password
+    if extra.get("token"):
+        mask_secret(str(extra["token"]))
+        options["token"] = str(extra["token"])
+    return options
+
+
+def redis_client(conn_id: str) -> Any:
+    """A ``redis.Redis`` client (bytes, not decoded) from the Airflow connection ``conn_id``
+    (``redis://[user:password@]host:6379/<db>``; the database may also be the extra's ``db``,
+    ``{"ssl": true}`` for TLS)."""
+    import redis
+    from airflow.sdk import BaseHook
+
+    return redis.Redis(**_redis_options(BaseHook.get_connection(conn_id)))
+
+
+async def redis_client_async(conn_id: str) -> Any:
+    """``redis_client`` as a ``redis.asyncio.Redis``, the connection looked up without
+    blocking the event loop (for Airflow's triggerer)."""
+    import redis.asyncio
+    from airflow.sdk import BaseHook
+
+    return redis.asyncio.Redis(**_redis_options(await BaseHook.aget_connection(conn_id)))
+
+
+def _redis_options(conn: Any) -> dict[str, Any]:
+    from airflow.sdk.log import mask_secret
+
+    extra = conn.extra_dejson
+    if conn.password:
+        mask_secret(conn.password)
+    db = conn.schema if conn.schema and conn.schema.isdigit() else extra.get("db", 0)
+    return {
+        "host": conn.host or "127.0.0.1",
+        "port": conn.port or 6379,
+        "db": int(db),
+        "username": conn.login or None,
+        "password": conn.password or None,
+        "ssl": bool(extra.get("ssl", False)),
+        "socket_connect_timeout": 10,
+        "socket_timeout": 60,
+    }
 
 
 def qualified(schema: str, name: str) -> sql.Identifier:

@@ -37,6 +37,9 @@ lake access, so no run writes anywhere while one entry is wrong.
   ``/dev`` never are: a root that is, lies in or holds one of them (``/``) is ignored.
 - ``WHARF_S3_BUCKETS``: comma-separated buckets an ``s3://`` file source may read (default
   none: every ``s3://`` source is refused until an operator lists its bucket).
+- ``WHARF_NATS_URL``: the NATS server the demo's sensor stream uses (default
+  ``nats://127.0.0.1:4222``); when none answers there, the demo starts an embedded one
+  (``wharf.demo.broker``).
 """
 
 from __future__ import annotations
@@ -86,6 +89,14 @@ def sql_dir() -> Path:
 def reference_dir() -> Path:
     """Folder of reference data files versioned with the code."""
     return project_home() / "include" / "reference"
+
+
+DEMO_NATS_URL_DEFAULT = "nats://127.0.0.1:4222"
+
+
+def demo_nats_url() -> str:
+    """``WHARF_NATS_URL``, else ``nats://127.0.0.1:4222``: the demo's NATS server."""
+    return os.environ.get("WHARF_NATS_URL") or DEMO_NATS_URL_DEFAULT
 
 
 def state_dir() -> Path:

@@ -141,8 +141,10 @@ def test_wharf_demo_runs_with_the_bound_ports(
         seen.update(os.environ)
         return 0
 
+    published: list[str] = []
     monkeypatch.setattr(seed, "seed", lambda url: None)
     monkeypatch.setattr(cli_demo, "cmd_run", run)
+    monkeypatch.setattr(cli_demo, "_publish_readings", published.append)
     for key in connections.VARIABLES:
         monkeypatch.setenv(key, "before")  # so that the values cmd_demo sets are undone after
     assert main(["demo"]) == 0
@@ -151,3 +153,5 @@ def test_wharf_demo_runs_with_the_bound_ports(
     assert seen[connections.API_VARIABLE] == api.url
     extra = json.loads(seen[connections.SHEETS_VARIABLE])["extra"]
     assert extra == {"key_path": str(connections.key_path(sheets)), "api_endpoint": sheets.url}
+    # The readings went to the broker the runs' connection names (test_demo_broker.py).
+    assert published == [seen[connections.BROKER_VARIABLE]]

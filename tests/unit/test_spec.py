@@ -85,7 +85,7 @@ BAD_YAML = {
     "unknown source type": (
         ("type: sql", "type: ftp"),
         [
-            "8: source.type: unknown source type 'ftp'; expected one of: sql, file, http, google_sheets"
+            "8: source.type: unknown source type 'ftp'; expected one of: sql, file, http, google_sheets, stream"
         ],
     ),
     "incremental without MERGE": (

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from types import FrameType
+from urllib.parse import urlsplit
 
 from wharf import environment
 from wharf.cli.run import cmd_run
@@ -25,8 +26,25 @@ def cmd_demo(source_only: bool = False) -> int:
         return 0
     with connections.serving() as demo:
         _print_servers(demo)
+        _publish_readings(demo[connections.BROKER_VARIABLE])
         os.environ.update(demo)  # inherited by each run's child process
         return cmd_run([])
+
+
+def _publish_readings(url: str) -> None:
+    """A minute of sensor readings on the demo's stream (new ids each time: the seed is the
+    time), for ``sensors.readings`` to load."""
+    import asyncio
+    import time
+
+    from wharf.demo import sensors
+
+    count = sensors.DEMO_READINGS
+    print(
+        f"publishing {count:,} sensor readings to the NATS stream {sensors.STREAM} ...", flush=True
+    )
+    events = sensors.readings(count, seed=int(time.time()))
+    asyncio.run(sensors.publish_nats(url, sensors.encode(events)))
 
 
 def _write_source() -> None:
@@ -42,7 +60,8 @@ def _write_source() -> None:
 def cmd_serve_demo(command: list[str]) -> int:
     """Serve the demo's API and Sheets servers, on ports chosen free, while ``command`` runs
     as a child whose environment holds every demo connection (``AIRFLOW_CONN_DEMO_API``,
-    ``AIRFLOW_CONN_DEMO_SHEETS``, ``AIRFLOW_CONN_FLIGHTS_SOURCE``) and Wharf's settings
+    ``AIRFLOW_CONN_DEMO_SHEETS``, ``AIRFLOW_CONN_FLIGHTS_SOURCE``,
+    ``AIRFLOW_CONN_SENSORS_BROKER``) and Wharf's settings
     (``environment.apply``, which starts the datasets database); return its exit status.
     Without a command, print the connections as shell exports and serve until Ctrl-C.
 
@@ -86,6 +105,8 @@ def _print_servers(demo: dict[str, str]) -> None:
     sheets = json.loads(demo[connections.SHEETS_VARIABLE])["extra"]["api_endpoint"]
     print(f"serving the demo API on {demo[connections.API_VARIABLE]}", flush=True)
     print(f"serving the demo Sheets API on {sheets}", flush=True)
+    nats = urlsplit(demo[connections.BROKER_VARIABLE])  # its address only: no login shown
+    print(f"sensor readings on the NATS server {nats.hostname}:{nats.port}", flush=True)
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:

@@ -119,6 +119,14 @@ def _check_timestamp_format(
 RUN_ID_COLUMN = "_wharf_run_id"
 LOADED_AT_COLUMN = "_wharf_loaded_at"
 LOGICAL_DATE_COLUMN = "_wharf_logical_date"
+# A stream dataset's rows also keep the broker's id of their event (NATS
+# ``<stream>:<stream sequence>``, Redis the entry id): the table's primary key, so an event
+# delivered twice is loaded once.
+MESSAGE_ID_COLUMN = "_wharf_message_id"
+# A stream's landing also says why an event could not be mapped to columns (not JSON, not an
+# object: NULL when it could) and keeps such an event's payload as text, for its quarantine row.
+EVENT_ERROR_COLUMN = "_wharf_event_error"
+PAYLOAD_COLUMN = "_wharf_payload"
 # A quarantined row's row number in its landing file, and why it was rejected.
 QUARANTINE_ROW = "_wharf_row"
 QUARANTINE_REASON = "_wharf_reason"

@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from wharf.contract.base import ContractModel, duration_or_seconds, rapid_error, spec_error
 from wharf.contract.checks import Check
-from wharf.contract.columns import Column
+from wharf.contract.columns import MESSAGE_ID_COLUMN, Column
 from wharf.contract.metadata import Metadata
 from wharf.contract.names import MAX_COLUMNS, NAME_PATTERN, ColumnName, QueueName
 from wharf.contract.notifications import DEFAULT_STALE_AFTER, AlertEvent, Notifications
@@ -25,6 +25,7 @@ from wharf.contract.schedule import schedule_expression
 from wharf.contract.sources import Source
 from wharf.contract.sql_rules import reserved_schema
 from wharf.contract.sql_source import Incremental
+from wharf.contract.stream_source import StreamSource, default_consumer
 
 
 class LoadOptions(ContractModel):
@@ -158,6 +159,12 @@ class DatasetSpec(ContractModel):
         "Airflow's default queue (`[operators] default_queue`). Only CeleryExecutor reads it; "
         "only a queue the operator lists in `WHARF_QUEUES` is allowed.",
     )
+    wake_on_events: bool = Field(
+        default=False,
+        description="Stream sources only: besides its `schedule`, the DAG runs when new "
+        "events arrive (an Airflow AssetWatcher on the stream); a lost wake-up only delays "
+        "the events to the next run.",
+    )
     load: LoadOptions = Field(
         default=LoadOptions(), description="How `load` may change the published table."
     )
@@ -262,6 +269,7 @@ class DatasetSpec(ContractModel):
                 "primary_key",
             )
         self._check_keys()
+        self._check_stream()
         self._check_incremental()
         self._check_column_references(known)
         self._check_row_access()
@@ -340,9 +348,43 @@ class DatasetSpec(ContractModel):
         """When a data cut's DAG runs on its inputs' Assets: ``all`` (default) or ``any``."""
         return self.refresh or "all"
 
+    def _check_stream(self) -> None:
+        """A stream dataset is keyed on ``_wharf_message_id``: APPEND adds the events not
+        loaded yet, MERGE also updates those loaded before; OVERWRITE would drop every
+        earlier run's events, since a run reads only the new ones."""
+        if self.stream is None:
+            if self.wake_on_events:
+                raise spec_error(
+                    "wake_on_events is for stream sources only: nothing else sends events",
+                    "wake_on_events",
+                )
+            return
+        meta = self.metadata
+        if len(self.columns) > MAX_COLUMNS - 1:
+            raise spec_error(
+                f"a stream dataset has at most {MAX_COLUMNS - 1:,} columns: its table also "
+                f"holds {MESSAGE_ID_COLUMN}",
+                "columns",
+            )
+        if meta.update_behaviour == "OVERWRITE":
+            raise spec_error(
+                "a stream source needs update_behaviour APPEND or MERGE: each run reads only "
+                "the events after the last load, so OVERWRITE would drop every earlier event",
+                "metadata",
+                "update_behaviour",
+            )
+        if meta.primary_key:
+            raise spec_error(
+                f"a stream dataset is keyed on {MESSAGE_ID_COLUMN} (each event's id, so an "
+                "event delivered twice is loaded once): remove primary_key (mark a column "
+                "unique: true to check it instead)",
+                "metadata",
+                "primary_key",
+            )
+
     def _check_keys(self) -> None:
         meta, by_name = self.metadata, {c.name: c for c in self.columns}
-        if meta.update_behaviour == "MERGE" and not meta.primary_key:
+        if meta.update_behaviour == "MERGE" and not meta.primary_key and self.stream is None:
             raise spec_error(
                 "update_behaviour MERGE needs a primary_key: the columns rows match on",
                 "metadata",
@@ -427,6 +469,25 @@ class DatasetSpec(ContractModel):
         """The source's ``incremental`` settings (sql sources), or None."""
         found: Incremental | None = getattr(self.source, "incremental", None)
         return found
+
+    @property
+    def stream(self) -> StreamSource | None:
+        """The source when it is a ``stream``, else None."""
+        return self.source if isinstance(self.source, StreamSource) else None
+
+    @property
+    def stream_consumer(self) -> str | None:
+        """A stream source's durable consumer / consumer group: the YAML's, else
+        ``wharf_<domain>_<dataset>``; None for other sources."""
+        if self.stream is None:
+            return None
+        return self.stream.consumer or default_consumer(self.dataset_id)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The published table's primary key: ``_wharf_message_id`` for a stream, else the
+        YAML's ``primary_key``."""
+        return (MESSAGE_ID_COLUMN,) if self.stream is not None else self.metadata.primary_key
 
     @property
     def cursor_type(self) -> str | None:

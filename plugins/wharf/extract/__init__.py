@@ -30,7 +30,8 @@ class Window:
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
     # Incremental sources: the published watermark (None before the first load), and whether
-    # this is a backfill run, which re-reads its data interval whatever the watermark.
+    # this is a backfill run, which re-reads its data interval whatever the watermark. A
+    # stream source: its committed offset (None before the first load).
     watermark: Any = None
     backfill: bool = False
 
@@ -97,13 +98,16 @@ class Modified:
 
 @dataclass(frozen=True)
 class Extract:
-    """What a source yields: the landing schema, the batches, a description for logs, and
-    when the source last changed (``modified.at``, known once the batches are read)."""
+    """What a source yields: the landing schema, the batches, a description for logs, when
+    the source last changed (``modified.at``, known once the batches are read) and, for a
+    stream, the range of events read (``read``, filled once the batches are read: the
+    ``StreamRange`` the load commits with the rows, as JSON)."""
 
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
     description: str
     modified: Modified = field(default_factory=Modified)
+    read: dict[str, Any] = field(default_factory=dict)
 
 
 def read(spec: DatasetSpec, window: Window | None = None) -> Extract:

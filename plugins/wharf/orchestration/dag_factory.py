@@ -17,6 +17,7 @@ from airflow.sdk import (
     AssetAll,
     AssetAny,
     AssetOrTimeSchedule,
+    AssetWatcher,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
 )
@@ -48,14 +49,50 @@ def asset(dataset_id: str) -> Asset:
     return Asset(name=dataset_id, uri=f"{ASSET_SCHEME}://datasets/{domain}/{dataset}")
 
 
+def stream_asset(spec: DatasetSpec) -> Asset:
+    """The Asset of a stream dataset's unloaded events, ``x-wharf://streams/<domain>/<dataset>``,
+    watched by a ``StreamEventTrigger`` in Airflow's triggerer: its events wake the DAG
+    (``wake_on_events: true``). One per dataset, not per stream: two datasets reading one
+    stream have offsets of their own. Building it reads no connection (parse time)."""
+    from wharf.orchestration.stream_triggers import StreamEventTrigger
+
+    stream = spec.stream
+    assert stream is not None, f"{spec.dataset_id} has no stream source"
+    trigger = StreamEventTrigger(
+        dataset_id=spec.dataset_id,
+        broker=stream.broker,
+        conn_id=stream.conn_id,
+        stream=stream.stream,
+        subject=stream.subject,
+    )
+    meta = spec.metadata
+    return Asset(
+        name=f"{spec.dataset_id}.events",
+        uri=f"{ASSET_SCHEME}://streams/{meta.domain}/{meta.dataset}",
+        watchers=[AssetWatcher(name=f"{spec.dataset_id}.events", trigger=trigger)],
+    )
+
+
 def _schedule(spec: DatasetSpec) -> Any:
     if spec.metadata.kind == "data_cut":
         return _cut_schedule(spec)
-    if spec.schedule is None:
-        return None
     # A data interval [start, end) per run, as incremental loads and backfills need; a
     # preset string would give a zero-width CronTriggerTimetable.
-    return CronDataIntervalTimetable(CRON_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC")
+    timetable = (
+        None
+        if spec.schedule is None
+        else CronDataIntervalTimetable(
+            CRON_PRESETS.get(spec.schedule, spec.schedule), timezone="UTC"
+        )
+    )
+    if not spec.wake_on_events:
+        return timetable
+    # Woken by new events, and (with a schedule) at its times too: a lost wake-up then
+    # costs at most one interval.
+    events = stream_asset(spec)
+    if timetable is None:
+        return [events]
+    return AssetOrTimeSchedule(timetable=timetable, assets=events)
 
 
 def _cut_schedule(spec: DatasetSpec) -> Any:

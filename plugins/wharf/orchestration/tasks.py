@@ -20,6 +20,7 @@ from wharf.ledger.audit import AuditRow, failed_validation, steps_audited, write
 from wharf.ledger.catalogue import spec_hash, upsert_catalogue
 from wharf.ledger.lineage import write_lineage
 from wharf.ledger.quarantine import write_quarantine
+from wharf.ledger.stream_offsets import StreamRange, read_offset
 from wharf.ledger.watermarks import read_watermark
 from wharf.orchestration import alerts
 from wharf.orchestration.audited import LandingAlreadyFailed, audited, recovery
@@ -73,6 +74,10 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         with connections.connect() as conn:
             watermark = read_watermark(conn, spec)
         row.detail["watermark"] = None if watermark is None else str(watermark)
+    elif spec.stream is not None:  # read from the offset the last load committed
+        with connections.connect() as conn:
+            watermark = read_offset(conn, spec)
+        row.detail["offset"] = watermark
     window = extract.Window(
         run.logical_date,
         run.data_interval_start,
@@ -94,6 +99,8 @@ def _extract(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     row.detail["source_modified_at"] = modified
     log.info("%s: landed %d rows in %s", spec.dataset_id, rows, path)
     extracted = {"rows": rows, "landing": path, "source_modified_at": modified}
+    if opened.read:  # a stream's range of events, for the load to commit with the rows
+        row.detail["stream"] = extracted["stream"] = opened.read
     if before is not None:  # the file as read: load's unchanged check and version ledger
         row.detail["file_sha256"] = extracted["file_sha256"] = reference.same_file(spec, before)
     return extracted
@@ -258,6 +265,8 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
         lake.read_batches(key, "curated", schema),
         _from_extract("file_sha256"),
     )
+    read = _from_extract("stream")
+    stream_read = StreamRange.from_json(read) if spec.stream is not None and read else None
     with connections.connect() as conn:
         result = load.load(
             conn,
@@ -267,7 +276,14 @@ def _load(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
             rows,
             backfill=run.is_backfill,
             source_modified_at=_source_modified_at(),
+            stream_read=stream_read,
         )
+    if stream_read is not None and stream_read.upto is not None:
+        from wharf.extract import stream
+
+        # Only now, with the rows and the offset committed, is the broker told.
+        stream.acknowledge(spec, stream_read.upto)
+        row.detail["stream"] = stream_read.as_json()
     row.rows_in, row.rows_out = result.rows_in, result.published_rows
     row.detail.update(
         inserted=result.inserted,

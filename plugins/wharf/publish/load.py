@@ -45,10 +45,16 @@ from psycopg import sql
 
 from wharf import arrays
 from wharf.connections import Connection, Cursor, lock_dataset, lock_ddl, one_row, qualified
-from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
+from wharf.contract.columns import (
+    LOADED_AT_COLUMN,
+    LOGICAL_DATE_COLUMN,
+    MESSAGE_ID_COLUMN,
+    RUN_ID_COLUMN,
+)
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
 from wharf.ledger import changes
+from wharf.ledger.stream_offsets import StreamRange, advance_offset
 from wharf.publish import access, reference, schema_changes
 from wharf.publish.comments import comment
 from wharf.publish.copy import LoadError, copy_batches, copy_error
@@ -125,6 +131,7 @@ def load(
     on_phase: Callable[[str], None] | None = None,
     backfill: bool = False,
     source_modified_at: datetime | None = None,
+    stream_read: StreamRange | None = None,
 ) -> LoadResult:
     """Load ``rows`` into the dataset's table by its ``update_behaviour``, in one transaction.
 
@@ -134,7 +141,10 @@ def load(
     load's row of ``wharf.catalogue_loads`` (its hashes, and ``source_modified_at``: when
     the source last changed, as ``extract`` found it) is written in the same transaction. An incremental source's
     watermark advances in the same transaction (not in a ``backfill`` run, which re-reads
-    an older interval). Raises ``GuardError``,
+    an older interval). A stream dataset's rows are keyed on ``_wharf_message_id``: APPEND
+    inserts the events the table lacks, MERGE also updates the ones it has; its offset
+    advances to ``stream_read.upto`` in the same transaction (``wharf.ledger.stream_offsets``:
+    ``OffsetGapError`` if the run read from past the committed offset). Raises ``GuardError``,
     ``schema_changes.SchemaChangeError`` or ``LoadError`` (naming the row and column for a
     value PostgreSQL refuses); in each case nothing is published. The connection must not be
     in autocommit mode.
@@ -168,8 +178,9 @@ def load(
             if found is None:
                 access.hand_to_owner(cur, spec, roles)
             stream = _with_run_columns(rows, logical_date, loaded_at)
-            if meta.update_behaviour == "MERGE":
-                _merge(cur, spec, stream, clock, result)
+            if meta.update_behaviour == "MERGE" or spec.stream is not None:
+                insert_only = meta.update_behaviour == "APPEND"  # a stream's
+                _merge(cur, spec, stream, clock, result, insert_only)
             else:
                 clock.begin("publish")
                 result.deleted = _delete_replaced(cur, spec, run_id, logical_date)
@@ -183,8 +194,7 @@ def load(
                     else _count(cur, _target(spec))
                 )
             reference.record(cur, spec, run_id, loaded_at, rows, result)
-            if not backfill:
-                _advance_watermark(cur, spec, run_id)
+            _advance(cur, spec, run_id, backfill, stream_read)
             schema_changes.forbid_nulls(cur, spec, not_null_later)
             schema_changes.ensure_indexes(cur, spec)
             clock.begin("catalogue")  # the hashes of what the commit publishes (ledger.changes)
@@ -235,6 +245,18 @@ class _Phases:
             self.name = None
 
 
+def _advance(
+    cur: Cursor, spec: DatasetSpec, run_id: str, backfill: bool, stream_read: StreamRange | None
+) -> None:
+    """Move what the next run reads from, in this transaction: an incremental source's
+    watermark (not in a backfill, which re-reads an older interval) and a stream's offset
+    (to the last event this run read, whose rows this transaction publishes)."""
+    if not backfill:
+        _advance_watermark(cur, spec, run_id)
+    if stream_read is not None:
+        advance_offset(cur, spec, run_id, stream_read)
+
+
 def _advance_watermark(cur: Cursor, spec: DatasetSpec, run_id: str) -> None:
     """Set ``wharf.watermarks`` to the highest cursor this run read, never lower. An
     incremental source loads by MERGE (``wharf.contract``), so the run's rows are still in the
@@ -265,10 +287,11 @@ def check_guards(spec: DatasetSpec, incoming: int, replaced: int) -> None:
     fewer than ``load.min_row_fraction`` of them (default 0.9, DBT Data Workspace's rule).
 
     Raises ``GuardError``. MERGE replaces nothing, so only the empty check applies to it,
-    and not to an incremental source, for which nothing new since the watermark is normal.
+    and not to an incremental or stream source, for which nothing new since the watermark
+    (or offset) is normal.
     """
     options = spec.load
-    incremental = spec.incremental is not None
+    incremental = spec.incremental is not None or spec.stream is not None
     if incoming == 0 and not options.allow_empty and not incremental:
         raise GuardError(
             f"{spec.dataset_id}: the extract is empty; refusing to publish (set "
@@ -330,8 +353,8 @@ def _rows_replaced(
 ) -> int:
     """Published rows this load replaces (before any migration), for the guards."""
     behaviour = spec.metadata.update_behaviour
-    if found is None or behaviour == "MERGE":
-        return 0
+    if found is None or behaviour == "MERGE" or spec.stream is not None:
+        return 0  # a stream's APPEND replaces nothing either
     if behaviour == "OVERWRITE":
         return _count(cur, _target(spec))
     if LOGICAL_DATE_COLUMN not in {c.name for c in found}:
@@ -417,10 +440,12 @@ def _merge(
     stream: Iterator[pa.RecordBatch],
     clock: _Phases,
     result: LoadResult,
+    insert_only: bool = False,
 ) -> None:
     """Upsert by primary key with PostgreSQL's ``MERGE`` (15+): a hash join of the batch with
     the table, writing only rows that are new or differ. 10% changed of 1M rows: MERGE 2.6 s,
     ``INSERT ... ON CONFLICT ... WHERE IS DISTINCT FROM`` 4.3 s (``bench/load_throughput.py``).
+    ``insert_only`` (a stream's APPEND): rows whose key the table has are left as they are.
     """
     if cur.connection.info.server_version < _PG_15:
         raise LoadError(
@@ -447,12 +472,12 @@ def _merge(
         # (0.36 s for 1M keys, against 0.91 s for a GROUP BY).
         cur.execute(
             sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(
-                rows, sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
+                rows, sql.SQL(", ").join(map(sql.Identifier, spec.key_columns))
             )
         )
         cur.execute(sql.SQL("ANALYZE {}").format(rows))
         before = _count(cur, target)
-        cur.execute(_merge_statement(spec, target, rows))
+        cur.execute(_merge_statement(spec, target, rows, insert_only))
         written = int(cur.rowcount)
     except psycopg.errors.UniqueViolation as err:
         cur.execute("ROLLBACK TO SAVEPOINT wharf_merge")
@@ -462,11 +487,13 @@ def _merge(
     result.updated = written - result.inserted
 
 
-def _merge_statement(spec: DatasetSpec, target: sql.Composable, rows: sql.Composable) -> Any:
-    key = spec.metadata.primary_key
-    values = [n for n in spec.column_names if n not in key]
+def _merge_statement(
+    spec: DatasetSpec, target: sql.Composable, rows: sql.Composable, insert_only: bool = False
+) -> Any:
+    key = spec.key_columns
+    values = [] if insert_only else [n for n in spec.column_names if n not in key]
     run_columns = [RUN_ID_COLUMN, LOGICAL_DATE_COLUMN, LOADED_AT_COLUMN]
-    every = [*spec.column_names, *run_columns]
+    every = [*spec.column_names, *([MESSAGE_ID_COLUMN] if spec.stream else []), *run_columns]
 
     def listed(prefix: str, names: list[str]) -> sql.Composable:
         return sql.SQL(", ").join(sql.SQL(prefix + "{}").format(sql.Identifier(n)) for n in names)
@@ -497,14 +524,14 @@ def _merge_statement(spec: DatasetSpec, target: sql.Composable, rows: sql.Compos
 
 def _duplicate_keys(cur: Cursor, spec: DatasetSpec, rows: sql.Identifier) -> str | None:
     """A message quoting up to 5 keys the batch repeats, or None (asked only on failure)."""
-    key = sql.SQL(", ").join(map(sql.Identifier, spec.metadata.primary_key))
+    key = sql.SQL(", ").join(map(sql.Identifier, spec.key_columns))
     cur.execute(
         sql.SQL(
             "SELECT {}, count(*) FROM {} GROUP BY {} HAVING count(*) > 1 ORDER BY 1 LIMIT 5"
         ).format(key, rows, key)
     )
     samples = "; ".join(
-        ", ".join(f"{k}={v!r}" for k, v in zip(spec.metadata.primary_key, row[:-1], strict=True))
+        ", ".join(f"{k}={v!r}" for k, v in zip(spec.key_columns, row[:-1], strict=True))
         + f" ({row[-1]} rows)"
         for row in cur.fetchall()
     )
@@ -512,7 +539,7 @@ def _duplicate_keys(cur: Cursor, spec: DatasetSpec, rows: sql.Identifier) -> str
         return None
     return (
         f"{spec.dataset_id}: {spec.metadata.update_behaviour} needs one row per primary key "
-        f"({', '.join(spec.metadata.primary_key)}), but the batch repeats keys: {samples}"
+        f"({', '.join(spec.key_columns)}), but the batch repeats keys: {samples}"
     )
 
 

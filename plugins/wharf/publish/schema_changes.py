@@ -18,7 +18,12 @@ import psycopg
 from psycopg import sql
 
 from wharf.connections import Cursor, qualified
-from wharf.contract.columns import LOADED_AT_COLUMN, LOGICAL_DATE_COLUMN, RUN_ID_COLUMN
+from wharf.contract.columns import (
+    LOADED_AT_COLUMN,
+    LOGICAL_DATE_COLUMN,
+    MESSAGE_ID_COLUMN,
+    RUN_ID_COLUMN,
+)
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
 from wharf.errors import TerminalError
@@ -67,10 +72,13 @@ class SchemaChangeError(TerminalError, RuntimeError):
 
 
 def wanted_columns(spec: DatasetSpec) -> list[TableColumn]:
-    """The table's columns as the YAML declares them, then Wharf's own three."""
+    """The table's columns as the YAML declares them, a stream's ``_wharf_message_id``,
+    then Wharf's own three."""
     columns = [
         TableColumn(c.name, postgres_type(c.data_type), not c.allow_null) for c in spec.columns
     ]
+    if spec.stream is not None:
+        columns.append(TableColumn(MESSAGE_ID_COLUMN, "text", True))
     return [
         *columns,
         TableColumn(RUN_ID_COLUMN, "text", True),
@@ -117,13 +125,13 @@ def plan(spec: DatasetSpec, found: list[TableColumn], found_key: tuple[str, ...]
             changes.append(Change("type_changed", name, found=old.type, wanted=column.type))
         elif old.not_null != column.not_null:
             changes.append(Change("null_forbidden" if column.not_null else "null_allowed", name))
-    if found_key != spec.metadata.primary_key:
+    if found_key != spec.key_columns:
         changes.append(
             Change(
                 "primary_key",
-                ", ".join(spec.metadata.primary_key),
+                ", ".join(spec.key_columns),
                 found=", ".join(found_key),
-                wanted=", ".join(spec.metadata.primary_key),
+                wanted=", ".join(spec.key_columns),
             )
         )
     return changes
@@ -152,8 +160,8 @@ def create_table(cur: Cursor, spec: DatasetSpec) -> None:
         )
         for c in wanted_columns(spec)
     ]
-    if spec.metadata.primary_key:
-        columns.append(sql.SQL("PRIMARY KEY ({})").format(_names(spec.metadata.primary_key)))
+    if spec.key_columns:
+        columns.append(sql.SQL("PRIMARY KEY ({})").format(_names(spec.key_columns)))
     cur.execute(sql.SQL("CREATE TABLE {} ({})").format(_target(spec), sql.SQL(", ").join(columns)))
 
 
@@ -234,11 +242,9 @@ def _replace_primary_key(cur: Cursor, spec: DatasetSpec) -> None:
         cur.execute(
             sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, sql.Identifier(name))
         )
-    if spec.metadata.primary_key:
+    if spec.key_columns:
         cur.execute(
-            sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-                target, _names(spec.metadata.primary_key)
-            )
+            sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(target, _names(spec.key_columns))
         )
 
 
@@ -249,8 +255,8 @@ def ensure_indexes(cur: Cursor, spec: DatasetSpec) -> None:
     wanted: dict[str, tuple[str, ...]] = {}
     if spec.partition_columns:
         wanted["p"] = tuple(spec.partition_columns)
-    if spec.metadata.update_behaviour == "APPEND":
-        wanted["d"] = (LOGICAL_DATE_COLUMN,)
+    if spec.metadata.update_behaviour == "APPEND" and spec.stream is None:
+        wanted["d"] = (LOGICAL_DATE_COLUMN,)  # a stream's APPEND never deletes by date
     names = {_index_name(spec, tag, cols): cols for tag, cols in wanted.items()}
     cur.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s "

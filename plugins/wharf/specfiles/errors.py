@@ -76,6 +76,25 @@ _MESSAGES = {
 }
 
 
+def _without_tags(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """``loc`` without the tags pydantic puts after a discriminated union's key (``source``,
+    ``stream``, ``stream``: the second is the source's own key ``stream``), so the line
+    found is the key's, not a same-named key's of the YAML."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        tagged = isinstance(node, dict) and part in (node.get("type"), node.get("style"))
+        if tagged and not (out and out[-1] == _TAG_SEEN):
+            out.append(_TAG_SEEN)
+            continue
+        out.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return tuple(p for p in out if p is not _TAG_SEEN)
+
+
+_TAG_SEEN = "\0tag"
+
+
 def issues_of(file: Path, err: ValidationError, data: Any, lines: dict) -> list[SpecIssue]:
     issues = []
     for e in err.errors(include_url=False):
@@ -84,7 +103,7 @@ def issues_of(file: Path, err: ValidationError, data: Any, lines: dict) -> list[
             loc = (*loc, *e.get("ctx", {}).get("at", ()))
         if e["type"] == "union_tag_invalid":
             loc = (*loc, _tag(e))
-        line, found = line_of(lines, data, loc)
+        line, found = line_of(lines, data, _without_tags(loc, data))
         named = [
             p for p in loc if isinstance(p, str) and p not in (*SOURCE_TYPES, *PAGINATION_STYLES)
         ]

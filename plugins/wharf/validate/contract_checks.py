@@ -18,6 +18,9 @@ import pyarrow.compute as pc
 
 from wharf import arrays
 from wharf.contract.columns import (
+    EVENT_ERROR_COLUMN,
+    MESSAGE_ID_COLUMN,
+    PAYLOAD_COLUMN,
     QUARANTINE_REASON,
     QUARANTINE_ROW,
     RUN_ID_COLUMN,
@@ -104,7 +107,13 @@ def curated_schema(spec: DatasetSpec) -> pa.Schema:
     row) and by the table's NOT NULL, not by an Arrow error without one.
     """
     fields = [pa.field(c.name, arrow_type(c.data_type)) for c in spec.columns]
+    if spec.stream is not None:
+        fields.append(pa.field(MESSAGE_ID_COLUMN, pa.string()))
     return pa.schema([*fields, pa.field(RUN_ID_COLUMN, pa.string())])
+
+
+# The rule a stream event breaks when it is not a JSON object (``wharf.extract.stream``).
+EVENT_RULE = "the event"
 
 
 def match_columns(spec: DatasetSpec, landing: pa.Schema) -> dict[str, int]:
@@ -154,10 +163,18 @@ def curate(
             check_column(batch.column(indexes[c.name]), c, first_row, report) for c in spec.columns
         ]
         typed = [array for array, _ in checked]
+        reasons = [r for _, r in checked if r is not None]
+        if spec.stream is not None:
+            ids = _stream_column(batch, MESSAGE_ID_COLUMN)
+            typed.append(ids)
+            broken = _event_errors(
+                _stream_column(batch, EVENT_ERROR_COLUMN), ids, first_row, report
+            )
+            if broken is not None:
+                reasons.insert(0, broken)
         typed.append(arrays.repeat(run_id, pa.string(), batch.num_rows))
         report.rows += batch.num_rows
         curated = pa.RecordBatch.from_arrays(typed, schema=schema)
-        reasons = [r for _, r in checked if r is not None]
         if on_rejected is None or not reasons:
             yield curated
             continue
@@ -168,10 +185,38 @@ def curate(
         yield curated.filter(pc.invert(bad))
 
 
+def _stream_column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    index = batch.schema.get_field_index(name)
+    if index < 0:
+        raise MissingColumnsError(f"a stream's landing has no column {name!r}")
+    return batch.column(index)
+
+
+def _event_errors(
+    errors: pa.Array, ids: pa.Array, first_row: int, report: Report
+) -> pa.Array | None:
+    """Why each event could not be read as a JSON object (``the event: not JSON ...``,
+    NULL where it could), each added to ``report`` with its message id; None when all
+    could."""
+    if errors.null_count == len(errors):
+        return None
+    for index in pc.indices_nonzero(pc.is_valid(errors)).to_pylist():
+        rule = f"{EVENT_RULE}: {errors[index].as_py()}"
+        report.add(Violation(MESSAGE_ID_COLUMN, first_row + index, rule, repr(ids[index].as_py())))
+    return pc.if_else(
+        pc.is_valid(errors),
+        pc.binary_join_element_wise(arrays.scalar(f"{EVENT_RULE}:", pa.string()), errors, " "),
+        arrays.scalar(None, pa.string()),
+    )
+
+
 def quarantine_schema(spec: DatasetSpec) -> pa.Schema:
     """Rejected rows: each contract column as the source gave it (text), the source row
-    number (1-based), the reasons (``column 'x': rule; ...``) and the run id."""
+    number (1-based), the reasons (``column 'x': rule; ...``) and the run id; a stream's
+    also the event's message id and, for an event that is not a JSON object, its payload."""
     fields = [pa.field(c.name, pa.string()) for c in spec.columns]
+    if spec.stream is not None:
+        fields += [pa.field(MESSAGE_ID_COLUMN, pa.string()), pa.field(PAYLOAD_COLUMN, pa.string())]
     return pa.schema(
         [
             *fields,
@@ -193,6 +238,10 @@ def _rejected(
 ) -> pa.RecordBatch:
     rows = pc.indices_nonzero(bad)
     columns = [_as_text(batch.column(indexes[c.name])).take(rows) for c in spec.columns]
+    if spec.stream is not None:
+        columns += [
+            _stream_column(batch, n).take(rows) for n in (MESSAGE_ID_COLUMN, PAYLOAD_COLUMN)
+        ]
     numbers = pc.add(rows.cast(pa.int64()), arrays.scalar(first_row, pa.int64()))
     run = arrays.repeat(run_id, pa.string(), len(rows))
     return pa.RecordBatch.from_arrays(
