@@ -37,12 +37,9 @@ Choices, and why:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -53,6 +50,8 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pytest
+
+from wharf.cli.stack import free_port, stop_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ("api-server", "scheduler", "dag-processor")
@@ -71,13 +70,6 @@ T = TypeVar("T")
 
 # Set while a stack runs in this process: ``support.dag_run`` refuses dag.test() then.
 RUNNING: list[AirflowStack] = []
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -219,20 +211,9 @@ class AirflowStack:
         """SIGTERM each process group (the scheduler first: no task starts after), SIGKILL
         what is left after ``STOP_SECONDS`` (the API server's graceful shutdown waits ~10 s
         for its keep-alive connections; the session's metadata database is thrown away)."""
-        for name in reversed(self.names):
-            process = self.processes.get(name)
-            if process and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            # What the group leader left behind (executor workers, task runners).
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_groups(
+            [self.processes[n] for n in reversed(self.names) if n in self.processes], STOP_SECONDS
+        )
         if self in RUNNING:
             RUNNING.remove(self)
 

@@ -274,20 +274,26 @@ class Stack:
         workers last (a warm shutdown finishes their running tasks), then SIGKILL what is left
         after ``STOP_SECONDS``, group leaders' children included."""
         order = ["scheduler", "triggerer", "dag-processor", "api-server"]
-        for name in sorted(self.processes, key=lambda n: order.index(n) if n in order else 9):
-            process = self.processes[name]
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        names = sorted(self.processes, key=lambda n: order.index(n) if n in order else 9)
+        stop_groups([self.processes[n] for n in names], STOP_SECONDS)
+
+
+def stop_groups(processes: list[subprocess.Popen[bytes]], seconds: float) -> None:
+    """SIGTERM each process's group in the order given, wait up to ``seconds`` in all, then
+    SIGKILL each group: what a leader left behind (executor workers, task runners) too."""
+    for process in processes:
+        if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def metadata_url() -> str:
