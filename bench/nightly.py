@@ -283,6 +283,19 @@ class Way:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
+    def drop_databases(self) -> None:
+        """The way's datasets and metadata databases, dropped once its stack has stopped."""
+        import psycopg
+        from psycopg import sql
+
+        server = environment.datasets_database_url()
+        with psycopg.connect(environment.libpq_conninfo(server), autocommit=True) as conn:
+            for url in (self.datasets_url, self.metadata_url):
+                name = urlsplit(url).path.lstrip("/")
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
     # --- the REST API ---
 
     def api(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
@@ -443,6 +456,7 @@ def main() -> int:
                     print(report(way, batch, way.bodies(), dict(sampler.peaks)), flush=True)
                 finally:
                     way.stop()
+                    way.drop_databases()
     return 0
 
 
