@@ -12,7 +12,9 @@ metadata and result backend), and its tasks ran on the Celery worker, not in the
   tasks, and no other;
 - ``load`` waits for the stack's pool ``wharf_loads``; every part (the triggerer too) is
   healthy; stopping the stack leaves no process behind (``CeleryStack.stop`` fails if it does);
-- the run's audit rows, catalogue row and loaded table are as on LocalExecutor.
+- the run's audit rows, catalogue row and loaded table are as on LocalExecutor;
+- a stream dataset with `wake_on_events` is woken by the stack's triggerer (issue #17):
+  events published to its NATS stream make an Asset-triggered run that loads them.
 
 Time budget: 150 s for the module, session setup and the stack's start included (measured on
 2 cores: 55-75 s alone, the stack's start 27-32 s of it, `airflow db migrate` of the PostgreSQL
@@ -162,3 +164,56 @@ def test_the_run_loaded_the_dataset(
             (2, 990),
             (3, 15),
         ]
+
+
+EVENTS = """\
+metadata:
+  domain: cel_stream
+  dataset: events
+  description: Events of the Celery stack's stream, loaded when the triggerer sees new ones.
+  owners: [{{name: Stream team, email: stream@example.org}}]
+  update_behaviour: APPEND
+schedule: null
+wake_on_events: true
+retries: 0
+source: {{type: stream, broker: nats, conn_id: cel_stream_nats, stream: {stream}, subject: {subject}}}
+columns:
+  - {{name: id, data_type: string, allow_null: false, description: The event's id.}}
+"""
+
+
+def test_a_stream_dataset_is_woken_by_the_triggerer(
+    celery_stack: CeleryStack, runs: dict[str, str]
+) -> None:
+    """Issue #17 item 3 in a real deployment: ``wharf stack``'s triggerer runs the dataset's
+    ``StreamEventTrigger``; events published to the stream make an Asset-triggered run that
+    loads them on the worker; no schedule, no manual trigger."""
+    from streams import Topic, require
+
+    require("nats")
+    stack = celery_stack
+    topic = Topic("nats")
+    topic.create()
+    try:
+        stack.set_connection("cel_stream_nats", "nats", host="127.0.0.1", port=4222)
+        (stack.schemas / "cel_stream").mkdir(exist_ok=True)
+        (stack.schemas / "cel_stream" / "events.yaml").write_text(
+            EVENTS.format(stream=topic.name, subject=topic.subject)
+        )
+        with pg_connect() as pg:
+            pg.execute("DROP SCHEMA IF EXISTS cel_stream CASCADE")
+        with stack.deployment():
+            access_apply()
+        dag_id = "cel_stream.events"
+        stack.reparse(dag_id)
+        stack.pause(dag_id, paused=False)
+        assert stack.runs(dag_id) == []
+        topic.publish([{"id": f"e{i}"} for i in range(3)])
+        [run] = stack.wait_for_runs(dag_id, 1, RUN_SECONDS)
+        assert run["run_type"] == "asset_triggered", run
+        assert run["state"] == "success", stack.explain(dag_id, run["dag_run_id"])
+        with pg_connect() as pg:
+            rows = pg.execute("SELECT id FROM cel_stream.events ORDER BY id").fetchall()
+        assert rows == [("e0",), ("e1",), ("e2",)]
+    finally:
+        topic.delete()
