@@ -32,6 +32,7 @@ Celery ways, Redis on 127.0.0.1:6379 (database 15).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -378,6 +379,26 @@ class Way:
             ).fetchone()
         return f"{row[0]} {row[1]}: {row[2]}" if row else "no failed step in the audit"
 
+    def log_marks(self, ti: dict[str, Any]) -> tuple[float, float] | None:
+        """When the task runner's "Pre Execute" group ended and "Post Execute" began, from
+        the task instance's log (epoch seconds), or None without both."""
+        path = (
+            self.folder
+            / "airflow"
+            / "logs"
+            / f"dag_id={ti['dag_id']}"
+            / f"run_id={ti['dag_run_id']}"
+            / f"task_id={ti['task_id']}"
+            / f"attempt={ti['try_number']}.log"
+        )
+        ended = began = None
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            if '"::endgroup::"' in line and ended is None:
+                ended = _time(json.loads(line)["timestamp"])
+            elif '"::group::Post Execute"' in line:
+                began = _time(json.loads(line)["timestamp"])
+        return (ended, began) if ended and began else None
+
     def parse_ms(self) -> list[int]:
         logs = self.folder / "airflow" / "logs"
         found = []
@@ -405,6 +426,7 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
         gaps += [
             _time(b["start_date"]) - _time(a["end_date"]) for a, b in itertools.pairwise(steps)
         ]
+    phases = step_phases(way, tis, bodies)
     parse = sorted(way.parse_ms())
     failed = sum(1 for r in batch["runs"] if r["state"] != "success")
     overhead = 1 - body_sum / (wall * way.slots)
@@ -417,6 +439,10 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
         f"   (task start and runner: {ti_sum - body_sum:6.1f} s)",
         f"  scheduling overhead {overhead:5.1%} of wall x slots (target <= 15%)"
         f"   median gap between steps {statistics.median(gaps) if gaps else 0:4.2f} s",
+        f"  slots idle (no task instance running) {1 - ti_sum / (wall * way.slots):5.1%}",
+        "  per step, median s: queued -> running | task start | execute outside the body"
+        " | body | finish",
+        *phases,
     ]
     if parse:
         p90 = parse[int(0.9 * (len(parse) - 1))]
@@ -431,15 +457,48 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
     return "\n".join(lines)
 
 
+def step_phases(way: Way, tis: list[dict[str, Any]], bodies: dict[Any, float]) -> list[str]:
+    """Per step, the medians of: queued to running (the executor, the fork, the runner's
+    first call), the task start (running to the end of "Pre Execute": the DAG file's parse),
+    the execute outside Wharf's body (the step's imports, its spec, the run's context), the
+    body, and the finish (XCom, the final state)."""
+    by_step: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    for ti in tis:
+        marks = way.log_marks(ti)
+        if not marks or not ti["queued_when"]:
+            continue
+        start, end = _time(ti["start_date"]), _time(ti["end_date"])
+        body = bodies.get((ti["dag_id"], ti["dag_run_id"], ti["task_id"]), 0.0)
+        by_step[ti["task_id"]].append(
+            (
+                start - _time(ti["queued_when"]),
+                marks[0] - start,
+                marks[1] - marks[0] - body,
+                body,
+                end - marks[1],
+            )
+        )
+    return [
+        f"    {step:<9}"
+        + " | ".join(f"{statistics.median(column):5.2f}" for column in zip(*rows, strict=True))
+        for step, rows in by_step.items()
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=int, nargs="+", default=[20])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--ways", nargs="+", default=["local", "celery-1", "celery-2"])
+    parser.add_argument("--dump", type=Path, help="write each batch's task instances here")
+    parser.add_argument("--keep", type=Path, help="work here and keep the logs (a new folder)")
     args = parser.parse_args()
     environment.apply(start_database=False)
     print(f"nightly: {args.rows:,} rows x 6 columns per dataset; {os.cpu_count()} cores, shared")
-    with tempfile.TemporaryDirectory(prefix="wharf-nightly-") as tmp:
+    with contextlib.ExitStack() as scope:
+        if args.keep:
+            args.keep.mkdir(parents=True)  # a new folder: a kept one is not mixed with another
+        tmp = args.keep or scope.enter_context(tempfile.TemporaryDirectory(prefix="wharf-nightly-"))
         rows_file = Path(tmp) / "nightly_rows.parquet"
         write_rows(rows_file, args.rows)
         for datasets in args.datasets:
@@ -453,7 +512,13 @@ def main() -> int:
                     sampler.start()
                     batch = way.run_batch()
                     sampler.running = False
-                    print(report(way, batch, way.bodies(), dict(sampler.peaks)), flush=True)
+                    bodies = way.bodies()
+                    print(report(way, batch, bodies, dict(sampler.peaks)), flush=True)
+                    if args.dump:
+                        dump = {**batch, "bodies": [[*k, v] for k, v in bodies.items()]}
+                        args.dump.with_suffix(f".{name}-{datasets}.json").write_text(
+                            json.dumps(dump)
+                        )
                 finally:
                     way.stop()
                     way.drop_databases()

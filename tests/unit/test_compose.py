@@ -165,6 +165,17 @@ def test_celery_and_the_long_running_services_health_and_restart() -> None:
     assert services["airflow-worker"]["environment"]["DUMB_INIT_SETSID"] == "0"
 
 
+def test_the_worker_starts_warm_and_notices_a_finished_task_within_a_second() -> None:
+    services = compose()["services"]
+    # The image's entrypoint runs a `python` command as given: `airflow celery worker` in a
+    # process that has imported the tasks' modules, which its task processes inherit.
+    worker = services["airflow-worker"]["command"]
+    assert worker == ["python", "-m", "wharf.orchestration.preload", "celery", "worker"]
+    assert (ROOT / "plugins" / "wharf" / "orchestration" / "preload.py").is_file()
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"
+
+
 def test_airflow_services_share_the_project_and_connections() -> None:
     services = compose()["services"]
     for name in AIRFLOW_SERVICES:

@@ -108,6 +108,11 @@ class Stack:
             "AIRFLOW__API__SECRET_KEY": self._secret("api"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "WHARF_LOAD_POOL": LOAD_POOL,
+            # Airflow 3.3.2's task supervisor misses a task process that exits just after
+            # closing its sockets and sleeps this long before it looks again, holding the
+            # worker's slot: 5 s (the default) after one task in five, measured by
+            # bench/nightly.py. It is also how often a running task heartbeats.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         }
         if broker.startswith(("redis://", "rediss://")):
             # Longer than any task: Redis delivers again a task it thinks lost.
@@ -207,14 +212,21 @@ class Stack:
 
     def _spawn(self, name: str, command: list[str], **logging_ports: str) -> None:
         env = {**self.env, **{f"AIRFLOW__LOGGING__{k}": v for k, v in logging_ports.items()}}
+        runner = "wharf.orchestration.preload" if self.forks_tasks(command) else "airflow"
         with self.log(name).open("ab") as out:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *command],
+                [sys.executable, "-m", runner, *command],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends its children
             )
+
+    def forks_tasks(self, command: list[str]) -> bool:
+        """Whether ``airflow <command>`` forks task processes (a Celery worker; the scheduler
+        on LocalExecutor, whose workers are its forks): it starts with the tasks' modules
+        imported (``wharf.orchestration.preload``)."""
+        return command[0] == "celery" or (command[0] == "scheduler" and not self.celery)
 
     def _wait(self, what: str, probe: Callable[[], bool], seconds: float) -> None:
         deadline = time.monotonic() + seconds
