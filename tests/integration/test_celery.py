@@ -141,6 +141,11 @@ def test_wharf_stack_runs_every_part_healthy(celery_stack: CeleryStack) -> None:
     pool = celery_stack.api("GET", "/api/v2/pools/wharf_loads")
     assert pool["slots"] == LOAD_SLOTS, pool
     assert "wharf stack: ready in" in celery_stack.log("stack").read_text()
+    # The worker forks the task processes: it starts with their modules imported; the
+    # CeleryExecutor's scheduler forks none and does not.
+    warm = "wharf preload: task modules imported in"
+    assert warm in celery_stack.log("worker-1").read_text(errors="replace")
+    assert warm not in celery_stack.log("scheduler").read_text(errors="replace")
 
 
 @pytest.mark.parametrize("dataset_id", DATASETS)
