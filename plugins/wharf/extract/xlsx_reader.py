@@ -4,8 +4,8 @@ text (dates as ISO 8601). Used by ``type: file`` sources and by ``wharf schema g
 calamine holds a whole sheet in memory (about 1.5 bytes per byte of the sheet's XML: 550 MB
 for 1,048,575 rows of 6 columns), with or without ``nrows``, and so does fastexcel's
 ``load_sheet(n_rows=, skip_rows=)``. A large sheet is therefore cut into slices of its XML,
-whole ``<row>`` elements each, and every slice read as the sheet of a workbook of its own (in
-memory, stored, holding the other parts as they are: shared strings, styles), so memory holds
+whole ``<row>`` elements each, and every slice read as the sheet of a workbook of its own (a
+temporary file, stored, holding the other parts as they are: shared strings, styles), so memory holds
 one slice whatever the sheet's length (a sheet stops at 1,048,576 rows).
 
 The first slice, which holds the header, is small and read by python-calamine, whose Python
@@ -13,7 +13,9 @@ values (a ``date`` apart from a ``datetime``) decide the landing text. The later
 read by fastexcel (the same calamine, straight into Arrow, with no Python object per cell)
 when each of their columns holds a single kind it turns into that same text: text, numbers,
 booleans, nothing; a slice with a date, time or duration column, a column of mixed kinds or
-an error cell is read by python-calamine instead.
+an error cell is read by python-calamine instead (fastexcel's timestamps do not show what
+python-calamine's choice of a date, a datetime or a time rests on: whether the cell's serial
+number is whole, or below 1).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ import pyarrow as pa
 
 from wharf.extract import Extract
 
-# Bytes of sheet XML per slice: 32 MiB is about 90,000 rows of 6 columns and holds calamine
-# near 60 MB; a sheet no larger is read as it is, with no copy.
-_SLICE_BYTES = 32 << 20
-# The first slice's bytes, read cell by cell (python-calamine): enough for the header.
+# Bytes of sheet XML per slice: 16 MiB is about 50,000 rows of 6 columns; fastexcel's range
+# and Arrow columns for it add about 70 MB at the peak (32 MiB: 100 MB, for no more speed).
+# A sheet no larger is read as it is, with no copy.
+_SLICE_BYTES = 16 << 20
+# The first slice's bytes, read cell by cell by python-calamine: room for the header.
 _FIRST_BYTES = 1 << 20
 _CHUNK = 1 << 20
 _EXACT_WHOLE = 1e16  # past it Python writes a float as 1e+16, as openpyxl did
