@@ -72,7 +72,7 @@ def read_xlsx(
         title = sheet_name if sheet_name is not None else next(iter(sheets))
         rows = _rows(path, book, title, sheets[title])
         first = next(rows, [])
-        assert isinstance(first, list)  # the header is read by python-calamine
+        assert not isinstance(first, _Text)  # the header is read by python-calamine
         header = [_text(h) or "" for h in first]
     except BaseException:
         book.close()
@@ -266,7 +266,7 @@ def _fast(workbook: str, title: str, at: _At) -> list[pa.Array] | None:
             title, header_row=0, schema_sample_rows=None, dtype_coercion="strict"
         )
         table, errors = sheet.to_arrow_with_errors()
-    except Exception:  # a mixed column (or a fault python-calamine will report itself)
+    except fastexcel.FastExcelError:  # a mixed column, or a fault python-calamine reports
         return None
     if errors is not None and errors.errors:
         return None
