@@ -90,3 +90,47 @@ def test_a_sheet_read_in_slices_gives_the_rows_of_one_read(
     assert [row["id"] for row in whole[1397:1401]] == ["1398", "1399", None, None]
     assert whole[1458]["id"] is None and whole[1459]["id"] == "1460"
     assert whole[699]["note"] == "text"
+
+
+def test_slices_of_one_kind_per_column_are_read_by_fastexcel_as_python_calamine_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = openpyxl.Workbook()  # shared strings, where write_only writes them inline
+    data = book.active
+    data.append([None, "id", "ratio", "tiny", "big", "ok", "name", "nothing", "when"])
+    for i in range(1, 4001):
+        if 2400 <= i < 2450:
+            data.append([])  # a gap that slices cut through
+            continue
+        data.append(
+            [
+                None,
+                i,
+                i / 7,
+                i * 1e-7,
+                1e20 * i if i % 1000 == 0 else float(i),
+                i % 2 == 0,
+                f"  name {i} " if i % 9 else "",
+                None,
+                datetime(2026, 1, 1, i % 24) if i > 3800 else None,  # only the last slices
+            ]
+        )
+    book.save(tmp_path / "kinds.xlsx")
+
+    whole = rows_of(tmp_path / "kinds.xlsx")
+    fast: list[bool] = []
+    read = xlsx_reader._fast
+
+    def spied(*args: Any) -> Any:
+        columns = read(*args)
+        fast.append(columns is not None)
+        return columns
+
+    monkeypatch.setattr(xlsx_reader, "_fast", spied)
+    monkeypatch.setattr(xlsx_reader, "_SLICE_BYTES", 8000)
+    monkeypatch.setattr(xlsx_reader, "_CHUNK", 1024)
+    assert rows_of(tmp_path / "kinds.xlsx") == whole
+    assert len(whole) == 4000 and whole[2400] == dict.fromkeys(whole[0])
+    assert whole[999]["big"] == "1e+23" and whole[0]["tiny"] == "1e-07"
+    assert whole[8]["name"] is None and whole[9]["name"] == "  name 10 "
+    assert fast[0] and not fast[-1]  # the datetime column's slices: python-calamine
