@@ -25,22 +25,30 @@ import os
 import sys
 import time
 
-# What a step imports when it runs (``dag_factory.run_step`` -> ``orchestration.tasks``) and
-# the readers and writers it imports inside its body.
+# What a step imports when it runs (``dag_factory.run_step`` -> ``orchestration.tasks``),
+# the source modules ``wharf.extract`` imports by type, and what steps import inside their
+# bodies: the datasets database's hook (``connections.connect``: a fifth of a task process's
+# samples under py-spy before it was here), the lake's datasets, the report.
 MODULES = (
     "wharf.orchestration.tasks",
     "wharf.orchestration.openlineage",
     "wharf.validate.report",
+    "wharf.extract.file",
     "wharf.extract.sql",
     "wharf.extract.http",
-    "wharf.extract.file_formats",
+    "wharf.extract.google_sheets",
+    "wharf.extract.stream",
+    "airflow.providers.postgres.hooks.postgres",
+    "airflow.providers.http.hooks.http",
     "pyarrow.compute",
+    "pyarrow.dataset",
     "pyarrow.parquet",
     "pyarrow.csv",
     "pyarrow.json",
     "pgpq",
     "psycopg",
     "sqlalchemy",
+    "jinja2.ext",
 )
 GX_MODULES = ("great_expectations",)
 
