@@ -186,3 +186,18 @@ def test_a_flat_file_is_read_without_importing_pandas(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3000", "False"]
+
+
+def test_lines_longer_than_a_block_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonl_reader, "_BLOCK_BYTES", 64)  # every line is longer than a block
+    path = tmp_path / "events.jsonl"
+    lines = [json.dumps({**record(i), "name": "x" * (i * 37 % 500)}) for i in range(1, 201)]
+    path.write_text("\n".join(lines) + "\n")
+    spec = spec_of(path, column_paths=PATHS)
+    expected = python_rows(spec, path)
+    assert rows_of(spec) == expected
+    zipped = tmp_path / "events.jsonl.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    assert rows_of(spec_of(zipped, column_paths=PATHS)) == expected
