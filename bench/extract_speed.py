@@ -1,7 +1,8 @@
 """Extraction speed: each source type read by Wharf against that source's own limit, in one run.
 
 For each source type the same rows (``extract_memory.record``: 2,000,000 rows x 6 columns by
-default) are read two ways, each in its own process, and the run prints rows/s, peak RSS and
+default) are read two ways, each in its own process, and the run prints rows/s, CPU seconds
+(user and system, every thread's: steadier than the wall clock on a shared host), peak RSS and
 the ratio of Wharf's rows/s to the native way's:
 
 - ``sql mariadb``: ``mariadb --batch --quick -e 'SELECT * FROM t' > file``;
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -138,10 +140,12 @@ def wharf_child(source: dict[str, Any], out: Path) -> None:
     importlib.import_module(f"wharf.extract.{source['type']}")
     for module in ("sqlalchemy", "connectorx") if source["type"] == "sql" else ():
         importlib.import_module(module)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     rows = sum(batch.num_rows for batch in extract.read(spec).batches)
-    seconds = time.perf_counter() - started
-    out.write_text(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": em.peak_rss_mb()}))
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    out.write_text(
+        json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "rss_mb": em.peak_rss_mb()})
+    )
 
 
 def pyarrow_child(kind: str, path: str, out: Path) -> None:
@@ -150,11 +154,20 @@ def pyarrow_child(kind: str, path: str, out: Path) -> None:
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     read = {"csv": pacsv.read_csv, "parquet": pq.read_table, "jsonl": pajson.read_json}[kind]
     rows = read(path).num_rows
-    seconds = time.perf_counter() - started
-    out.write_text(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": em.peak_rss_mb()}))
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    out.write_text(
+        json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "rss_mb": em.peak_rss_mb()})
+    )
+
+
+def cpu_seconds() -> float:
+    """This process's user and system CPU time so far, all its threads: on a shared host it
+    varies less than the wall clock does."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def http_child(url: str, out: Path) -> None:
@@ -164,7 +177,7 @@ def http_child(url: str, out: Path) -> None:
 
     parts = urlsplit(url)
     client = http.client.HTTPConnection(parts.hostname, parts.port)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     rows = offset = 0
     while True:
         client.request("GET", f"/v1/rows?offset={offset}&limit=5000")
@@ -173,8 +186,10 @@ def http_child(url: str, out: Path) -> None:
             break
         offset += 5000
         rows += body.count(b'"attributes"')
-    seconds = time.perf_counter() - started
-    out.write_text(json.dumps({"rows": rows, "seconds": seconds, "rss_mb": em.peak_rss_mb()}))
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    out.write_text(
+        json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "rss_mb": em.peak_rss_mb()})
+    )
 
 
 def python_way(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -190,15 +205,21 @@ def python_way(args: list[str], env: dict[str, str] | None = None) -> dict[str, 
 
 def native_way(command: str, rows: int) -> dict[str, Any]:
     """A database's own client, dumping ``rows`` rows to a file under ``.wharf/bench``; its
-    peak RSS as GNU time reports it (``wait4`` from a process that small, so the bench's own
-    memory is not counted in)."""
+    peak RSS and CPU time as GNU time reports them (``wait4`` from a process that small, so
+    the bench's own memory is not counted in)."""
     out = em.WORK / "extract_speed_time.txt"
     started = time.perf_counter()
-    code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", str(out), "sh", "-c", command])
+    code = subprocess.call(["/usr/bin/time", "-f", "%M %U %S", "-o", str(out), "sh", "-c", command])
     seconds = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"{command!r} failed (exit {code})")
-    return {"rows": rows, "seconds": seconds, "rss_mb": int(out.read_text().split()[-1]) / 1024}
+    rss, user, system = out.read_text().split()[-3:]
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "cpu": float(user) + float(system),
+        "rss_mb": int(rss) / 1024,
+    }
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -291,7 +312,7 @@ def main() -> None:
         cases.append(http_case(rows))
     print(f"host: {os.cpu_count()} cores, shared with other work; {rows:,} rows x 6 columns")
     print(
-        f"{'source':<13} {'way':<7} {'rows':>10} {'time':>8} {'rows/s':>11} "
+        f"{'source':<13} {'way':<7} {'rows':>10} {'time':>8} {'rows/s':>11} {'CPU':>8} "
         f"{'peak RSS':>9} {'Wharf/native':>13}"
     )
     clients = {"sql mariadb": "mariadb", "sql postgres": "psql", "sql sqlite": "sqlite3"}
@@ -310,7 +331,7 @@ def main() -> None:
                 ratio = f"{speed / (reference['rows'] / reference['seconds']):.2f}x"
             print(
                 f"{name:<13} {way:<7} {result['rows']:>10,} {result['seconds']:>7.2f}s "
-                f"{speed:>11,.0f} {result['rss_mb']:>6.0f} MB {ratio:>13}",
+                f"{speed:>11,.0f} {result['cpu']:>7.2f}s {result['rss_mb']:>6.0f} MB {ratio:>13}",
                 flush=True,
             )
     dump.unlink(missing_ok=True)

@@ -2,21 +2,28 @@
 source's records do (``wharf.extract.json_records``). An error names the file and line,
 never the line's text.
 
-The file is read in blocks of about 1 MiB of whole lines. Each block is parsed by Arrow's
+The file is read in blocks of about 2 MiB of whole lines. Each block is parsed by Arrow's
 JSON reader (``pyarrow.json``) when the result can be the same text Python's path gives; any
 block it cannot vouch for (see ``_ArrowBlocks``) is read again line by line by Python's
 ``json``, which alone raises the errors, so a bad line fails with the same message either way.
+Up to ``_AHEAD`` blocks are parsed and turned into text at once, in threads (Arrow releases
+the GIL), while this thread reads the file; batches come in the file's order.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
 
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.file_source import FileSource
@@ -25,10 +32,13 @@ from wharf.extract import Extract
 if TYPE_CHECKING:  # file_formats imports this module to read JSON lines
     from wharf.extract.file_formats import Opener
 
-# Bytes of whole lines parsed at a time (a longer line is one block). 1 MiB is about 8,000
-# lines of the benchmark's rows: Arrow's per-call cost is amortised, and memory holds one
-# block and its table.
-_BLOCK_BYTES = 1 << 20
+# Bytes of whole lines parsed at a time (a longer line is one block). 2 MiB is about 13,000
+# lines of the benchmark's rows, enough to amortise Arrow's and the checks' per-call costs;
+# memory holds _AHEAD + 1 blocks and their tables (4 MiB blocks read no faster on 2 cores
+# and raised peak RSS by 20 to 60 MB, from run to run: each thread's allocator keeps its own).
+_BLOCK_BYTES = 2 << 20
+# Blocks Arrow parses at once, in as many threads, ahead of the one being yielded.
+_AHEAD = 2
 # A gzip file is read in the steps its own line iteration would take, so that a corrupt or
 # truncated one fails "after line N" with the N the line-by-line reader gave.
 _GZIP_STEP = 8192
@@ -37,7 +47,18 @@ _MAY_BE_BLANK = re.compile(rb"\n[ \t\r]*\n")
 # Contract types whose parse makes ``12`` and ``12.0`` the same value: the only ones for
 # which a JSON number Arrow read as a double may land as Python's repr of that double.
 _FLOAT_TYPES = frozenset(["double", "float", "decimal"])
-_EXACT_DOUBLE = float(2**53)  # above it a JSON integer read as a double has lost digits
+
+
+def _double(value: float) -> pa.Scalar:
+    """An Arrow double built from its bytes: ``pa.scalar`` of a Python object imports pandas
+    (pyarrow's check for pandas objects: 0.3 s or more and 45 MB here), which this reader
+    never needs."""
+    return pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(struct.pack("=d", value))])[0]
+
+
+_EXACT_DOUBLE = _double(2**53)  # above it a JSON integer read as a double has lost digits
+# Where Arrow's cast of a double writes Python's repr digits (see _text).
+_REPR_LOW, _REPR_HIGH, _ZERO = _double(1e-4), _double(1e10), _double(0.0)
 
 
 def read_jsonl(
@@ -55,12 +76,12 @@ def read_jsonl(
     schema = RecordBatcher(spec, source.column_paths, source.batch_size).schema
     arrow = _ArrowBlocks.for_source(spec, source, schema)
 
-    def blocks() -> Iterator[tuple[int, bytes]]:
+    def blocks() -> Iterator[tuple[int, bytearray]]:
         with opener() as file:
             gzipped = path.name.endswith(".gz")
             handle: Any = gzip.GzipFile(fileobj=file) if gzipped else file
             try:
-                yield from _blocks(handle, _GZIP_STEP if gzipped else _BLOCK_BYTES)
+                yield from _blocks(handle.readinto, _GZIP_STEP if gzipped else _BLOCK_BYTES)
             except _Broken as broken:
                 err = broken.__cause__
                 # gzip's own message quotes the file's first bytes: say what, not those.
@@ -70,13 +91,12 @@ def read_jsonl(
                 ) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for first, block in blocks():
-            table = arrow.read(block) if arrow is not None else None
+        for first, block, table in _parsed(blocks(), arrow):
             if table is not None:
                 yield from table.to_batches(max_chunksize=source.batch_size)
                 continue
             batcher = RecordBatcher(spec, source.column_paths, source.batch_size)
-            yield from batcher.add(_records(block, first, source.encoding, name))
+            yield from batcher.add(_records(bytes(block), first, source.encoding, name))
             yield from batcher.flush()
 
     return Extract(schema, batches(), f"JSON-lines file {name}")
@@ -90,32 +110,70 @@ class _Broken(Exception):
         self.lines = lines
 
 
-def _blocks(handle: IO[bytes], step: int) -> Iterator[tuple[int, bytes]]:
+def _parsed(
+    blocks: Iterator[tuple[int, bytearray]], arrow: _ArrowBlocks | None
+) -> Iterator[tuple[int, bytearray, pa.Table | None]]:
+    """(number of the block's first line, block, Arrow's table of it or None) in the file's
+    order, Arrow parsing up to ``_AHEAD`` blocks at once in threads. An error reading the
+    file is raised once the blocks read before it were yielded."""
+    if arrow is None:
+        for first, block in blocks:
+            yield first, block, None
+        return
+    pool = ThreadPoolExecutor(max_workers=_AHEAD, thread_name_prefix="wharf-jsonl")
+    pending: deque[tuple[int, bytearray, Future[pa.Table | None]]] = deque()
+    failure: Exception | None = None
+    try:
+        while True:
+            try:
+                first, block = next(blocks)
+            except StopIteration:
+                break
+            except Exception as err:  # raised below, once the blocks before it are yielded
+                failure = err
+                break
+            pending.append((first, block, pool.submit(arrow.read, block)))
+            if len(pending) > _AHEAD:
+                first, block, parsed = pending.popleft()
+                yield first, block, parsed.result()
+        while pending:
+            first, block, parsed = pending.popleft()
+            yield first, block, parsed.result()
+        if failure is not None:
+            raise failure
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _blocks(readinto: Callable[[memoryview], int], step: int) -> Iterator[tuple[int, bytearray]]:
     """(number of the first line, whole lines) of about ``_BLOCK_BYTES``, read ``step`` bytes
-    at a time; the last block may end without a newline. A gzip error raises ``_Broken``
-    after the whole lines read before it were yielded."""
+    at a time straight into a new buffer per block (Arrow reads it where it is); the last
+    block may end without a newline. A gzip error raises ``_Broken`` after the whole lines
+    read before it were yielded."""
     import gzip
     import zlib
 
-    read = handle.read1 if hasattr(handle, "read1") else handle.read
     pending, number, end = b"", 1, False
     while not end:
-        parts, size, broken = [pending], len(pending), None
+        block, size, broken = bytearray(len(pending) + _BLOCK_BYTES), len(pending), None
+        block[:size] = pending
         try:
             while True:
-                data = read(step)
-                if not data:
+                if size == len(block):
+                    block.extend(bytes(len(block)))  # a line longer than a block: more room
+                with memoryview(block)[size : size + step] as room:
+                    got = readinto(room)
+                if not got:
                     end = True
                     break
-                parts.append(data)
-                size += len(data)
-                if size >= _BLOCK_BYTES and b"\n" in data:
+                size += got
+                if size >= _BLOCK_BYTES and block.find(b"\n", size - got, size) >= 0:
                     break
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:
             broken = err
-        data = b"".join(parts)
-        cut = len(data) if end else data.rfind(b"\n") + 1
-        block, pending = data[:cut], data[cut:]
+        cut = size if end else block.rfind(b"\n", 0, size) + 1
+        pending = bytes(block[cut:size])
+        del block[cut:]
         if block:
             yield number, block
             number += block.count(b"\n")
@@ -175,7 +233,7 @@ class _ArrowBlocks:
     def __init__(self, columns: list[tuple[tuple[str, ...], str]], schema: pa.Schema) -> None:
         self._columns = columns  # (path of keys, contract data_type) per landing column
         self._schema = schema
-        self._as_text: set[tuple[str, ...]] = set()  # paths declared strings
+        self._as_text: frozenset[tuple[str, ...]] = frozenset()  # declared strings
 
     @classmethod
     def for_source(
@@ -196,22 +254,22 @@ class _ArrowBlocks:
             columns.append((steps, str(column.data_type)))
         return cls(columns, schema)
 
-    def read(self, block: bytes) -> pa.Table | None:
-        import pyarrow.json as pajson
-
+    def read(self, block: bytearray) -> pa.Table | None:
         if block.startswith(_BOM):
             return None
-        try:
-            block.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        if not block.isascii():  # ASCII is UTF-8, and the check is a tenth of decoding's
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
         lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        declared = self._as_text  # what another thread learns meanwhile, a later parse uses
         while True:
             try:
                 table = pajson.read_json(
-                    pa.BufferReader(block),
+                    pa.BufferReader(pa.py_buffer(block)),
                     read_options=pajson.ReadOptions(use_threads=False, block_size=len(block) + 1),
-                    parse_options=pajson.ParseOptions(explicit_schema=self._declared()),
+                    parse_options=pajson.ParseOptions(explicit_schema=_declared(declared)),
                 )
             except pa.ArrowInvalid:
                 return None
@@ -229,34 +287,36 @@ class _ArrowBlocks:
                 texts.append(text)
             if not timestamps:
                 return pa.Table.from_arrays(texts, schema=self._schema)
-            declared = self._as_text | timestamps
-            if timestamps <= self._as_text or any(
-                a != b and a == b[: len(a)] for a in declared for b in declared
+            known = declared | timestamps
+            if timestamps <= declared or any(
+                a != b and a == b[: len(a)] for a in known for b in known
             ):
                 return None  # declared yet inferred, or a path inside another: Python reads it
-            self._as_text = declared
-
-    def _declared(self) -> pa.Schema | None:
-        """The fields Arrow is told are strings, nested as the paths say."""
-        if not self._as_text:
-            return None
-        tree: dict[str, Any] = {}
-        for steps in self._as_text:
-            node = tree
-            for step in steps[:-1]:
-                node = node.setdefault(step, {})
-            node[steps[-1]] = None
-
-        def typed(node: dict[str, Any]) -> list[pa.Field]:
-            return [
-                pa.field(key, pa.string() if sub is None else pa.struct(typed(sub)))
-                for key, sub in node.items()
-            ]
-
-        return pa.schema(typed(tree))
+            declared = known
+            self._as_text = self._as_text | known
 
 
-def _blank_lines(block: bytes) -> int:
+def _declared(paths: frozenset[tuple[str, ...]]) -> pa.Schema | None:
+    """The fields Arrow is told are strings, nested as the paths say."""
+    if not paths:
+        return None
+    tree: dict[str, Any] = {}
+    for steps in paths:
+        node = tree
+        for step in steps[:-1]:
+            node = node.setdefault(step, {})
+        node[steps[-1]] = None
+
+    def typed(node: dict[str, Any]) -> list[pa.Field]:
+        return [
+            pa.field(key, pa.string() if sub is None else pa.struct(typed(sub)))
+            for key, sub in node.items()
+        ]
+
+    return pa.schema(typed(tree))
+
+
+def _blank_lines(block: bytearray) -> int:
     """How many of the block's lines hold only spaces, tabs or a carriage return."""
     import re
 
@@ -274,8 +334,6 @@ def _blank_lines(block: bytes) -> int:
 def _field(table: pa.Table, steps: tuple[str, ...]) -> pa.Array | None:
     """The values at the path of keys, None where every record lacks it; a step into a
     value that is not an object is NULL, as ``json_records`` walks it."""
-    import pyarrow.compute as pc
-
     if steps[0] not in table.column_names:
         return None
     values: pa.Array = table.column(steps[0]).combine_chunks()
@@ -291,15 +349,13 @@ def _field(table: pa.Table, steps: tuple[str, ...]) -> pa.Array | None:
 def _text(values: pa.Array | None, data_type: str, rows: int) -> pa.Array | None:
     """The values as ``json_records.as_text`` writes them, or None when Arrow's reading
     cannot say what Python's would."""
-    import pyarrow.compute as pc
-
     if values is None or pa.types.is_null(values.type):
         return pa.nulls(rows, pa.string())
     kind = values.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return values.cast(pa.string())
     if pa.types.is_boolean(kind):
-        return pc.if_else(values, "true", "false")
+        return values.cast(pa.string())  # true, false
     if pa.types.is_int64(kind):
         return values.cast(pa.string())
     if pa.types.is_float64(kind) and data_type in _FLOAT_TYPES:
@@ -310,13 +366,14 @@ def _text(values: pa.Array | None, data_type: str, rows: int) -> pa.Array | None
         # a whole number (measured); outside it (1.8037489358642966e+11, 0.0000577...) they
         # part, and those columns take Python's repr, the text json_records gives a float.
         odd = pc.or_(
-            pc.greater_equal(size, 1e10), pc.and_(pc.less(size, 1e-4), pc.not_equal(size, 0))
+            pc.greater_equal(size, _REPR_HIGH),
+            pc.and_(pc.less(size, _REPR_LOW), pc.not_equal(size, _ZERO)),
         )
         if pc.any(odd).as_py():
             return pa.array(
                 [None if v is None else repr(v) for v in values.to_pylist()], pa.string()
             )
-        text = values.cast(pa.string())
-        whole = pc.match_substring_regex(text, r"^-?\d+$")
-        return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+        return pc.replace_substring_regex(
+            values.cast(pa.string()), pattern=r"^(-?\d+)$", replacement=r"\1.0"
+        )
     return None
