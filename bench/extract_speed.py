@@ -136,7 +136,8 @@ def wharf_child(source: dict[str, Any], out: Path) -> None:
     from airflow.sdk import BaseHook  # noqa: F401
 
     importlib.import_module(f"wharf.extract.{source['type']}")
-    for module in ("sqlalchemy", "connectorx") if source["type"] == "sql" else ():
+    readers = ("sqlalchemy", "connectorx", "adbc_driver_postgresql.dbapi")
+    for module in readers if source["type"] == "sql" else ():
         importlib.import_module(module)
     started = time.perf_counter()
     rows = sum(batch.num_rows for batch in extract.read(spec).batches)
