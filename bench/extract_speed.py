@@ -136,8 +136,10 @@ def wharf_child(source: dict[str, Any], out: Path) -> None:
     from airflow.sdk import BaseHook  # noqa: F401
 
     importlib.import_module(f"wharf.extract.{source['type']}")
-    readers = ("sqlalchemy", "connectorx", "adbc_driver_postgresql.dbapi")
-    for module in readers if source["type"] == "sql" else ():
+    # The sql source's reader (sql_arrow): ADBC for PostgreSQL, ConnectorX for the others.
+    postgres = os.environ.get("AIRFLOW_CONN_BENCH_SQL", "").startswith("postgresql")
+    reader = "adbc_driver_postgresql.dbapi" if postgres else "connectorx"
+    for module in ("sqlalchemy", "sqlglot", reader) if source["type"] == "sql" else ():
         importlib.import_module(module)
     started = time.perf_counter()
     rows = sum(batch.num_rows for batch in extract.read(spec).batches)
