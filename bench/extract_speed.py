@@ -138,7 +138,7 @@ def wharf_child(source: dict[str, Any], out: Path) -> None:
     importlib.import_module(f"wharf.extract.{source['type']}")
     # The sql source's reader (sql_arrow): ADBC for PostgreSQL, ConnectorX for the others.
     postgres = os.environ.get("AIRFLOW_CONN_BENCH_SQL", "").startswith("postgresql")
-    reader = "adbc_driver_postgresql.dbapi" if postgres else "connectorx"
+    reader = "adbc_driver_postgresql" if postgres else "connectorx"
     for module in ("sqlalchemy", "sqlglot", reader) if source["type"] == "sql" else ():
         importlib.import_module(module)
     started = time.perf_counter()
