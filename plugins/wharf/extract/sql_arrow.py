@@ -5,10 +5,10 @@ the incremental cursor's form) and then asks ``open_stream`` for the rows, so no
 a Python tuple:
 
 - PostgreSQL: the ADBC PostgreSQL driver (libpq, binary ``COPY (query) TO STDOUT`` decoded
-  in C++), about twice as fast as ConnectorX 0.4.6's reader and faster than ``psql \\copy``
-  (README, "Against each source's own limit"). It reads when asked: each batch is about
-  ``_PG_BATCH_BYTES`` of COPY data, read in the caller's thread, so nothing piles up ahead
-  of a slow caller; batches are cut to at most ``batch_size`` rows.
+  in C++), about twice as fast as ConnectorX 0.4.6's reader and about even with ``psql
+  \\copy`` (README, "Against each source's own limit"). It reads when asked: each batch is
+  about ``_PG_BATCH_BYTES`` of COPY data, read in the caller's thread, so nothing piles up
+  ahead of a slow caller; batches are cut to at most ``batch_size`` rows.
 - MySQL/MariaDB and SQLite: ConnectorX, in Rust, batches of ``batch_size`` rows (MySQL
   through an unbuffered result, SQLite through its own cursor). Its reader does not wait
   for the caller (an unbounded channel, see ``open_stream``): memory stays at a few batches
@@ -20,9 +20,9 @@ to double, text to string, decimals to decimal128(38, 9). Where ConnectorX would
 those values exactly, the columns are read as text and cast in Arrow (MySQL/PostgreSQL
 decimals, which ConnectorX 0.4.6 rounds to 10 digits or refuses, and 4-byte floats, whose
 text the drivers parse; the ADBC driver gives numerics as text and 4-byte floats as
-float32, so the same casts serve it); where no cast makes them equal (MySQL ``TIME`` is a duration to
-PyMySQL, PostgreSQL ``json`` a dict to psycopg, a SQLite ``DATETIME`` text to sqlite3)
-``open_stream`` returns None and the SQLAlchemy path reads them as before.
+float32, so the same casts serve it); where no cast makes them equal (MySQL ``TIME`` is a
+duration to PyMySQL, PostgreSQL ``json`` a dict to psycopg, a SQLite ``DATETIME`` text to
+sqlite3) ``open_stream`` returns None and the SQLAlchemy path reads them as before.
 
 ConnectorX takes no bind parameters, and the ADBC driver reads a query with bound
 parameters through a prepared statement that holds the whole result (2,000,000 rows x 6
