@@ -138,7 +138,10 @@ def wharf_child(source: dict[str, Any], out: Path) -> None:
     from airflow.sdk import BaseHook  # noqa: F401
 
     importlib.import_module(f"wharf.extract.{source['type']}")
-    for module in ("sqlalchemy", "connectorx") if source["type"] == "sql" else ():
+    # The sql source's reader (sql_arrow): ADBC for PostgreSQL, ConnectorX for the others.
+    postgres = os.environ.get("AIRFLOW_CONN_BENCH_SQL", "").startswith("postgresql")
+    reader = "adbc_driver_postgresql" if postgres else "connectorx"
+    for module in ("sqlalchemy", "sqlglot", reader) if source["type"] == "sql" else ():
         importlib.import_module(module)
     started, cpu = time.perf_counter(), cpu_seconds()
     rows = sum(batch.num_rows for batch in extract.read(spec).batches)

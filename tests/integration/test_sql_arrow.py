@@ -1,10 +1,12 @@
-"""SQL sources read straight into Arrow by ConnectorX (issue #18, item 1), on real servers.
+"""SQL sources read straight into Arrow (issue #18, item 1), on real servers: MariaDB and
+SQLite by ConnectorX, PostgreSQL by the ADBC PostgreSQL driver.
 
-MariaDB, PostgreSQL and SQLite tables come out of ConnectorX in exactly the types and values
-the SQLAlchemy path gives (the path is forced for the comparison); a column ConnectorX would
-change goes the SQLAlchemy way; values are written into the SQL as sqlglot literals and come
-back unchanged, however hostile; ConnectorX's session is read-only; its URL's password is in
-no error and no log; a large read comes in bounded batches.
+MariaDB, PostgreSQL and SQLite tables come out of the Arrow reader in exactly the types and
+values the SQLAlchemy path gives (the path is forced for the comparison); a column the reader
+would change goes the SQLAlchemy way; values are written into the SQL as sqlglot literals and
+come back unchanged, however hostile; the reader's session is read-only (a write the parser
+lets through is refused by the database); its URL's password is in no error and no log; a
+large read comes in bounded batches.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from wharf.contract.dataset import DatasetSpec
 from wharf.errors import TerminalError, TransientError
 from wharf.extract import Window, sql, sql_arrow
 
-CONNECTORX = "read straight into Arrow by ConnectorX"
+ARROW = "read straight into Arrow"  # "by ConnectorX" or "by ADBC"
 SQLALCHEMY = "read through SQLAlchemy"
 
 
@@ -54,7 +56,7 @@ def _both_ways(spec: DatasetSpec, caplog: Any, monkeypatch: Any) -> tuple[Any, A
     """(the read's schema and rows, the SQLAlchemy path's, which way the read took)."""
     caplog.set_level(logging.INFO, logger="wharf.extract.sql_arrow")
     native = _read(spec)
-    way = CONNECTORX if CONNECTORX in caplog.text else SQLALCHEMY
+    way = ARROW if ARROW in caplog.text else SQLALCHEMY
     with monkeypatch.context() as forced:
         forced.setattr(sql, "_arrow_stream", lambda *args: None)
         before = _read(spec)
@@ -120,7 +122,7 @@ def test_mariadb_types_and_values_are_the_sqlalchemy_paths(
         cur.executemany(f"INSERT INTO cx_types VALUES ({', '.join(['%s'] * 18)})", MARIADB_ROWS)
     mariadb.commit()
     native, before, way = _both_ways(_spec({"table": "cx_types"}), caplog, monkeypatch)
-    assert way == CONNECTORX
+    assert way == ARROW
     assert native == before
     assert native[1][0]["amount"] == Decimal("12345678901234567890.123456789")
     assert native[1][0]["f"] == 0.1  # a FLOAT's text, as PyMySQL parses it
@@ -136,7 +138,7 @@ def test_postgres_types_and_values_are_the_sqlalchemy_paths(
         )
     spec = _spec({"query": "SELECT * FROM cx_source.cx_types ORDER BY id"})
     native, before, way = _both_ways(spec, caplog, monkeypatch)
-    assert way == CONNECTORX
+    assert way == ARROW
     assert native == before
     assert str(native[0].field("seen").type) == "timestamp[us, tz=America/New_York]"
 
@@ -153,7 +155,7 @@ def test_sqlite_types_and_values_are_the_sqlalchemy_paths(
         )
     monkeypatch.setenv("AIRFLOW_CONN_CX_DB", f"sqlite:///{db}")
     native, before, way = _both_ways(_spec({"table": "t"}), caplog, monkeypatch)
-    assert way == CONNECTORX
+    assert way == ARROW
     assert native == before
 
 
@@ -251,14 +253,24 @@ def _pg_sqlalchemy_url() -> str:
     return url
 
 
-def _connectorx_value(database: str, tree: Any) -> Any:
-    """The one value ConnectorX reads for ``tree`` in ``database``."""
+def _postgres_rows(query: str) -> Any:
+    """What the ADBC PostgreSQL driver, Wharf's PostgreSQL reader, reads for ``query``."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    url = str(sql_arrow.reader_url(sa.make_url(_pg_sqlalchemy_url())))
+    with adbc.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetch_arrow_table()
+
+
+def _reader_value(database: str, tree: Any) -> Any:
+    """The one value Wharf's Arrow reader of ``database`` reads for ``tree``."""
     import connectorx as cx
 
+    if database == "postgres":
+        return _postgres_rows(tree.sql(dialect=database)).column(0).to_pylist()[0]
     if database == "mysql":
         url = "mysql://root@127.0.0.1:3306/wharf_sql_arrow"
-    elif database == "postgres":
-        url = str(sql_arrow.connectorx_url(sa.make_url(_pg_sqlalchemy_url())))
     else:
         sqlite3.connect(_SQLITE).close()
         url = f"sqlite://{_SQLITE}"
@@ -274,10 +286,10 @@ def test_hostile_values_come_back_unchanged_as_literals(database: str) -> None:
         mariadb_url("wharf_sql_arrow")  # skips without MariaDB (fails in CI)
     for value in HOSTILE:
         tree = sql_arrow.query_tree("SELECT :v AS v", {"v": value}, database)
-        assert _connectorx_value(database, tree) == value, (database, value)
+        assert _reader_value(database, tree) == value, (database, value)
     for moment in MOMENTS:
         tree = sql_arrow.query_tree("SELECT :v AS v", {"v": moment}, database)
-        found = _connectorx_value(database, tree)
+        found = _reader_value(database, tree)
         if database == "postgres":  # typed: a timestamp, a timestamptz (as UTC), a date
             aware = isinstance(moment, datetime) and moment.tzinfo is not None
             expected = moment.astimezone(UTC) if aware else moment  # type: ignore[union-attr]
@@ -300,7 +312,7 @@ def test_nul_in_a_mariadb_or_sqlite_value_comes_back_unchanged(database: str) ->
     if database == "mysql":
         mariadb_url("wharf_sql_arrow")
     tree = sql_arrow.query_tree("SELECT :v AS v", {"v": "a\x00b"}, database)
-    assert _connectorx_value(database, tree) == "a\x00b"
+    assert _reader_value(database, tree) == "a\x00b"
 
 
 def test_a_placeholder_without_a_value_is_refused() -> None:
@@ -309,8 +321,6 @@ def test_a_placeholder_without_a_value_is_refused() -> None:
 
 
 def test_a_windowed_incremental_query_binds_literals(postgres: Any) -> None:
-    import connectorx as cx
-
     postgres.execute("CREATE TABLE cx_source.events (id int, at timestamptz)")
     postgres.execute(
         "INSERT INTO cx_source.events VALUES (1, '2026-03-01 04:59:59+00'), "
@@ -321,12 +331,11 @@ def test_a_windowed_incremental_query_binds_literals(postgres: Any) -> None:
         sql_arrow.table_tree("cx_source.events"), "at", {"wharf_since": since}, "postgres"
     )
     assert "AS TIMESTAMPTZ)" in tree.sql(dialect="postgres")
-    url = str(sql_arrow.connectorx_url(sa.make_url(_pg_sqlalchemy_url())))
-    found = cx.read_sql(url, tree.sql(dialect="postgres"), return_type="arrow")
+    found = _postgres_rows(tree.sql(dialect="postgres"))
     assert sorted(found.column("id").to_pylist()) == [2, 3]  # in a New York session
 
 
-# --- ConnectorX's session ---------------------------------------------------------------------
+# --- the reader's session --------------------------------------------------------------------
 def _stream(url: str, query: str, dialect: str, batch_size: int = 10_000) -> Any:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -344,7 +353,9 @@ def _stream(url: str, query: str, dialect: str, batch_size: int = 10_000) -> Any
         ("postgres", "SELECT current_setting('transaction_read_only') AS ro", "on"),
     ],
 )
-def test_connectorx_reads_in_a_read_only_session(database: str, query: str, expected: Any) -> None:
+def test_the_arrow_reader_reads_in_a_read_only_session(
+    database: str, query: str, expected: Any
+) -> None:
     url = mariadb_url("wharf_sql_arrow") if database == "mysql" else _pg_sqlalchemy_url()
     stream = _stream(url, query, database)
     assert stream is not None
@@ -357,6 +368,64 @@ def test_a_large_read_comes_in_bounded_batches() -> None:
     assert stream is not None
     sizes = [batch.num_rows for batch in stream.batches]
     assert sum(sizes) == 100_000 and max(sizes) <= 1000
+
+
+def test_a_postgres_write_the_parser_lets_through_is_refused_by_the_session(
+    postgres: Any,
+) -> None:
+    """The parser cannot see inside a function: the read-only session refuses its write."""
+    postgres.execute("CREATE TABLE cx_source.victim (id int)")
+    postgres.execute(
+        "CREATE FUNCTION cx_source.scribble() RETURNS int LANGUAGE sql "
+        "AS 'INSERT INTO cx_source.victim VALUES (1) RETURNING id'"
+    )
+    with pytest.raises(TransientError, match="^cx.test: .*read-only transaction"):
+        stream = _stream(_pg_sqlalchemy_url(), "SELECT cx_source.scribble() AS id", "postgres")
+        assert stream is not None
+        list(stream.batches)
+    assert postgres.execute("SELECT count(*) FROM cx_source.victim").fetchone() == (0,)
+
+
+def test_postgres_batches_stay_bounded_whatever_the_batch_size(caplog: Any) -> None:
+    """The ADBC driver's batches are cut by bytes (``_PG_BATCH_BYTES``), not by
+    ``batch_size``: a million-row batch_size does not make a million-row batch."""
+    caplog.set_level(logging.INFO, logger="wharf.extract.sql_arrow")
+    query = "SELECT g AS id, 'some text' AS label FROM generate_series(1, 1000000) AS g"
+    stream = _stream(_pg_sqlalchemy_url(), query, "postgres", batch_size=1_000_000)
+    assert stream is not None
+    sizes = [batch.num_rows for batch in stream.batches]
+    assert "read straight into Arrow by ADBC" in caplog.text
+    assert sum(sizes) == 1_000_000 and len(sizes) > 1
+
+
+def test_a_postgres_read_stopped_early_closes_its_connection() -> None:
+    """Closing the batches mid-read closes ADBC's connection: its backend goes (the server
+    ends it once it sees the socket closed, so this waits for that, up to 30 s)."""
+    query = "SELECT g AS id, 'wharf-stopped-early' AS tag FROM generate_series(1, 2000000) AS g"
+    stream = _stream(_pg_sqlalchemy_url(), query, "postgres", batch_size=1000)
+    assert stream is not None
+    next(stream.batches)
+    stream.batches.close()
+    running = None
+    with pg_connect() as pg:
+        for _ in range(300):
+            running = pg.execute(
+                "SELECT pid, state, query FROM pg_stat_activity "
+                "WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                ("%wharf-stopped-early%",),
+            ).fetchall()
+            if not running:
+                break
+            pg.execute("SELECT pg_sleep(0.1)")
+    assert running == []
+
+
+def test_a_postgres_failure_mid_read_is_transient_and_names_the_dataset() -> None:
+    query = "SELECT 1 / (g - 150000) AS id FROM generate_series(1, 200000) AS g"
+    stream = _stream(_pg_sqlalchemy_url(), query, "postgres", batch_size=1000)
+    assert stream is not None
+    with pytest.raises(TransientError, match="^cx.test: the read failed: .*division by zero"):
+        list(stream.batches)
 
 
 # --- the password in ConnectorX's URL ---------------------------------------------------------
@@ -405,6 +474,52 @@ def test_the_password_reaches_no_error_and_no_log(
     out, err = capfd.readouterr()
     assert [e.split(": ")[0] for e in errors[:2]] == ["cx.canary", "cx.canary"], errors
     assert "denied" in errors[0] and "Access denied" in errors[1], errors
+    for text in (*errors, caplog.text, out, err):
+        assert "CANARY-cx-pw" not in text
+        assert quote(CANARY, safe="")[:20] not in text
+
+
+def test_the_postgres_password_reaches_no_error_and_no_log(
+    postgres: Any, caplog: Any, capfd: Any
+) -> None:
+    """A refused query, a refused connection and a missing database, each with the canary
+    password in the reader's URL: each a ``TransientError`` naming the dataset, none holding
+    the password (the machine's PostgreSQL trusts 127.0.0.1, so a wrong password is not
+    refused: the closed port stands for a refused login)."""
+    import socket
+
+    from psycopg import sql as pgsql
+
+    caplog.set_level(logging.DEBUG)
+    postgres.execute("CREATE TABLE cx_source.secret (id int)")
+    postgres.execute("DROP ROLE IF EXISTS wharf_cx_canary")
+    postgres.execute(
+        pgsql.SQL("CREATE ROLE wharf_cx_canary LOGIN PASSWORD {}").format(pgsql.Literal(CANARY))
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    base = sa.make_url(_pg_sqlalchemy_url())
+    canary = base.set(username="wharf_cx_canary", password=CANARY)
+    urls = (canary, canary.set(port=closed_port), canary.set(database="wharf_no_such_db"))
+    errors = []
+    root = sa.create_engine(base)
+    try:
+        with root.connect() as conn:  # the probe's connection may read the table
+            for url in urls:
+                with pytest.raises(TransientError) as caught:
+                    sql_arrow.open_stream(
+                        conn, url, sql_arrow.table_tree("cx_source.secret"), 10, {}, "cx.canary"
+                    )
+                errors.append(str(caught.value))
+    finally:
+        root.dispose()
+        postgres.execute("DROP TABLE cx_source.secret")
+        postgres.execute("DROP ROLE IF EXISTS wharf_cx_canary")
+    out, err = capfd.readouterr()
+    assert all(e.startswith("cx.canary: the read failed: ") for e in errors), errors
+    assert "permission denied" in errors[0], errors
+    assert "refused" in errors[1] and "does not exist" in errors[2], errors
     for text in (*errors, caplog.text, out, err):
         assert "CANARY-cx-pw" not in text
         assert quote(CANARY, safe="")[:20] not in text

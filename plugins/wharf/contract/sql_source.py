@@ -102,8 +102,10 @@ class SqlSource(ContractModel):
         default=10_000,
         ge=1,
         le=1_000_000,
-        description="Rows per batch. PostgreSQL, MySQL/MariaDB and SQLite are read by "
-        "ConnectorX straight into Arrow batches of this size; other databases through a "
+        description="Rows per batch (at most). PostgreSQL (the ADBC driver, which reads "
+        "about 4 MB of rows at a time whatever this says), MySQL/MariaDB and SQLite "
+        "(ConnectorX) are read straight into Arrow batches of this size; other databases "
+        "through a "
         "server-side cursor, where Python holds a fetch as tuples (2,000,000 rows x 6 columns "
         "peaked at 288 MB with 50,000 and 220 MB with 10,000, bench/extract_memory.py).",
     )

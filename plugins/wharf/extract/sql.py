@@ -3,11 +3,12 @@
 The database is an Airflow connection (``conn_id``): host, login and password never live in
 YAML. A ``query`` is checked again here, in the connection's dialect, to be one read-only
 SELECT (``wharf.contract.sql_rules``), and every read runs in a read-only transaction.
-PostgreSQL, MySQL/MariaDB and SQLite are read straight into Arrow by ConnectorX
-(``wharf.extract.sql_arrow``) where it gives the values this module's SQLAlchemy path does;
-everything else is streamed through SQLAlchemy with a server-side cursor (``stream_results``).
-Either way batches hold ``batch_size`` rows and a large table is streamed, not held (but
-ConnectorX's reader runs ahead of a caller slower than the database: see ``sql_arrow``).
+PostgreSQL (by the ADBC driver), MySQL/MariaDB and SQLite (by ConnectorX) are read straight
+into Arrow (``wharf.extract.sql_arrow``) where the reader gives the values this module's
+SQLAlchemy path does; everything else is streamed through SQLAlchemy with a server-side cursor
+(``stream_results``). Either way batches hold at most ``batch_size`` rows and a large table is
+streamed, not held (but ConnectorX's reader runs ahead of a caller slower than the database:
+see ``sql_arrow``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from wharf.contract.sql_source import SqlSource
 from wharf.errors import TerminalError, UnsafeSpecError
 from wharf.extract import Extract, Window
 
-if TYPE_CHECKING:  # SQLAlchemy and ConnectorX are imported inside the reader, where used
+if TYPE_CHECKING:  # SQLAlchemy and the Arrow readers are imported inside the reader, where used
     import sqlalchemy as sa
 
     from wharf.extract import sql_arrow
@@ -114,7 +115,7 @@ def _arrow_stream(
     params: dict[str, Any],
     hints: dict[str, pa.DataType],
 ) -> sql_arrow.Stream | None:
-    """The read through ConnectorX (``wharf.extract.sql_arrow``), where it reads this
+    """The read straight into Arrow (``wharf.extract.sql_arrow``), where it reads this
     database and these columns as the SQLAlchemy path would; else None. ``params`` are the
     query's and the window's values, written in as literals."""
     from wharf.extract import sql_arrow
