@@ -48,6 +48,11 @@ MODULES = (
     "pgpq",
     "psycopg",
     "sqlalchemy",
+    "adbc_driver_manager",
+    "adbc_driver_postgresql",
+    "connectorx",
+    "python_calamine",
+    "fastexcel",
     "jinja2.ext",
 )
 GX_MODULES = ("great_expectations",)
