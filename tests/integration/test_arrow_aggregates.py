@@ -30,13 +30,21 @@ TABLE = pa.table(
         "f": pa.array(_DOUBLES, pa.float64()),
         "id": pa.array([None if k == 7 else k * 3 for k in range(_N)], pa.int64()),
         "twice": pa.array([k // 2 for k in range(_N)], pa.int64()),
+        "far": pa.array([k % 2000 - 1000 for k in range(_N)], pa.int32()),  # in other chunks
         "nan": pa.array([float("nan") if k == 9 else 1.0 for k in range(_N)], pa.float64()),
         "none": pa.nulls(_N, pa.int64()),
         "text": pa.array([str(k) for k in range(_N)], pa.string()),
     }
 )
 TYPES = {"i": "integer", "s": "smallint", "b": "bigint", "tenth": "bigint", "f": "double"}
-TYPES |= {"id": "bigint", "twice": "bigint", "nan": "double", "none": "bigint", "text": "string"}
+TYPES |= {
+    "id": "bigint",
+    "twice": "bigint",
+    "far": "integer",
+    "nan": "double",
+    "none": "bigint",
+    "text": "string",
+}
 MEAN = "expect_column_mean_to_be_between"
 UNIQUE = "expect_column_values_to_be_unique"
 CASES: list[dict[str, Any]] = [
@@ -54,6 +62,8 @@ CASES: list[dict[str, Any]] = [
     {UNIQUE: {"column": "id"}},
     {UNIQUE: {"column": "twice"}},  # duplicates: GX counts them and picks the samples
     {UNIQUE: {"column": "twice", "mostly": 0.5}},
+    {UNIQUE: {"column": "far"}},
+    {UNIQUE: {"column": "none"}},  # no value: GX decides
     {UNIQUE: {"column": "text"}},
 ]
 
@@ -103,5 +113,7 @@ def test_arrow_judges_as_gx_in_postgresql(
     assert by_arrow.as_json() == by_gx.as_json()
     assert by_arrow.describe() == by_gx.describe()
     column = next(iter(case.values()))["column"]
-    handed_over = column in ("nan", "text") or (UNIQUE in case and column == "twice")
+    handed_over = column in ("nan", "text") or (
+        UNIQUE in case and column in ("twice", "far", "none")
+    )
     assert in_sql == handed_over

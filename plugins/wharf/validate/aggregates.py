@@ -4,7 +4,7 @@ integer or double column and ``expect_column_values_to_be_unique`` on an integer
 
 Either one hands the check back to GX's SQL path (returns False) where it cannot promise
 GX's result: another column type, non-finite doubles, duplicates found (GX then counts them
-and picks the samples, as before), or more values than ``MAX_UNIQUE_VALUES``.
+and picks the samples, as before).
 
 The mean is what GX's ``avg(1.0 * column)`` gives in PostgreSQL: SQLAlchemy binds ``1.0`` as
 a ``float8`` parameter, so every value becomes a double and PostgreSQL's ``float8_accum``
@@ -18,15 +18,19 @@ vary there. ``tests/integration/test_arrow_aggregates.py`` compares each with GX
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Sorted int64 values kept to find duplicates: 8 bytes each, twice while they are joined
-# (64 MB at this bound); a larger column is counted by GX in PostgreSQL, with flat memory.
-MAX_UNIQUE_VALUES = 4_000_000
+# Uniqueness spreads the values over this many files: at 20M rows each holds ~312,000 values
+# (2.5 MB) when it is sorted.
+_BUCKET_BITS = 6
+BUCKETS = 2**_BUCKET_BITS
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class Mean:
@@ -69,41 +73,65 @@ class Mean:
 
 
 class Unique:
-    """``expect_column_values_to_be_unique`` on an integer column: its values kept sorted per
-    chunk, joined and sorted at the end, then compared with their neighbours."""
+    """``expect_column_values_to_be_unique`` on an integer column, with flat memory: each
+    chunk's values spread by a hash of the value over ``BUCKETS`` temporary files (equal
+    values land in the same one), each file then sorted alone and compared with neighbours."""
 
     def __init__(self, expectation: Any) -> None:
         self.expectation = expectation
-        self.rows = self.missing = self.kept = 0
-        self.parts: list[np.ndarray] = []
+        self.rows = self.missing = 0
+        self.folder: tempfile.TemporaryDirectory[str] | None = None
 
     def add(self, values: pa.ChunkedArray) -> bool:
         """Keep one chunk's values; False if GX must count this check."""
         if not pa.types.is_integer(values.type):
+            self.close()
             return False
         self.rows += len(values)
         self.missing += values.null_count
-        self.kept += len(values) - values.null_count
-        if self.kept > MAX_UNIQUE_VALUES:
-            self.parts = []
-            return False
         found = pc.drop_null(values).cast(pa.int64()).to_numpy()
-        self.parts.append(np.sort(found))
+        if self.folder is None:
+            self.folder = tempfile.TemporaryDirectory(prefix="wharf-unique-")
+        # Fibonacci hashing: the top bits of the value times 2**64 / golden ratio.
+        hashed = (found.view(np.uint64) * _GOLDEN) >> np.uint64(64 - _BUCKET_BITS)
+        bucket = hashed.astype(np.intp)
+        order = np.argsort(bucket, kind="stable")
+        ends = np.cumsum(np.bincount(bucket, minlength=BUCKETS))
+        spread = found[order]
+        for index, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+            if end > start:
+                with open(self._path(index), "ab") as out:
+                    spread[start:end].tofile(out)
         return True
 
     def judge(self, result: Any) -> bool:
         """With no duplicate, fill ``result`` as GX does (rows, NULLs as missing, none
         unexpected) and return True; False to leave the check, and its samples, to GX."""
-        if not self.kept:
-            return False
-        values = np.concatenate(self.parts)
-        self.parts = []
-        values.sort()
-        if bool((values[1:] == values[:-1]).any()):
-            return False
+        try:
+            if self.folder is None or self.rows == self.missing:
+                return False
+            for index in range(BUCKETS):
+                if not os.path.exists(self._path(index)):
+                    continue
+                values = np.fromfile(self._path(index), dtype=np.int64)
+                values.sort()
+                if bool((values[1:] == values[:-1]).any()):
+                    return False
+        finally:
+            self.close()
         result.element_count, result.missing_count = self.rows, self.missing
         result.unexpected_count, result.success = 0, True
         return True
+
+    def close(self) -> None:
+        """Remove the temporary files."""
+        if self.folder is not None:
+            self.folder.cleanup()
+            self.folder = None
+
+    def _path(self, index: int) -> str:
+        assert self.folder is not None
+        return os.path.join(self.folder.name, f"{index}.int64")
 
 
 def _number_bounds(expectation: Any) -> bool:

@@ -24,6 +24,10 @@ for 1M rows):
   Wharf with Arrow on the same chunks, with GX's counts, samples and outcome
   (``tests/unit/test_arrow_checks.py`` compares them with GX's): GX's validation of one
   expectation on one chunk costs about 0.2 s whatever its size, Arrow's milliseconds.
+- the **mean** of an integer or double column and the **uniqueness** of an integer column are
+  judged by Wharf with Arrow on the same chunks, as GX judges them in PostgreSQL
+  (``aggregates``); each goes back to GX's SQL path where Arrow cannot promise GX's result
+  (duplicates found, other types, NaN), so no staging table is made when none does.
 
 No YAML value reaches anything that evaluates it: ``build`` refuses, again at run time, what
 the ``Check`` model refuses (``spec.check_problem``: ``row_condition``, expectations that run
