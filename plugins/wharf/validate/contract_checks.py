@@ -312,8 +312,11 @@ def _coerce(
         parsed = _parse_strings(array.cast(pa.string()), column, target)
     else:
         parsed = _cast_values(array, target)
-    bad = pc.and_(pc.is_valid(array), pc.is_null(parsed))
-    return parsed, bad if pc.any(bad).as_py() else None
+    # Parsing keeps every NULL and makes one of each value it cannot read: no more NULLs
+    # than given, no value refused (without three kernels a column and batch).
+    if parsed.null_count == array.null_count:
+        return parsed, None
+    return parsed, pc.and_(pc.is_valid(array), pc.is_null(parsed))
 
 
 def _parse_strings(array: pa.Array, column: Column, target: pa.DataType) -> pa.Array:
@@ -343,7 +346,7 @@ def _parse_strings(array: pa.Array, column: Column, target: pa.DataType) -> pa.A
 # (0x1F, 0X1F) and floats inf, infinity and nan in any case (decimals read neither).
 # Otherwise Arrow reads exactly the patterns' text less its surrounding whitespace
 # (tests/unit/test_number_text.py).
-_HEXADECIMAL = ("x", "X")
+_HEXADECIMAL = (b"x", b"X")
 
 
 def _parse_numbers(array: pa.Array, target: pa.DataType) -> pa.Array:
@@ -371,9 +374,7 @@ def _cast_plain(array: pa.Array, target: pa.DataType) -> pa.Array | None:
     """The text cast to the number type at once, when Arrow reads every value and none holds
     what the pattern refuses; None otherwise (the caller then matches the patterns). About
     a third of the patterns' cost (1M rows x 5 number columns: 0.9 s of CPU to 0.35 s)."""
-    if pa.types.is_integer(target) and any(
-        pc.any(pc.match_substring(array, letter)).as_py() for letter in _HEXADECIMAL
-    ):
+    if pa.types.is_integer(target) and _may_be_hexadecimal(array):
         return None
     try:
         cast = pc.cast(array, target, safe=True)
@@ -382,6 +383,17 @@ def _cast_plain(array: pa.Array, target: pa.DataType) -> pa.Array | None:
     if pa.types.is_floating(target) and not pc.all(pc.is_finite(cast)).as_py():
         return None  # inf or nan, as text or from a number too large (1e400): the patterns decide
     return cast
+
+
+def _may_be_hexadecimal(array: pa.Array) -> bool:
+    """Whether the text's bytes hold an ``x`` or ``X``, searched in its data buffer at once:
+    0.4 ms for 1M values where two substring kernels took 19 ms. A sliced array's buffer may
+    hold its neighbours' bytes too: a letter there only sends the batch to the patterns."""
+    data = array.buffers()[2]
+    if data is None:
+        return False
+    raw = data.to_pybytes()
+    return any(letter in raw for letter in _HEXADECIMAL)
 
 
 def strict_strptime(array: pa.Array, fmt: str) -> pa.Array:

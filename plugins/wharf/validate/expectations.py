@@ -24,6 +24,10 @@ for 1M rows):
   Wharf with Arrow on the same chunks, with GX's counts, samples and outcome
   (``tests/unit/test_arrow_checks.py`` compares them with GX's): GX's validation of one
   expectation on one chunk costs about 0.2 s whatever its size, Arrow's milliseconds.
+- the **mean** of an integer or double column and the **uniqueness** of an integer column are
+  judged by Wharf with Arrow on the same chunks, as GX judges them in PostgreSQL
+  (``aggregates``); each goes back to GX's SQL path where Arrow cannot promise GX's result
+  (duplicates found, other types, NaN), so no staging table is made when none does.
 
 No YAML value reaches anything that evaluates it: ``build`` refuses, again at run time, what
 the ``Check`` model refuses (``spec.check_problem``: ``row_condition``, expectations that run
@@ -48,6 +52,7 @@ import pyarrow.compute as pc
 from wharf.contract.checks import REGEX_EXPECTATIONS, Check, check_problem
 from wharf.contract.dataset import DatasetSpec
 from wharf.errors import TerminalError, UnsafeSpecError
+from wharf.validate import aggregates
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +160,7 @@ def run(
     into ``wharf_staging.<table>`` and ``drop(table)`` removes it; ``sql_url()`` is a
     SQLAlchemy URL of the datasets database for GX.
     """
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context = _Context()
     built = [
         (check, build(check, f"{spec.dataset_id}: checks[{index}]: "))
         for index, check in enumerate(spec.all_checks)
@@ -167,8 +168,17 @@ def run(
     results = {id(c): CheckResult(c.expectation, c.severity, c.arguments) for c, _ in built}
     local = [(c, e) for c, e in built if is_row_local(e)]
     counted = [(c, e) for c, e in built if _is_row_count(e)]
-    table_wide = [(c, e) for c, e in built if not is_row_local(e) and not _is_row_count(e)]
-    rows = _run_row_local(context, local, results, chunks) if local else None
+    in_arrow = [(c, e) for c, e in built if c.expectation in _ARROW_AGGREGATES]
+    table_wide = [
+        (c, e)
+        for c, e in built
+        if not is_row_local(e) and not _is_row_count(e) and c.expectation not in _ARROW_AGGREGATES
+    ]
+    rows = None
+    if local or in_arrow:
+        rows, left = _run_row_local(context, local, in_arrow, results, chunks)
+        to_sql = {id(c) for c, _ in table_wide + left}
+        table_wide = [(c, e) for c, e in built if id(c) in to_sql]
     if counted:
         if rows is None:  # no row-local check read the rows: count them
             rows = sum(batch.num_rows for batch in chunks())
@@ -181,19 +191,40 @@ def run(
         read = sorted({c for check, _ in table_wide for c in check.columns})
         stage(table, read or [spec.columns[0].name])
         try:
-            _run_in_sql(context, table, table_wide, results, sql_url)
+            _run_in_sql(context.get(), table, table_wide, results, sql_url)
         finally:
             drop(table)
     return [results[id(c)] for c, _ in built]
 
 
+class _Context:
+    """GX's ephemeral context, made the first time a check needs GX to run it (not when
+    Arrow counts them all)."""
+
+    def __init__(self) -> None:
+        self._context: Any = None
+
+    def get(self) -> Any:
+        if self._context is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        return self._context
+
+
 def _run_row_local(
-    context: Any,
+    context: _Context,
     checks: list[tuple[Check, Any]],
+    aggregated: list[tuple[Check, Any]],
     results: dict[int, CheckResult],
     chunks: Callable[[], Iterator[pa.RecordBatch]],
-) -> int:
-    """Count the row-local checks over every chunk and judge them; returns the rows."""
+) -> tuple[int, list[tuple[Check, Any]]]:
+    """Count the row-local checks over every chunk and judge them, and the ``aggregated``
+    ones Arrow can judge (``aggregates``) on the same chunks; returns the rows and the
+    aggregated checks left to GX's SQL path."""
+    counting = _Aggregated(aggregated)
     on_re2 = [(c, e) for c, e in checks if c.expectation in REGEX_EXPECTATIONS]
     on_arrow = [(c, e) for c, e in checks if c.expectation in _ARROW_EXPECTATIONS]
     # ``mostly`` is a share of the whole dataset: each chunk is judged at 100%, the totals below.
@@ -203,10 +234,11 @@ def _run_row_local(
         if c.expectation not in REGEX_EXPECTATIONS and c.expectation not in _ARROW_EXPECTATIONS
     ]
     definition = None
-    needed = sorted({c for check, _ in checks for c in check.columns})
+    needed = sorted({c for check, _ in checks for c in check.columns} | counting.columns)
     seen = 0
     for table in _tables(chunks(), needed or None):
         seen += table.num_rows
+        counting.add(table)
         for check, expectation in on_re2:
             _add_re2(results[id(check)], expectation, table)
         for check, expectation in list(on_arrow):
@@ -218,7 +250,8 @@ def _run_row_local(
         if not on_gx:
             continue
         if definition is None:
-            asset = context.data_sources.add_pandas("wharf_chunks").add_dataframe_asset("rows")
+            sources = context.get().data_sources
+            asset = sources.add_pandas("wharf_chunks").add_dataframe_asset("rows")
             definition = asset.add_batch_definition_whole_dataframe("chunk")
         frame = _pandas(table)
         for check, expectation in on_gx:
@@ -239,8 +272,43 @@ def _run_row_local(
         judged = result.element_count - result.missing_count
         allowed = (1 - mostly) * judged
         result.success = result.unexpected_count <= allowed + 1e-9
-    return seen
+    return seen, counting.judge(results)
 
+
+class _Aggregated:
+    """The table-wide checks Arrow judges on the row-local checks' chunks (``aggregates``),
+    each until it hands itself back to GX's SQL path."""
+
+    def __init__(self, checks: list[tuple[Check, Any]]) -> None:
+        self.counting = [(c, e, _AGGREGATORS[c.expectation](e)) for c, e in checks]
+        self.left: list[tuple[Check, Any]] = []
+
+    @property
+    def columns(self) -> set[str]:
+        return {c for check, _, _ in self.counting for c in check.columns}
+
+    def add(self, table: pa.Table) -> None:
+        for entry in list(self.counting):
+            check, expectation, counter = entry
+            if not counter.add(table.column(expectation.column)):
+                self.counting.remove(entry)  # GX counts it in SQL instead
+                self.left.append((check, expectation))
+
+    def judge(self, results: dict[int, CheckResult]) -> list[tuple[Check, Any]]:
+        """Judge what Arrow counted; returns the checks left to GX's SQL path."""
+        for check, expectation, counter in self.counting:
+            if not counter.judge(results[id(check)]):
+                self.left.append((check, expectation))
+        return self.left
+
+
+# Table-wide checks Arrow judges on the same chunks where it can (``aggregates``), else GX
+# in PostgreSQL as the other table-wide ones.
+_AGGREGATORS: dict[str, Callable[[Any], Any]] = {
+    "expect_column_mean_to_be_between": aggregates.Mean,
+    "expect_column_values_to_be_unique": aggregates.Unique,
+}
+_ARROW_AGGREGATES = tuple(_AGGREGATORS)
 
 _ARROW_EXPECTATIONS = (
     "expect_column_values_to_not_be_null",
