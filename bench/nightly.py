@@ -13,7 +13,8 @@ finish. It prints, per way and N:
   ``dag_file_parse_ms`` in each task log, median and 90th percentile);
 - scheduling overhead as a share of wall time: ``1 - sum(bodies) / (wall x slots)``, where
   slots is what the executor may run at once (``[core] parallelism`` for LocalExecutor,
-  workers x ``worker_concurrency`` for Celery): the time the slots spent not running a body
+  workers x ``worker_concurrency`` for Celery, whose scheduler may queue up to Airflow's
+  default ``parallelism`` of 32 into the broker): the time the slots spent not running a body
   (queueing, task start, the gaps between the steps of a run); and the median gap between
   one step's end and the next step's start within a run;
 - peak RSS per process (psutil, sampled every 0.5 s): each long-lived process, and the
@@ -204,7 +205,11 @@ class Way:
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
-            "AIRFLOW__CORE__PARALLELISM": str(CONCURRENCY * max(1, self.workers)),
+            # LocalExecutor's parallelism is its slots (one worker process each). Celery's
+            # slots are the workers' concurrency; the scheduler may queue more (Airflow's
+            # default 32), which wait in the broker: it frees a slot of its own only once the
+            # result backend has the task's state, seconds after the task ended.
+            "AIRFLOW__CORE__PARALLELISM": str(CONCURRENCY if self.executor == "local" else 32),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
             "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "1",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
