@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from support import LOADER_URL, libpq
 
+from wharf import connections
 from wharf.contract.checks import Check
 from wharf.contract.dataset import DatasetSpec
 from wharf.validate import expectations, staging
@@ -95,9 +96,14 @@ def _run(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrow: bool) -> 
     if not arrow:
         monkeypatch.setattr(expectations, "_ARROW_AGGREGATES", ())
     monkeypatch.setattr(expectations, "CHUNK_ROWS", 700)  # five chunks: the totals must add up
-    url = LOADER_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    # The datasets database's SQLAlchemy URL as a task builds it (a Unix-socket folder in the
+    # embedded server's, the ``host`` query parameter).
     (result,) = expectations.run(
-        spec, lambda: iter(TABLE.to_batches(max_chunksize=1000)), stage, lambda: url, drop
+        spec,
+        lambda: iter(TABLE.to_batches(max_chunksize=1000)),
+        stage,
+        connections.datasets_sqlalchemy_url,
+        drop,
     )
     monkeypatch.undo()
     return result, bool(sql_calls)
