@@ -152,6 +152,13 @@ def _validate(spec: DatasetSpec, run: Run, row: AuditRow) -> dict[str, Any]:
     return {"rows": rows, "rejected": report.rejected, "curated": row.lake_path}
 
 
+# The landing is read in batches of this many rows: at 3M rows x 12 columns, validate took
+# 1.6-1.8 s in 16,384-row batches (the lake's default), 1.4-1.6 s in these at 20 MB more peak
+# RSS, 1.3-1.6 s in 65,536-row ones at 60 MB more: fewer, larger hand-offs between its three
+# threads (issue #18; ``bench/load_throughput.py``).
+_LANDING_BATCH_ROWS = 32_768
+
+
 def _curate(spec: DatasetSpec, run: Run, report: contract_checks.Report) -> int:
     """The landing checked against the contract into the curated zone (rejected rows to the
     quarantine zone with ``on_invalid: quarantine``); returns the curated rows."""
@@ -165,7 +172,10 @@ def _curate(spec: DatasetSpec, run: Run, report: contract_checks.Report) -> int:
         curated = contract_checks.curate(
             spec,
             lake.read_schema(key, "landing"),
-            prefetch(lake.read_batches(key, "landing"), name="wharf-landing"),
+            prefetch(
+                lake.read_batches(key, "landing", batch_size=_LANDING_BATCH_ROWS),
+                name="wharf-landing",
+            ),
             run.run_id,
             report,
             quarantine.write if quarantine else None,
