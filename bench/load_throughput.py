@@ -23,10 +23,9 @@ it; for ``psql`` from ``wait4``, an upper bound that includes the forking parent
 are excluded from the seconds. Targets (issue #3): ``wharf load`` >= 1.0x, ``wharf run`` >=
 0.4x, peak RSS <= 256 MB and within 10% between 1M and 3M rows.
 
-Run: ``make bench`` (or ``python bench/load_throughput.py --rows 1000000 3000000``; ``--repeat
-3`` for medians on a noisy host). The
-database is ``WHARF_DATASETS_DB_URL`` or the embedded server; dlt comes from
-``bench/requirements.txt``.
+Run: ``make bench`` (or ``python bench/load_throughput.py --rows 1000000 3000000``; add
+``--repeat 3`` for medians on a noisy host). The database is ``WHARF_DATASETS_DB_URL`` or the
+embedded server; dlt comes from ``bench/requirements.txt``.
 """
 
 from __future__ import annotations

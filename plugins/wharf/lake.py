@@ -45,14 +45,14 @@ MAX_PARTITIONS = 10_000
 # 0.80 s and writes in 0.82 s instead of 0.92 s, 8% larger; the curated rows read in 0.32 s
 # instead of 0.43 s, the same size (issue #18; uncompressed is 3 times the size, ZSTD half
 # the size but slower to write).
-# Min/max statistics only where a reader's filter uses them: text's cost a fifth of the
-# curated zone's write at 3M rows and 15% of reading it back (issue #18), for filters on text
-# that Wharf never runs (``tests/unit/test_lake_statistics.py``).
 _WRITE_OPTIONS = {"use_dictionary": False, "compression": "lz4"}
 
 
 def _write_options(schema: pa.Schema) -> dict[str, Any]:
-    """``_WRITE_OPTIONS`` with the statistics kept for ``schema``'s non-text columns."""
+    """``_WRITE_OPTIONS`` with min/max statistics only where a reader's filter uses them,
+    ``schema``'s non-text columns: text's cost a fifth of the curated zone's write at 3M rows
+    and 15% of reading it back (issue #18), for filters on text that Wharf never runs
+    (``tests/unit/test_lake_statistics.py``)."""
     kept = [f.name for f in schema if not _is_text(f.type)]
     return {**_WRITE_OPTIONS, "write_statistics": kept or False}
 
