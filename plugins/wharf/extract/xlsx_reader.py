@@ -31,10 +31,11 @@ import pyarrow as pa
 
 from wharf.extract import Extract
 
-# Bytes of sheet XML per slice: 16 MiB is about 50,000 rows of 6 columns; fastexcel's range
-# and Arrow columns for it add about 70 MB at the peak (32 MiB: 100 MB, for no more speed).
+# Bytes of sheet XML per slice: 12 MiB is about 37,000 rows of 6 columns. bench/extract_speed.py
+# ("file xlsx", 1,048,575 rows, 2026-12-02): peak RSS 284 MB at 8 MiB (114k rows/s), 295 MB at
+# 12 MiB (130-147k rows/s), 301 MB at 16 MiB; each slice re-reads the shared strings.
 # A sheet no larger is read as it is, with no copy.
-_SLICE_BYTES = 16 << 20
+_SLICE_BYTES = 12 << 20
 # The first slice's bytes, read cell by cell by python-calamine: room for the header.
 _FIRST_BYTES = 1 << 20
 _CHUNK = 1 << 20
