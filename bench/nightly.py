@@ -58,7 +58,7 @@ from wharf import environment  # noqa: E402
 from wharf.cli.stack import free_port  # noqa: E402
 
 REDIS_DB = 15
-CONCURRENCY = 4  # each Celery worker's, and LocalExecutor's parallelism: 4 slots per way
+CONCURRENCY = 4  # each Celery worker's, and LocalExecutor's parallelism (--slots)
 START_SECONDS = 300
 PARSE_SECONDS = 600
 DOMAIN = "nightly"
@@ -127,13 +127,32 @@ def sqlalchemy_url(url: str) -> str:
 
 
 class Sampler(threading.Thread):
-    """The peak RSS of any one process of each part (``_kind``) under ``root``, sampled
-    every 0.5 s."""
+    """The peak RSS of any one process of each part (``_kind``) under ``root``, and each
+    part's CPU seconds (user and system) from the sampler's start, sampled every 0.5 s (a
+    task process's last half second may be missed: a lower bound for tasks); the host's CPU
+    busy share over the same time."""
 
     def __init__(self, root: int) -> None:
+        import psutil
+
         super().__init__(daemon=True)
-        self.root, self.peaks = root, defaultdict(int)
+        self.root = root
+        self.peaks: dict[str, int] = defaultdict(int)
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.host = psutil.cpu_times()
         self.running = True
+
+    def cpu(self) -> tuple[dict[str, float], float]:
+        """(CPU seconds per part, the host's busy share of all its cores) so far."""
+        import psutil
+
+        used: dict[str, float] = defaultdict(float)
+        for pid, (name, seconds) in self.last.items():
+            used[name] += seconds - self.first[pid]
+        now = psutil.cpu_times()
+        total = sum(now) - sum(self.host)
+        return dict(used), 1 - (now.idle - self.host.idle) / total if total else 0.0
 
     def run(self) -> None:
         import psutil
@@ -147,10 +166,14 @@ class Sampler(threading.Thread):
                 try:
                     rss = proc.memory_info().rss
                     cmd = " ".join(proc.cmdline())
+                    times = proc.cpu_times()
                 except psutil.Error:
                     continue
                 name = _kind(cmd)
                 self.peaks[name] = max(self.peaks[name], rss)
+                seconds = times.user + times.system
+                self.first.setdefault(pid := proc.pid, seconds)
+                self.last[pid] = (name, seconds)
             time.sleep(0.5)
 
 
@@ -167,8 +190,11 @@ def _kind(cmd: str) -> str:
 
 
 class Way:
-    def __init__(self, name: str, datasets: int, folder: Path, rows_file: Path) -> None:
+    def __init__(
+        self, name: str, datasets: int, folder: Path, rows_file: Path, concurrency: int
+    ) -> None:
         self.name, self.datasets, self.folder = name, datasets, folder
+        self.concurrency = concurrency
         self.executor = "local" if name == "local" else "celery"
         self.workers = int(name.split("-")[1]) if self.executor == "celery" else 0
         self.port = free_port()
@@ -204,12 +230,12 @@ class Way:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.concurrency),
             # LocalExecutor's parallelism is its slots (one worker process each). Celery's
             # slots are the workers' concurrency; the scheduler may queue more (Airflow's
             # default 32), which wait in the broker: it frees a slot of its own only once the
             # result backend has the task's state, seconds after the task ended.
-            "AIRFLOW__CORE__PARALLELISM": str(CONCURRENCY if self.executor == "local" else 32),
+            "AIRFLOW__CORE__PARALLELISM": str(self.slots if self.executor == "local" else 32),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
             "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "1",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
@@ -226,7 +252,7 @@ class Way:
 
     @property
     def slots(self) -> int:
-        return CONCURRENCY * max(1, self.workers)
+        return self.concurrency * max(1, self.workers)
 
     def wharf(self, *args: str) -> None:
         subprocess.run(
@@ -416,7 +442,7 @@ def _time(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dict[str, int]) -> str:
+def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], sampler: Sampler) -> str:
     tis = [t for t in batch["tis"] if t["start_date"] and t["end_date"]]
     ends = [_time(t["end_date"]) for t in tis]
     wall = max(ends) - batch["started"]
@@ -435,6 +461,12 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
     parse = sorted(way.parse_ms())
     failed = sum(1 for r in batch["runs"] if r["state"] != "success")
     overhead = 1 - body_sum / (wall * way.slots)
+    ideal = ideal_wall(
+        [[bodies.get((t["dag_id"], t["dag_run_id"], t["task_id"]), 0.0) for t in steps]
+         for steps in by_run.values()],
+        way.slots,
+    )  # fmt: skip
+    with_ready, without = idle_slot_seconds(tis, batch["started"], way.slots)
     lines = [
         f"{way.name}, {way.datasets} datasets ({len(tis)} tasks, {way.slots} slots"
         + (f", {failed} runs FAILED: {way.first_error()}" if failed else "")
@@ -444,7 +476,13 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
         f"   (task start and runner: {ti_sum - body_sum:6.1f} s)",
         f"  scheduling overhead {overhead:5.1%} of wall x slots (target <= 15%)"
         f"   median gap between steps {statistics.median(gaps) if gaps else 0:4.2f} s",
-        f"  slots idle (no task instance running) {1 - ti_sum / (wall * way.slots):5.1%}",
+        f"  slots idle (no task instance running) {1 - ti_sum / (wall * way.slots):5.1%}:"
+        f" {with_ready / (wall * way.slots):5.1%} with a task instance ready (the scheduler's"
+        " queueing, the worker's supervisor before and after the task runner),"
+        f" {without / (wall * way.slots):5.1%} with none (a next step not yet scheduled, or"
+        " no work left)",
+        f"  the same bodies with no cost between them: {ideal:6.1f} s; overhead against"
+        f" that {1 - ideal / wall:5.1%} of wall",
         "  per step, median s: queued -> running | task start | execute outside the body"
         " | body | finish",
         *phases,
@@ -455,11 +493,63 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], peaks: dic
             f"  dag_file_parse_ms at task start: median {statistics.median(parse):.0f}, "
             f"p90 {p90} (target <= 200)"
         )
+    used, busy = sampler.cpu()
+    lines.append(
+        f"  CPU: the host {busy:5.1%} busy ({os.cpu_count()} cores, Wharf's processes and the"
+        " databases); CPU s by part: "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(used.items()))
+    )
     lines.append(
         "  peak RSS MB: "
-        + ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sorted(peaks.items()))
+        + ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sorted(sampler.peaks.items()))
     )
     return "\n".join(lines)
+
+
+def idle_slot_seconds(tis: list[dict[str, Any]], started: float, slots: int) -> tuple[float, float]:
+    """Slot-seconds with no task instance running, split in two: while some task instance
+    was ready (scheduled or queued, not yet running: the scheduler's queueing and the
+    executor's dispatch were behind), and while none was (a run's next step not scheduled
+    yet, or no work left). A sweep over each task instance's ``scheduled_when`` (or
+    ``queued_when``), ``start_date`` and ``end_date``."""
+    events: list[tuple[float, int, int]] = []  # (time, change in ready, change in running)
+    for ti in tis:
+        ready = _time(ti["scheduled_when"] or ti["queued_when"] or ti["start_date"])
+        start, end = _time(ti["start_date"]), _time(ti["end_date"])
+        events += [(max(ready, started), 1, 0), (start, -1, 1), (end, 0, -1)]
+    events.sort()
+    with_ready = without = 0.0
+    ready = running = 0
+    at = started
+    for when, d_ready, d_running in events:
+        idle = max(0, slots - running) * (when - at)
+        share = min(1.0, ready / max(1, slots - running)) if running < slots else 0.0
+        with_ready += idle * share
+        without += idle * (1 - share)
+        ready, running, at = ready + d_ready, running + d_running, when
+    return with_ready, without
+
+
+def ideal_wall(runs: list[list[float]], slots: int) -> float:
+    """The makespan of the same bodies with no cost between them: each run's steps in order
+    (``runs``: each run's step bodies, seconds), a step starting the moment its run's
+    previous one ends and a slot is free (greedy, first ready first), ``slots`` at once.
+    A lower bound the real scheduler is measured against."""
+    import heapq
+
+    ready = [(0.0, index, 0) for index in range(len(runs))]  # (ready at, run, step)
+    heapq.heapify(ready)
+    free = [0.0] * slots  # when each slot is next free
+    end = 0.0
+    while ready:
+        at, run, step = heapq.heappop(ready)
+        slot_free = heapq.heappop(free)
+        done = max(at, slot_free) + runs[run][step]
+        heapq.heappush(free, done)
+        end = max(end, done)
+        if step + 1 < len(runs[run]):
+            heapq.heappush(ready, (done, run, step + 1))
+    return end
 
 
 def step_phases(way: Way, tis: list[dict[str, Any]], bodies: dict[Any, float]) -> list[str]:
@@ -494,6 +584,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=int, nargs="+", default=[20])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--slots", type=int, default=CONCURRENCY, help="each worker's (default 4)")
     parser.add_argument("--ways", nargs="+", default=["local", "celery-1", "celery-2"])
     parser.add_argument("--dump", type=Path, help="write each batch's task instances here")
     parser.add_argument("--keep", type=Path, help="work here and keep the logs (a new folder)")
@@ -508,7 +599,8 @@ def main() -> int:
         write_rows(rows_file, args.rows)
         for datasets in args.datasets:
             for name in args.ways:
-                way = Way(name, datasets, Path(tmp) / f"{name}-{datasets}", rows_file)
+                folder = Path(tmp) / f"{name}-{datasets}"
+                way = Way(name, datasets, folder, rows_file, args.slots)
                 try:
                     seconds = way.start()
                     print(f"{name}: stack ready in {seconds:.1f} s", flush=True)
@@ -518,7 +610,7 @@ def main() -> int:
                     batch = way.run_batch()
                     sampler.running = False
                     bodies = way.bodies()
-                    print(report(way, batch, bodies, dict(sampler.peaks)), flush=True)
+                    print(report(way, batch, bodies, sampler), flush=True)
                     if args.dump:
                         dump = {**batch, "bodies": [[*k, v] for k, v in bodies.items()]}
                         args.dump.with_suffix(f".{name}-{datasets}.json").write_text(
