@@ -17,6 +17,15 @@ finish. It prints, per way and N:
   default ``parallelism`` of 32 into the broker): the time the slots spent not running a body
   (queueing, task start, the gaps between the steps of a run); and the median gap between
   one step's end and the next step's start within a run;
+- the slot time with no task instance running, split by whether one was ready for it
+  (scheduled or queued: the scheduler's queueing and the worker's supervisor before and
+  after the task runner) or none was (a run's next step not scheduled yet, or no work left);
+- the makespan of the same bodies with no cost between them (each run's steps in order,
+  greedy on the same slots) and the overhead against it: what a scheduler that cost nothing
+  would have saved, pools and the runs' order of steps included;
+- CPU: the host's busy share over the batch and each part's CPU seconds (psutil, sampled);
+  when the host is busy throughout, the overhead is CPU that Airflow's processes spend per
+  task instance, not slots left waiting;
 - peak RSS per process (psutil, sampled every 0.5 s): each long-lived process, and the
   largest task process.
 
@@ -25,6 +34,7 @@ the scheduler, so a second worker adds slots, not cores. Run it on a quiet machi
 
     python bench/nightly.py                           # 20 datasets, the three ways
     python bench/nightly.py --datasets 20 100 --ways local celery-1 --rows 100000
+    python bench/nightly.py --ways local --slots 2    # LocalExecutor with 2 slots, not 4
 
 Needs PostgreSQL (``WHARF_DATASETS_DB_URL``'s server, else the embedded one) and, for the
 Celery ways, Redis on 127.0.0.1:6379 (database 15).
@@ -178,12 +188,19 @@ class Sampler(threading.Thread):
 
 
 def _kind(cmd: str) -> str:
-    """A process's part by its command line (Airflow names its task processes by title)."""
-    if "task runner" in cmd or "task supervisor" in cmd:
+    """A process's part by its command line, or by the title Airflow 3.3 gives it: a task
+    process ``airflow worker -- <id>``; the supervisor that forked it ``airflow worker --
+    LocalExecutor: <id>`` (LocalExecutor's worker process) or ``airflow supervisor: <id>`` (a
+    Celery pool process); the API server ``airflow api_server -- …``."""
+    if "airflow worker -- LocalExecutor" in cmd or cmd.startswith("airflow supervisor"):
+        return "supervisor"
+    if cmd.startswith("airflow worker -- "):
         return "task"
     if "celery" in cmd:
         return "worker"
-    for part in ("scheduler", "dag-processor", "api-server", "triggerer", "wharf stack"):
+    if "api_server" in cmd or "api-server" in cmd:
+        return "api-server"
+    for part in ("scheduler", "dag-processor", "triggerer", "serve-logs", "wharf stack"):
         if part in cmd:
             return part
     return "other"
