@@ -22,7 +22,8 @@ finish. It prints, per way and N:
   after the task runner) or none was (a run's next step not scheduled yet, or no work left);
 - the makespan of the same bodies with no cost between them (each run's steps in order,
   greedy on the same slots) and the overhead against it: what a scheduler that cost nothing
-  would have saved, pools and the runs' order of steps included;
+  would have needed (the load pool has as many slots as the executor here, so it never
+  binds, and is not modelled);
 - CPU: the host's busy share over the batch and each part's CPU seconds (psutil, sampled);
   when the host is busy throughout, the overhead is CPU that Airflow's processes spend per
   task instance, not slots left waiting;
@@ -525,8 +526,9 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], sampler: S
 
 def idle_slot_seconds(tis: list[dict[str, Any]], started: float, slots: int) -> tuple[float, float]:
     """Slot-seconds with no task instance running, split in two: while some task instance
-    was ready (scheduled or queued, not yet running: the scheduler's queueing and the
-    executor's dispatch were behind), and while none was (a run's next step not scheduled
+    was ready (scheduled or queued, not yet running: the scheduler's queueing, the
+    executor's hand-out and the worker's supervisor before and after the task runner), and
+    while none was (a run's next step not scheduled
     yet, or no work left). A sweep over each task instance's ``scheduled_when`` (or
     ``queued_when``), ``start_date`` and ``end_date``."""
     events: list[tuple[float, int, int]] = []  # (time, change in ready, change in running)
@@ -550,8 +552,9 @@ def idle_slot_seconds(tis: list[dict[str, Any]], started: float, slots: int) -> 
 def ideal_wall(runs: list[list[float]], slots: int) -> float:
     """The makespan of the same bodies with no cost between them: each run's steps in order
     (``runs``: each run's step bodies, seconds), a step starting the moment its run's
-    previous one ends and a slot is free (greedy, first ready first), ``slots`` at once.
-    A lower bound the real scheduler is measured against."""
+    previous one ends and a slot is free (greedy, first ready first), ``slots`` at once:
+    what a scheduler that cost nothing would do (not always the best order, so not a strict
+    lower bound)."""
     import heapq
 
     ready = [(0.0, index, 0) for index in range(len(runs))]  # (ready at, run, step)
@@ -601,7 +604,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=int, nargs="+", default=[20])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--slots", type=int, default=CONCURRENCY, help="each worker's (default 4)")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=CONCURRENCY,
+        help="LocalExecutor's parallelism, each Celery worker's concurrency (default 4)",
+    )
     parser.add_argument("--ways", nargs="+", default=["local", "celery-1", "celery-2"])
     parser.add_argument("--dump", type=Path, help="write each batch's task instances here")
     parser.add_argument("--keep", type=Path, help="work here and keep the logs (a new folder)")
