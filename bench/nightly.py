@@ -478,7 +478,8 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], sampler: S
     phases = step_phases(way, tis, bodies)
     parse = sorted(way.parse_ms())
     failed = sum(1 for r in batch["runs"] if r["state"] != "success")
-    overhead = 1 - body_sum / (wall * way.slots)
+    slot_time = wall * way.slots
+    overhead = 1 - body_sum / slot_time
     ideal = ideal_wall(
         [[bodies.get((t["dag_id"], t["dag_run_id"], t["task_id"]), 0.0) for t in steps]
          for steps in by_run.values()],
@@ -494,10 +495,10 @@ def report(way: Way, batch: dict[str, Any], bodies: dict[Any, float], sampler: S
         f"   (task start and runner: {ti_sum - body_sum:6.1f} s)",
         f"  scheduling overhead {overhead:5.1%} of wall x slots (target <= 15%)"
         f"   median gap between steps {statistics.median(gaps) if gaps else 0:4.2f} s",
-        f"  slots idle (no task instance running) {1 - ti_sum / (wall * way.slots):5.1%}:"
-        f" {with_ready / (wall * way.slots):5.1%} with a task instance ready (the scheduler's"
+        f"  slots idle (no task instance running) {(with_ready + without) / slot_time:5.1%}:"
+        f" {with_ready / slot_time:5.1%} with a task instance ready (the scheduler's"
         " queueing, the worker's supervisor before and after the task runner),"
-        f" {without / (wall * way.slots):5.1%} with none (a next step not yet scheduled, or"
+        f" {without / slot_time:5.1%} with none (a next step not yet scheduled, or"
         " no work left)",
         f"  the same bodies with no cost between them: {ideal:6.1f} s; overhead against"
         f" that {1 - ideal / wall:5.1%} of wall",

@@ -32,8 +32,8 @@ import pyarrow as pa
 from wharf.extract import Extract
 
 # Bytes of sheet XML per slice: 12 MiB is about 37,000 rows of 6 columns. bench/extract_speed.py
-# ("file xlsx", 1,048,575 rows, 2026-12-02): peak RSS 284 MB at 8 MiB (114k rows/s), 295 MB at
-# 12 MiB (130-147k rows/s), 301 MB at 16 MiB; each slice re-reads the shared strings.
+# ("file xlsx", 1,048,575 rows, 2026-12-02): peak RSS 284 MB at 8 MiB (114k rows/s), 291-296 MB
+# at 12 MiB (123k-147k rows/s), 301-302 MB at 16 MiB; each slice re-reads the shared strings.
 # A sheet no larger is read as it is, with no copy.
 _SLICE_BYTES = 12 << 20
 # The first slice's bytes, read cell by cell by python-calamine: room for the header.
