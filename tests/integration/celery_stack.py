@@ -179,7 +179,8 @@ class CeleryStack(AirflowStack):
 
         stack = self.processes.get("stack")
         left: list[psutil.Process] = []
-        if stack and stack.poll() is None:
+        code = stack.poll() if stack else None  # not None: it stopped before we asked
+        if stack and code is None:
             children = psutil.Process(stack.pid).children(recursive=True)
             # Ctrl-C, then a supervisor's SIGTERM while it stops: the second must not cut
             # the stop short.
