@@ -159,6 +159,8 @@ class Stack:
         say("wharf stack: migrating the metadata database")
         self._airflow_cli("db-migrate", ["db", "migrate"])
         self._make_pool()
+        if self.celery:
+            prepare_broker(self.env["AIRFLOW__CELERY__BROKER_URL"], self.queues())
         try:
             self._spawn("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(self.port)])
             # A task queued before the execution API listens fails at its first call.
@@ -366,6 +368,26 @@ def redis_answers(url: str) -> bool:
         return False
     finally:
         client.close()
+
+
+def prepare_broker(url: str, queues: list[str]) -> None:
+    """For kombu's SQLAlchemy transport (``sqla+...``): its tables and a row per queue of
+    ``queues``, made here before the scheduler and the workers start. Each of them would make
+    them on first use, and two at once can both try (kombu's ``create_all`` and its queue
+    INSERT are not safe across processes: a unique violation, and that process exits). A
+    broker of another kind is left alone."""
+    if not url.startswith("sqla+"):
+        return
+    from kombu import Connection
+
+    with Connection(url) as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            channel.queue_declare(queue)
+        # kombu keeps the engine for the process's life: this process needs it no more.
+        channel.session.close()
+        engine, _ = channel._engines.pop(connection.hostname)
+        engine.dispose()
 
 
 def check_broker(url: str) -> None:
