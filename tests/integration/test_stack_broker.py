@@ -11,7 +11,6 @@ import multiprocessing
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 from celery_stack import _admin, _libpq_url, sqlalchemy_url
@@ -24,10 +23,10 @@ OPENERS = 4
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    url = sqlalchemy_url(DATASETS_URL, f"wharf_broker_{uuid.uuid4().hex[:8]}")
-    _admin(f'CREATE DATABASE "{urlsplit(url).path.lstrip("/")}"')
-    yield f"sqla+{url}"
-    _admin(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+    database = f"wharf_broker_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{database}"')
+    yield f"sqla+{sqlalchemy_url(DATASETS_URL, database)}"
+    _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _open_and_declare(url: str, start_at: float, queues: list[str]) -> str:
