@@ -201,3 +201,24 @@ def test_lines_longer_than_a_block_are_read_whole(
     zipped = tmp_path / "events.jsonl.gz"
     zipped.write_bytes(gzip.compress(path.read_bytes()))
     assert rows_of(spec_of(zipped, column_paths=PATHS)) == expected
+
+
+def test_blank_and_indented_lines_and_whole_doubles_stay_on_arrows_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks that let Arrow read a block (no line is two objects or half of one) count
+    blank lines exactly, and a whole double lands as Python's repr writes it ("12.0")."""
+    monkeypatch.setattr(jsonl_reader, "_BLOCK_BYTES", 700)
+    amounts = [12.0, -0.0, 0.0, 1e9, 3.5, -7.0, 0.0001, 9999999999.0]
+    lines = [json.dumps({**record(i), "amount": amounts[i % len(amounts)]}) for i in range(1, 90)]
+    for at, odd in [(5, ""), (9, "  \t"), (20, "\r"), (33, "   " + lines[33]), (50, "")]:
+        lines.insert(at, odd)
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n \n\t")
+    spec = spec_of(path, column_paths=PATHS)
+    expected = python_rows(spec, path)
+    monkeypatch.setattr(jsonl_reader.json, "loads", _refused)
+    assert rows_of(spec) == expected
+    assert [row["amount"] for row in expected[:8]] == [
+        "-0.0", "0.0", "1000000000.0", "3.5", "-7.0", "0.0001", "9999999999.0", "12.0"
+    ]  # fmt: skip
