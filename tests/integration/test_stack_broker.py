@@ -65,3 +65,15 @@ def test_the_broker_tables_and_queues_exist_before_the_processes_open_it(
 
 def test_a_broker_of_another_kind_is_left_alone() -> None:
     prepare_broker("redis://127.0.0.1:1/0", ["default"])  # no connection is tried
+
+
+def test_a_broker_database_that_does_not_answer_fails_in_one_line() -> None:
+    from wharf.cli.stack import StackError, free_port
+
+    port = free_port()
+    url = f"sqla+postgresql+psycopg://wharf:s3cret@127.0.0.1:{port}/broker"
+    with pytest.raises(StackError) as failed:
+        prepare_broker(url, ["default"])
+    message = str(failed.value)
+    assert message.startswith(f"the Celery broker's database at 127.0.0.1:{port}/broker ")
+    assert "\n" not in message and "s3cret" not in message

@@ -379,28 +379,39 @@ def prepare_broker(url: str, queues: list[str]) -> None:
     if not url.startswith("sqla+"):
         return
     from kombu import Connection
+    from sqlalchemy.exc import SQLAlchemyError
 
-    with Connection(url) as connection:
-        channel = connection.default_channel
-        for queue in queues:
-            channel.queue_declare(queue)
-        # kombu keeps the engine for the process's life: this process needs it no more.
-        channel.session.close()
-        engine, _ = channel._engines.pop(connection.hostname)
-        engine.dispose()
+    try:
+        with Connection(url) as connection:
+            channel = connection.default_channel
+            for queue in queues:
+                channel.queue_declare(queue)
+            # kombu keeps the engine for the process's life: this process needs it no more.
+            channel.session.close()
+            engine, _ = channel._engines.pop(connection.hostname)
+            engine.dispose()
+    except SQLAlchemyError as err:
+        # The driver's message can span lines and name the user: its class says enough.
+        cause = type(getattr(err, "orig", None) or err).__name__
+        raise StackError(
+            f"the Celery broker's database at {broker_place(url)} cannot hold the broker's "
+            f"tables ({cause}): start it or set WHARF_STACK_BROKER_URL"
+        ) from None
 
 
 def check_broker(url: str) -> None:
     """StackError in one line when the Redis broker at ``url`` does not answer PING (a broker
     of another kind is left to Celery)."""
     if url.startswith(("redis://", "rediss://")) and not redis_answers(url):
-        where = url.rsplit("@", maxsplit=1)[-1].rsplit("//", maxsplit=1)[
-            -1
-        ]  # never the password of redis://:secret@host
         raise StackError(
-            f"no Redis answers at {where}, the Celery broker: start one (e.g. `apt-get install "
-            "redis-server`) or set WHARF_STACK_BROKER_URL"
+            f"no Redis answers at {broker_place(url)}, the Celery broker: start one (e.g. "
+            "`apt-get install redis-server`) or set WHARF_STACK_BROKER_URL"
         )
+
+
+def broker_place(url: str) -> str:
+    """``host:port/database`` of a broker URL: never the user or password before the @."""
+    return url.rsplit("@", maxsplit=1)[-1].rsplit("//", maxsplit=1)[-1]
 
 
 def free_port() -> int:
