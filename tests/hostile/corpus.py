@@ -253,6 +253,35 @@ CASES: dict[str, tuple[bytes, str]] = {
         "10: source.query: INTO is not allowed (SELECT INTO, INTO OUTFILE/DUMPFILE write "
         "tables or files): give a plain SELECT",
     ),
+    "sql_source_executable_comment": (
+        edit(
+            "  table: orders",
+            "  query: \"SELECT order_id /*! , LOAD_FILE('/etc/hostname') */ FROM orders\"",
+        ),
+        "10: source.query: a /*! ... */ comment is SQL that MySQL and MariaDB run: Wharf "
+        "refuses it (write the SQL itself, or a plain /* comment */)",
+    ),
+    "sql_source_mariadb_executable_comment": (
+        edit("  table: orders", '  query: "SELECT order_id /*M!100000 , SLEEP(9) */ FROM orders"'),
+        "10: source.query: a /*M! ... */ comment is SQL that MySQL and MariaDB run: Wharf "
+        "refuses it (write the SQL itself, or a plain /* comment */)",
+    ),
+    "sql_source_ts_rewrite": (
+        edit(
+            "  table: orders",
+            "  query: \"SELECT ts_rewrite('x'::tsquery, 'SELECT 1') AS q FROM orders\"",
+        ),
+        "10: source.query: function ts_rewrite() is not allowed: it can read files, run "
+        "commands or other SQL, reach other hosts, lock, sleep or change the database",
+    ),
+    "sql_source_brin_summarize": (
+        edit(
+            "  table: orders", "  query: \"SELECT brin_summarize_new_values('orders_brin') AS n\""
+        ),
+        "10: source.query: function brin_summarize_new_values() is not allowed: it can read "
+        "files, run commands or other SQL, reach other hosts, lock, sleep or change the "
+        "database",
+    ),
     "file_outside_roots": (
         FILE_GOOD.replace("path: orders.csv", "path: /etc/passwd").encode(),
         f"9: source.path: '/etc/passwd' is outside the allowed file roots "

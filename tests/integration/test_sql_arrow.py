@@ -12,6 +12,7 @@ large read comes in bounded batches.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import uuid
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from support import DATASETS_URL, mariadb_url, pg_connect
 
 from wharf.contract.dataset import DatasetSpec
-from wharf.errors import TerminalError, TransientError
+from wharf.errors import TerminalError, TransientError, UnsafeSpecError
 from wharf.extract import Window, sql, sql_arrow
 
 ARROW = "read straight into Arrow"  # "by ConnectorX" or "by ADBC"
@@ -525,3 +526,35 @@ def test_the_postgres_password_reaches_no_error_and_no_log(
     for text in (*errors, caplog.text, out, err):
         assert "CANARY-cx-pw" not in text
         assert quote(CANARY, safe="")[:20] not in text
+
+
+@pytest.mark.mariadb
+def test_what_runs_is_the_checked_sql_not_the_yamls_text(
+    mariadb: Any, caplog: Any, monkeypatch: Any
+) -> None:
+    """MariaDB runs a ``/*! ... */`` comment, which sqlglot reads as a comment: the guard
+    refuses one, and were it to miss one (here it is made to), what runs either way is the
+    SQL written from the checked tree, so the file read inside never reaches the server."""
+    from wharf.contract import sql_rules
+
+    with mariadb.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS cx_comment")
+        cur.execute("CREATE TABLE cx_comment (id INT)")
+        cur.execute("INSERT INTO cx_comment VALUES (1)")
+    mariadb.commit()
+    query = (
+        "SELECT id, MAKETIME(0, 0, 0) AS span /*! , LOAD_FILE('/etc/hostname') AS f */ "
+        "FROM cx_comment"
+    )
+    with pytest.raises(ValueError, match=r"a /\*! \.\.\. \*/ comment is SQL"):
+        _spec({"query": query})  # wharf check's refusal
+    with monkeypatch.context() as gap:  # a YAML changed since: the run checks it again
+        gap.setattr(sql_rules, "EXECUTED_COMMENT", re.compile("(?!)"))
+        spec = _spec({"query": query})
+    with pytest.raises(UnsafeSpecError, match=r"a /\*! \.\.\. \*/ comment is SQL"):
+        _read(spec)
+    monkeypatch.setattr(sql_rules, "EXECUTED_COMMENT", re.compile("(?!)"))  # a guard gap
+    native, before, way = _both_ways(spec, caplog, monkeypatch)
+    assert way == SQLALCHEMY  # the TIME column: the path that ran the YAML's text
+    assert native == before
+    assert native[1] == [{"id": 1, "span": timedelta(0)}]

@@ -31,21 +31,31 @@ _SQLALCHEMY_DIALECTS = {
     "mssql": "tsql",
 }
 
-# Functions that read or write files, run programs or other SQL, reach other hosts, sleep,
-# take locks, change settings or sequences, or signal other sessions.
+# Functions that read or write files, run programs or other SQL (ts_stat and ts_rewrite run
+# the query text they are given), reach other hosts, sleep, take locks, change settings,
+# sequences or index pages (brin_*, gin_clean_pending_list: writes even in a read-only
+# transaction), read raw pages past row security (pageinspect), use large objects, or
+# signal other sessions. PostgreSQL 15 docs, "Functions and Operators" and "pageinspect".
 DENIED_FUNCTIONS = frozenset(
     {
         "load_file", "sleep", "benchmark", "get_lock", "release_lock", "release_all_locks",
         "is_used_lock", "is_free_lock", "master_pos_wait", "source_pos_wait",
         "master_gtid_wait", "set_config", "nextval", "setval", "currval", "lastval",
-        "ts_stat", "readfile", "writefile", "edit", "load_extension", "fts3_tokenizer",
-        "xp_cmdshell", "openrowset", "opendatasource", "openquery",
+        "ts_stat", "ts_rewrite", "readfile", "writefile", "edit", "load_extension",
+        "fts3_tokenizer", "xp_cmdshell", "openrowset", "opendatasource", "openquery",
+        "gin_clean_pending_list", "loread", "lowrite", "get_raw_page", "set_limit", "set_var",
+        "fsm_page_contents",
     }
 )  # fmt: skip
 DENIED_PREFIXES = (
     "pg_", "lo_", "dblink", "sys_", "lib_mysqludf", "http", "query_to_xml", "cursor_to_xml",
-    "table_to_xml", "schema_to_xml", "database_to_xml", "sp_", "xp_",
+    "table_to_xml", "schema_to_xml", "database_to_xml", "sp_", "xp_", "brin_",
+    "binary_upgrade_", "heap_page", "page_", "bt_page", "bt_metap", "gin_page", "gist_page",
+    "hash_page", "brin_page",
 )  # fmt: skip
+# Comments a server runs: MySQL's /*! ... */ and MariaDB's /*M! ... */ (MySQL 8.0 manual,
+# "Comments"; MariaDB, "Comment Syntax"), which sqlglot reads as comments.
+EXECUTED_COMMENT = re.compile(r"M?!")
 DENIED_SUBSTRINGS = ("exec", "eval", "shell", "system", "file", "sleep", "advisory", "program")
 # pg_* functions that only describe values.
 ALLOWED_FUNCTIONS = frozenset({"pg_typeof", "pg_column_size", "pg_size_pretty", "pg_size_bytes"})
@@ -99,6 +109,22 @@ def check_query(text: str, dialect: str | tuple[str, ...]) -> None:
     parse_one_select(text, dialect)
 
 
+def runnable_query(text: str, dialect: str) -> str:
+    """The SQL to run for a source ``query``: sqlglot's writing of the tree it checked (one
+    read-only SELECT in ``dialect``), without comments, its named parameters kept as
+    ``:name`` (SQLAlchemy's bind syntax in every dialect). Raises ``UnsafeSpecError``."""
+    from sqlglot import exp
+
+    def colon(node: Any) -> Any:
+        if isinstance(node, exp.Placeholder) and node.name:
+            return exp.var(f":{node.name}")
+        return node
+
+    written = parse_one_select(text, dialect).transform(colon).sql(dialect=dialect, comments=False)
+    parse_one_select(written, dialect)  # as written: still one read-only SELECT
+    return written
+
+
 class _ParseFailure(UnsafeSpecError):
     """The text does not parse in the dialect (refused like any other unsafe SQL)."""
 
@@ -117,6 +143,12 @@ def parse_one_select(text: str, dialect: str) -> Any:
         tokens = sqlglot.tokenize(text, read=dialect)
     except SqlglotError as err:
         raise _ParseFailure(f"the SQL cannot be parsed as {dialect}: {_where(err)}") from None
+    for comment in (c for t in tokens for c in t.comments):
+        if executed := EXECUTED_COMMENT.match(comment):
+            raise UnsafeSpecError(
+                f"a /*{executed.group()} ... */ comment is SQL that MySQL and MariaDB run: "
+                "Wharf refuses it (write the SQL itself, or a plain /* comment */)"
+            )
     if any(t.token_type == TokenType.INTO for t in tokens):
         raise UnsafeSpecError(
             "INTO is not allowed (SELECT INTO, INTO OUTFILE/DUMPFILE write tables or files): "

@@ -26,7 +26,7 @@ import pyarrow as pa
 from wharf.connections import sqlalchemy_url
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import arrow_type
-from wharf.contract.sql_rules import check_query, sqlglot_dialect
+from wharf.contract.sql_rules import runnable_query, sqlglot_dialect
 from wharf.contract.sql_source import SqlSource
 from wharf.errors import TerminalError, UnsafeSpecError
 from wharf.extract import Extract, Window
@@ -39,11 +39,21 @@ if TYPE_CHECKING:  # SQLAlchemy and the Arrow readers are imported inside the re
 log = logging.getLogger(__name__)
 
 
-def _statement(source: SqlSource) -> Any:
+def _statement(spec: DatasetSpec, dialect_name: str) -> Any:
+    """The SQLAlchemy statement of the source. A ``query`` is checked again here, in the
+    connection's dialect (the YAML may have changed since ``wharf check``), and what runs is
+    the SQL sqlglot writes from the tree it checked, not the YAML's text: a construct the
+    server reads otherwise than the parser (a comment MySQL executes, an escape another
+    ``sql_mode`` reads differently) cannot reach it. Raises ``UnsafeSpecError``."""
     import sqlalchemy as sa
 
+    source = spec.source
+    assert isinstance(source, SqlSource)
     if source.query is not None:
-        return sa.text(source.query)
+        try:
+            return sa.text(runnable_query(source.query, sqlglot_dialect(dialect_name)))
+        except UnsafeSpecError as err:
+            raise UnsafeSpecError(f"{spec.dataset_id}: source.query: {err}") from None
     schema, _, name = source.table.rpartition(".")  # type: ignore[union-attr]
     return sa.select(sa.text("*")).select_from(sa.table(name, schema=schema or None))
 
@@ -60,15 +70,13 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
     source = spec.source
     assert isinstance(source, SqlSource)
-    statement = _statement(source)
-    params = _bind_params(spec, statement, window)
     engine = sa.create_engine(sqlalchemy_url(source.conn_id))
-    if source.query is not None:  # checked by wharf check too, but the YAML may have changed
-        try:
-            check_query(source.query, sqlglot_dialect(engine.dialect.name))
-        except UnsafeSpecError as err:
-            engine.dispose()
-            raise UnsafeSpecError(f"{spec.dataset_id}: source.query: {err}") from None
+    try:
+        statement = _statement(spec, engine.dialect.name)
+        params = _bind_params(spec, statement, window)
+    except Exception:
+        engine.dispose()
+        raise
     what = source.query or f"table {source.table}"
     conn = engine.connect()
     try:

@@ -255,7 +255,7 @@ def open_stream(
     source_url = reader_url(url)
     if dialect is None or source_url is None:
         return None
-    query = tree.sql(dialect=dialect)
+    query = tree.sql(dialect=dialect, comments=False)
     parse_one_select(query, dialect)  # as generated, with the literals: one read-only SELECT
     if dialect == "sqlite" and "\\" in query:
         # ConnectorX parses SQLite SQL as if '\'' escaped a quote; SQLite does not. Where a
@@ -272,7 +272,7 @@ def open_stream(
         return None
     as_text = {name: kind for name, kind in columns if kind != "as is"}
     if as_text:
-        query = _texts_selected(tree, columns).sql(dialect=dialect)
+        query = _texts_selected(tree, columns).sql(dialect=dialect, comments=False)
         parse_one_select(query, dialect)
     # ConnectorX's reader fills an unbounded channel from a thread of its own from the moment
     # it opens (connectorx 0.4.6, destinations/arrowstream): whatever runs between opening it
@@ -310,7 +310,7 @@ def _sqlite_schema(
     sample = exp.select("*").from_(tree.subquery("wharf_probe")).limit(batch_size)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sample.sql(dialect="sqlite"))
+        cursor.execute(sample.sql(dialect="sqlite", comments=False))
         names = [column[0] for column in cursor.description or []]
         rows = cursor.fetchall()
     finally:
@@ -362,7 +362,12 @@ def _columns(conn: sa.Connection, tree: Any, dialect: str) -> list[tuple[str, st
         return []
     from sqlglot import exp
 
-    probe = exp.select("*").from_(tree.subquery("wharf_probe")).limit(0).sql(dialect=dialect)
+    probe = (
+        exp.select("*")
+        .from_(tree.subquery("wharf_probe"))
+        .limit(0)
+        .sql(dialect=dialect, comments=False)
+    )
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:  # no parameters: the driver parses no %-placeholders in the text
         cursor.execute(probe)
