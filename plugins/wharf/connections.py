@@ -91,6 +91,84 @@ _SCHEMES = {
 }
 
 
+# The Airflow connection types a connection a YAML names may have, by what it serves: its
+# credentials go only where its type says (a database's password never as an HTTP Basic
+# header, a webhook's token never to a database).
+USES: dict[str, tuple[str, frozenset[str]]] = {
+    "sql": ("a sql source", frozenset(_SCHEMES)),
+    "http": ("an http source", frozenset({"http", "https"})),
+    "google_sheets": ("a google_sheets source", frozenset({"google_cloud_platform"})),
+    "nats": ("a nats stream", frozenset({"nats"})),
+    "redis": ("a redis stream", frozenset({"redis"})),
+    "slack": ("a Slack alert", frozenset({"slackwebhook"})),
+}
+
+
+def yaml_connection(conn_id: str, use: str, dataset_id: str) -> Any:
+    """The Airflow connection ``conn_id`` that a dataset's YAML names for ``use`` (a key of
+    ``USES``: a source type or broker, or ``slack``), once it may serve it: not one of Wharf's own (``settings.own_conn_ids``,
+    which ``wharf check`` refuses too: the environment may have changed since) and of a type
+    the use takes (a sql source may have any type whose extra names its
+    ``sqlalchemy_scheme``: the operator's choice). Raises ``TerminalError`` naming the
+    dataset, the connection and its type, never its fields; Airflow's
+    ``AirflowNotFoundException`` for an unknown id."""
+    from airflow.sdk import BaseHook
+
+    own = settings.own_conn_ids().get(conn_id)
+    if own is not None:
+        raise TerminalError(
+            f"{dataset_id}: connection {conn_id!r} is Wharf's own ({own}): a dataset's YAML "
+            "may not name it"
+        )
+    return fit_for(BaseHook.get_connection(conn_id), use, f"{dataset_id}: ")
+
+
+def fit_for(conn: Any, use: str, where: str = "") -> Any:
+    """``conn`` if its type is one ``use`` takes (``yaml_connection``); else
+    ``TerminalError``, prefixed with ``where``."""
+    what, kinds = USES[use]
+    if use == "sql" and conn.extra_dejson.get("sqlalchemy_scheme"):
+        return conn
+    if (conn.conn_type or "") not in kinds:
+        raise TerminalError(
+            f"{where}connection {conn.conn_id!r} is a {conn.conn_type or 'typeless'} "
+            f"connection; {what} takes one of type {' or '.join(sorted(kinds))}"
+        )
+    return conn
+
+
+def secret_forms(password: str | None) -> list[str]:
+    """The password as it may appear in a URL or a message (as is, and URL-quoted), longest
+    first, each masked in Airflow's logs from now on."""
+    from urllib.parse import quote, quote_plus
+
+    if not password:
+        return []
+    found = sorted({password, quote(password, safe=""), quote_plus(password)}, key=len)[::-1]
+    from airflow.sdk.log import mask_secret
+
+    for secret in found:
+        mask_secret(secret)
+    return found
+
+
+def scrubbed(text: str, secrets: list[str]) -> str:
+    """``text`` with each of ``secrets`` written as ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def connection_secrets(conn_id: str) -> list[str]:
+    """``secret_forms`` of the connection's password; none when it cannot be looked up."""
+    from airflow.sdk import BaseHook
+
+    try:
+        return secret_forms(BaseHook.get_connection(conn_id).password)
+    except Exception:  # an unknown connection has no password to hide
+        return []
+
+
 def sqlalchemy_url(conn_id: str) -> Any:
     """A SQLAlchemy URL built from an Airflow connection.
 
@@ -217,6 +295,7 @@ async def nats_options_async(conn_id: str) -> dict[str, Any]:
 def _nats_options(conn: Any) -> dict[str, Any]:
     from airflow.sdk.log import mask_secret
 
+    fit_for(conn, "nats")
     extra = conn.extra_dejson
     scheme = "tls" if extra.get("tls") else "nats"
     options: dict[str, Any] = {
@@ -255,6 +334,7 @@ async def redis_client_async(conn_id: str) -> Any:
 def _redis_options(conn: Any) -> dict[str, Any]:
     from airflow.sdk.log import mask_secret
 
+    fit_for(conn, "redis")
     extra = conn.extra_dejson
     if conn.password:
         mask_secret(conn.password)

@@ -253,6 +253,18 @@ def smtp_conn_id() -> str:
     return os.environ.get("WHARF_SMTP_CONN_ID") or SMTP_CONN_ID_DEFAULT
 
 
+def own_conn_ids() -> dict[str, str]:
+    """Wharf's own connections, each id -> what it reaches: no dataset's YAML may name one
+    (a source on the datasets database would read every domain's tables past their
+    sensitivity, as the loader, and republish them; an alert through one would send its
+    credentials elsewhere)."""
+    return {
+        datasets_conn_id(): "the datasets database",
+        datasets_admin_conn_id(): "the datasets database's administrator",
+        smtp_conn_id(): "the alert mail server",
+    }
+
+
 def alert_from_email() -> str | None:
     """The sender of alert mails; None: the SMTP connection's extra ``from_email``."""
     return os.environ.get("WHARF_ALERT_FROM_EMAIL") or None

@@ -253,6 +253,17 @@ CASES: dict[str, tuple[bytes, str]] = {
         "10: source.query: INTO is not allowed (SELECT INTO, INTO OUTFILE/DUMPFILE write "
         "tables or files): give a plain SELECT",
     ),
+    "sql_source_on_the_datasets_database": (
+        edit("  conn_id: shop_db", "  conn_id: wharf_datasets"),
+        "9: source.conn_id: 'wharf_datasets' is Wharf's own connection (the datasets "
+        "database): a dataset's YAML may not name it (a dataset built on others is a data cut)",
+    ),
+    "slack_alerts_through_the_admin_connection": (
+        GOOD.encode() + b"notifications: {slack_webhook_conn_id: wharf_datasets_admin}\n",
+        "14: notifications.slack_webhook_conn_id: 'wharf_datasets_admin' is Wharf's own "
+        "connection (the datasets database's administrator): a dataset's YAML may not name it "
+        "(a dataset built on others is a data cut)",
+    ),
     "sql_source_executable_comment": (
         edit(
             "  table: orders",

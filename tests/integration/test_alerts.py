@@ -8,9 +8,12 @@ from __future__ import annotations
 import email
 import html
 import json
+import os
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -395,3 +398,53 @@ def test_the_freshness_dag_runs_the_check(shop, inbox, pg) -> None:  # type: ign
     assert pg.execute(
         "SELECT alerted_at IS NOT NULL FROM wharf.freshness WHERE dataset_id = 'shop.orders_dag'"
     ).fetchone() == (True,)
+
+
+def test_a_slack_alert_takes_only_a_webhook_connection(shop, pg, schemas, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A database's connection as the webhook: nothing is sent to it, and the problem kept
+    in ``wharf.alerts`` says why without its password."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_OPS", "postgres://loader:S3cretCanary@127.0.0.1:1/db")
+    source = shop("orders_notslack")
+    yaml_file = schemas / "shop" / "orders_notslack.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text().replace(
+            "  emails: [shop-ops@example.org, oncall@example.org]\n",
+            "  slack_webhook_conn_id: slack_ops\n",
+        )
+    )
+    source.execute("INSERT INTO orders VALUES (2, NULL, NULL)")
+    source.commit()
+
+    run = dag_run("shop.orders_notslack")
+
+    assert str(run.state) == "failed"
+    [(event, run_id, sent, problem, channels)] = _alerts(pg, "shop.orders_notslack")
+    assert (event, run_id, sent, channels) == ("failure", run.run_id, False, ["slack:slack_ops"])
+    assert problem == (
+        "slack_ops: TerminalError: shop.orders_notslack: connection 'slack_ops' is a postgres "
+        "connection; a Slack alert takes one of type slackwebhook"
+    )
+
+
+def test_a_refused_alert_keeps_no_secret_of_its_connection() -> None:
+    """The Slack client's error quotes the webhook URL it was given, whose path is the
+    token: the problem logged and kept in ``wharf.alerts`` has it as ``***``. (In a fresh
+    process, as a worker's: this test session's log masking rewrites the error in place.)"""
+    token = "T000/B000/S3cretCanary"
+    webhook = {"conn_type": "slackwebhook", "host": "ftp://127.0.0.1", "password": token}
+    code = (
+        "from wharf.contract.dataset import DatasetSpec\n"
+        "from wharf.orchestration import alerts\n"
+        "spec = DatasetSpec.model_validate({'metadata': {'domain': 'shop', 'dataset': 'orders',"
+        " 'owners': [{'name': 'Shop', 'email': 'shop@example.org'}]}, 'source': {'type': 'sql',"
+        " 'conn_id': 'shop_db', 'table': 'orders'}, 'columns': [{'name': 'id', 'data_type':"
+        " 'integer'}], 'notifications': {'slack_webhook_conn_id': 'slack_ops'}})\n"
+        "print(alerts.send(spec, alerts.Alert('failure', 'shop.orders', 'r1', 'boom')).problem)\n"
+    )
+    env = {**os.environ, "AIRFLOW_CONN_SLACK_OPS": json.dumps(webhook)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    problem = done.stdout.strip().splitlines()[-1]
+    assert problem == "slack_ops: SlackRequestError: Invalid URL detected: ftp://127.0.0.1/***"

@@ -88,6 +88,31 @@ def test_an_unknown_connection_is_an_error_when_connections_are_visible(
     )
 
 
+def test_a_connection_of_a_type_its_use_does_not_take_is_an_error(
+    schemas: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database's credentials named where an HTTP API or a Slack webhook is expected:
+    refused before merge, naming the field's line, the connection and its type."""
+    monkeypatch.setenv("AIRFLOW_CONN_CHECKS11_DB", "mysql://reader:pw@127.0.0.1/shop")
+    text = (
+        SQL_YAML.format(dataset="typed", conn_id="checks11_db").replace(
+            "  type: sql\n  conn_id: checks11_db\n  table: orders\n",
+            "  type: http\n  conn_id: checks11_db\n  path: /v1/orders\n",
+        )
+        + "notifications: {slack_webhook_conn_id: checks11_db}\n"
+    )
+    bad = write(schemas, "typed", text)
+    code, err = check(bad, capsys)
+    assert code == 1
+    assert err == (
+        f"{bad}:{CONN_LINE}: source.conn_id: connection 'checks11_db' is a mysql connection; "
+        "an http source takes one of type http or https\n"
+        f"{bad}:12: notifications.slack_webhook_conn_id: connection 'checks11_db' is a mysql "
+        "connection; a Slack alert takes one of type slackwebhook\n"
+        "wharf check: 1 file(s), 1 with errors\n"
+    )
+
+
 def test_a_connection_in_the_metadata_database_is_found(
     schemas: Path,
     capsys: pytest.CaptureFixture[str],

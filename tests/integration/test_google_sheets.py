@@ -310,7 +310,10 @@ def test_the_key_is_json_text_or_a_file_in_the_connection(
         "none": {},
     }[form]
     monkeypatch.setenv(
-        "AIRFLOW_CONN_ORDERS_SHEET", json.dumps({"extra": {**extra, "api_endpoint": google.url}})
+        "AIRFLOW_CONN_ORDERS_SHEET",
+        json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {**extra, "api_endpoint": google.url}}
+        ),
     )
     dataset_id = write(schemas, "keyed")
     if form == "none":

@@ -447,3 +447,26 @@ def test_the_renderer_refuses_a_bad_template_at_run_time(good: RecordsAPI, schem
     with pytest.raises(UnsafeSpecError, match=r"^autos.trusted_cars: source.params.since: "):
         list(extract.read(bad, extract.Window(at, at, at)).batches)
     assert good.requests == []
+
+
+def test_a_connection_of_another_type_sends_nothing(
+    good: RecordsAPI, schemas: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database's connection named by an http source: its login and password would go
+    as an HTTP Basic header to its host and port. The run refuses it before any request."""
+    write_yaml(schemas)
+    conn = {
+        "conn_type": "mysql",
+        "host": "127.0.0.1",
+        "port": good.server_address[1],
+        "login": LOGIN,
+        "password": CANARY_PASSWORD,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_TRUSTED_API", json.dumps(conn))
+    with pytest.raises(TerminalError) as refused:
+        extracted_rows()
+    assert str(refused.value) == (
+        f"{DATASET}: connection 'trusted_api' is a mysql connection; an http source takes "
+        "one of type http or https"
+    )
+    assert good.headers == []

@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from wharf import environment, settings
+from wharf.connections import USES, fit_for
 from wharf.contract.dataset import DatasetSpec
 from wharf.demo import connections as demo_connections
 from wharf.specfiles import SpecError, SpecIssue, load_spec, spec_files
@@ -182,29 +184,45 @@ def _misplaced(file: Path, written: str) -> str:
     return ""
 
 
-def _conn_ids(spec: DatasetSpec) -> list[str]:
-    """The Airflow connections a dataset's run looks up. An ``s3://`` file source without
+def _conn_ids(spec: DatasetSpec) -> list[tuple[tuple[str, ...], str, str | None]]:
+    """(YAML path of the field, connection id, its use in ``wharf.connections.USES`` or None)
+    for each Airflow connection a dataset's run looks up. An ``s3://`` file source without
     ``conn_id`` uses ``aws_default`` only if defined (else boto3's own credentials)."""
     source = spec.source
+    found: list[tuple[tuple[str, ...], str, str | None]] = []
     conn_id = getattr(source, "conn_id", None)
-    return [conn_id] if conn_id else []
+    if source is not None and conn_id:
+        use = getattr(source, "broker", None) or source.type
+        found.append((("source", "conn_id"), conn_id, use if use in USES else None))
+    slack = spec.notifications.slack_webhook_conn_id if spec.notifications else None
+    if slack:
+        found.append((("notifications", "slack_webhook_conn_id"), slack, "slack"))
+    return found
 
 
 def _check_connections(file: Path, spec: DatasetSpec, connections: _Connections) -> list[SpecIssue]:
-    """Each connection the YAML names is defined: an error if not, when connections are
-    visible here; a warning when none are (CI), since it cannot be checked."""
+    """Each connection the YAML names is defined, and of a type its use takes: an error if
+    not, when connections are visible here; a warning when none are (CI), since it cannot
+    be checked."""
+    from wharf.specfiles.yaml_lines import load_with_lines
+
     warnings: list[SpecIssue] = []
     issues: list[SpecIssue] = []
-    for conn_id in _conn_ids(spec):
-        if connections.defined(conn_id):
-            continue
-        line = _source_line(file, "conn_id")
-        if connections.visible:
+    _, lines = load_with_lines(file)
+    for path, conn_id, use in _conn_ids(spec):
+        line = int(lines.get(path, lines.get(path[:1], 1)))
+        field = ".".join(path)
+        found = connections.lookup(conn_id)
+        if found is not None:
+            problem = _unfit(found, use)
+            if problem:
+                issues.append(SpecIssue(file, line, field, problem))
+        elif connections.visible:
             issues.append(
                 SpecIssue(
                     file,
                     line,
-                    "source.conn_id",
+                    field,
                     f"no Airflow connection {conn_id!r} is defined (looked up in "
                     f"{connections.where}); define it, e.g. as "
                     f"AIRFLOW_CONN_{conn_id.upper()}, before the DAG runs",
@@ -215,7 +233,7 @@ def _check_connections(file: Path, spec: DatasetSpec, connections: _Connections)
                 SpecIssue(
                     file,
                     line,
-                    "source.conn_id",
+                    field,
                     f"warning: connection {conn_id!r} is not defined here and cannot be "
                     "checked: no Airflow connections are visible to wharf check (no "
                     "AIRFLOW_CONN_* variable, secrets backend or metadata database with "
@@ -225,6 +243,19 @@ def _check_connections(file: Path, spec: DatasetSpec, connections: _Connections)
     if issues:
         raise SpecError(issues)
     return warnings
+
+
+def _unfit(conn: Any, use: str | None) -> str:
+    """Why ``conn`` cannot serve ``use`` (``wharf.connections.fit_for``), or ""."""
+    from wharf.errors import TerminalError
+
+    if use is None or conn is True:
+        return ""
+    try:
+        fit_for(conn, use)
+    except TerminalError as err:
+        return str(err)
+    return ""
 
 
 class _Connections:
@@ -271,7 +302,9 @@ class _Connections:
         self._full_lookup = in_database is not None or bool(backend)
         self._ready = True
 
-    def defined(self, conn_id: str) -> bool:
+    def lookup(self, conn_id: str) -> Any:
+        """The connection, True for one of Wharf's demo connections (defined for their
+        runs, not here), None when it is not defined."""
         if conn_id in demo_connections.CONN_IDS:
             return True
         if not self._ready:
@@ -279,15 +312,14 @@ class _Connections:
         if not self._full_lookup:
             from airflow.secrets.environment_variables import EnvironmentVariablesBackend
 
-            return EnvironmentVariablesBackend().get_connection(conn_id) is not None
+            return EnvironmentVariablesBackend().get_connection(conn_id)
         from airflow.exceptions import AirflowNotFoundException
         from airflow.models.connection import Connection
 
         try:
-            Connection.get_connection_from_secrets(conn_id)
+            return Connection.get_connection_from_secrets(conn_id)
         except AirflowNotFoundException:
-            return False
-        return True
+            return None
 
 
 def _metadata_connections(url: str) -> int | None:

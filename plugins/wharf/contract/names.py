@@ -93,6 +93,14 @@ def _conn_id(value: str) -> str:
             "(credentials belong in the Airflow connection, never in YAML)",
             {"value": repr(value)},
         )
+    own = settings.own_conn_ids().get(value)  # checked again where a run opens it
+    if own is not None:
+        raise PydanticCustomError(
+            "wharf_conn_id",
+            "{value} is Wharf's own connection ({own}): a dataset's YAML may not name it "
+            "(a dataset built on others is a data cut)",
+            {"value": repr(value), "own": own},
+        )
     return value
 
 

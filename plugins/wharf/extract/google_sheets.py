@@ -38,6 +38,7 @@ import pyarrow as pa
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
+from wharf import connections
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.sheets_source import GoogleSheetsSource
 from wharf.errors import TerminalError, TransientError, WharfError
@@ -131,7 +132,7 @@ def open_session(source: GoogleSheetsSource) -> tuple[EndpointSession, str]:
     service account's email (for error messages)."""
     from airflow.sdk import BaseHook
 
-    connection = BaseHook.get_connection(source.conn_id)
+    connection = connections.fit_for(BaseHook.get_connection(source.conn_id), "google_sheets")
     extra = connection.extra_dejson
     info = service_account_key(source.conn_id, extra)
     name = extra.get("api_endpoint") or extra.get(_PROVIDER_PREFIX + "api_endpoint")

@@ -48,6 +48,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
+from wharf import connections
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.http_source import MAX_PARAM_CHARS, HttpSource, param_template_problem
 from wharf.errors import TerminalError, TransientError, UnsafeSpecError, WharfError
@@ -540,6 +541,7 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
     def batches() -> Iterator[pa.RecordBatch]:
         from airflow.providers.http.hooks.http import HttpHook
 
+        connections.yaml_connection(source.conn_id, "http", spec.dataset_id)
         hook = HttpHook(method="GET", http_conn_id=source.conn_id)
         with hook.get_conn() as session:
             client = _Client(spec, hook, session, modified)

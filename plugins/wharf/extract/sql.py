@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from wharf.connections import sqlalchemy_url
+from wharf import connections
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import arrow_type
 from wharf.contract.sql_rules import runnable_query, sqlglot_dialect
@@ -70,7 +70,8 @@ def extract(spec: DatasetSpec, window: Window) -> Extract:
 
     source = spec.source
     assert isinstance(source, SqlSource)
-    engine = sa.create_engine(sqlalchemy_url(source.conn_id))
+    connections.yaml_connection(source.conn_id, "sql", spec.dataset_id)
+    engine = sa.create_engine(connections.sqlalchemy_url(source.conn_id))
     try:
         statement = _statement(spec, engine.dialect.name)
         params = _bind_params(spec, statement, window)

@@ -40,10 +40,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import pyarrow as pa
 
+from wharf.connections import scrubbed, secret_forms
 from wharf.contract.sql_rules import parse_one_select
 from wharf.errors import TerminalError, TransientError
 
@@ -263,7 +264,7 @@ def open_stream(
         # parser checked (and in a query_only session: ConnectorX's SQLite session has none).
         log.info("%s: read through SQLAlchemy (a backslash in SQLite SQL)", what)
         return None
-    secrets = _secrets(url.password)
+    secrets = secret_forms(url.password)
     reader_name = "ADBC" if dialect == "postgres" else "ConnectorX"
     changed = f"%s: read through SQLAlchemy ({reader_name} would change a column)"
     columns = _columns(conn, tree, dialect)
@@ -332,25 +333,8 @@ def _first_batch(reader: _Reader) -> list[pa.RecordBatch] | None:
         return None
 
 
-def _secrets(password: str | None) -> list[str]:
-    """The password as it may appear in a URL or a message, masked in Airflow's logs."""
-    if not password:
-        return []
-    found = sorted({password, quote(password, safe=""), quote_plus(password)}, key=len)[::-1]
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - Airflow is always installed where Wharf runs
-        return found
-    for secret in found:
-        mask_secret(secret)
-    return found
-
-
 def _scrubbed(err: BaseException, secrets: list[str]) -> str:
-    text = (str(err) or type(err).__name__).splitlines()[0][:1000]
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    return scrubbed((str(err) or type(err).__name__).splitlines()[0][:1000], secrets)
 
 
 def _columns(conn: sa.Connection, tree: Any, dialect: str) -> list[tuple[str, str]] | None:

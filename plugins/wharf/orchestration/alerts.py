@@ -123,8 +123,8 @@ def channels(spec: DatasetSpec) -> list[str]:
 @dataclass(frozen=True)
 class Delivery:
     """How sending went: ``delivered`` channels took it; ``problem``, one line per channel
-    that refused it (its connection id, the error's class and first line; the notifiers
-    put no secret in their errors), None when none did."""
+    that refused it (its connection id, the error's class and first line, the connection's
+    password written as ``***``: a client's error may quote it), None when none did."""
 
     delivered: int
     problem: str | None
@@ -147,7 +147,11 @@ def send(spec: DatasetSpec, alert: Alert) -> Delivery:
         try:
             sender()
         except Exception as err:  # a refused alert must not change the run's outcome
-            problem = f"{conn_id}: {type(err).__name__}: {errors.one_line(err)}"
+            # A client's error can quote the URL it was given, a webhook's token in it.
+            said = connections.scrubbed(
+                errors.one_line(err), connections.connection_secrets(conn_id)
+            )
+            problem = f"{conn_id}: {type(err).__name__}: {said}"
             log.error("%s: the %s alert was not sent: %s", alert.dataset_id, alert.event, problem)
             problems.append(problem)
     return Delivery(len(senders) - len(problems), "\n".join(problems) or None)
@@ -168,6 +172,7 @@ def _mail(to: list[str], alert: Alert) -> None:
 def _slack(conn_id: str, alert: Alert) -> None:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
+    connections.yaml_connection(conn_id, "slack", alert.dataset_id)
     SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=alert.text).notify(_NO_CONTEXT)
 
 
