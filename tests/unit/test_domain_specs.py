@@ -142,3 +142,41 @@ def test_an_id_that_is_not_two_names_never_reaches_a_path(project: Path) -> None
     with pytest.raises(FileNotFoundError):
         get_spec("shop.../secret")
     assert load_domain_specs("..") == ([], [])
+
+
+def test_a_symlink_out_of_the_schemas_folder_is_never_read(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A domain folder or a YAML that is a symlink out of the schemas folder (a YAML-only
+    pull request can commit one): the DAG files read nothing through it (``zz -> /`` walked
+    the whole disk and built DAGs of YAMLs found anywhere), ``get_spec`` neither, and
+    ``wharf check`` names each as an error."""
+    from wharf.cli.main import main
+
+    schemas = project / "include" / "schemas"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "ops").mkdir(parents=True)
+    (elsewhere / "ops" / "jobs.yaml").write_text(
+        SOURCE.format(domain="zz", dataset="jobs", sensitivity="PUBLIC")
+    )
+    (elsewhere / "leak.yaml").write_text(
+        SOURCE.format(domain="shop", dataset="leak", sensitivity="PUBLIC")
+    )
+    (schemas / "zz").symlink_to(elsewhere / "ops")
+    (schemas / "shop" / "leak.yaml").symlink_to(elsewhere / "leak.yaml")
+    before = _ids(load_specs()[0])
+
+    assert "zz" not in domains()
+    assert load_domain_specs("zz") == ([], [])
+    assert "shop.leak" not in _ids(load_domain_specs("shop")[0])
+    assert "shop.leak" not in before and "zz.jobs" not in before
+    with pytest.raises(FileNotFoundError, match="no YAML for dataset shop.leak"):
+        get_spec("shop.leak")
+
+    assert main(["check", str(schemas)]) == 1
+    err = capsys.readouterr().err
+    for link in (schemas / "zz", schemas / "shop" / "leak.yaml"):
+        assert (
+            f"{link}:1: a symlink out of the schemas folder: Wharf reads no YAML outside "
+            "it (commit the file itself)"
+        ) in err

@@ -15,17 +15,27 @@ from wharf.contract.dataset import DatasetSpec
 from wharf.demo import connections as demo_connections
 from wharf.specfiles import SpecError, SpecIssue, load_spec, spec_files
 
+_LINK_OUT = (
+    "a symlink out of the schemas folder: Wharf reads no YAML outside it (commit the file itself)"
+)
+
 
 def cmd_check(paths: list[str], rapid: bool = False) -> int:
     """Check dataset YAML: the contract, the file stage (source files resolved below the
     allowed roots, and present), GX check arguments and the Airflow connections named;
     with ``rapid``, rAPId's stricter date-format rule too.
     Errors exit 1; warnings (what cannot be checked here) are printed only."""
+    from wharf.specfiles.reader import escaping_links
+
     files: list[Path] = []
+    links: list[Path] = []
     for raw in paths or [str(settings.schemas_dir())]:
         path = Path(raw)
         files += spec_files(path) if path.is_dir() else [path]
-    broken = warned = 0
+        links += escaping_links(path) if path.is_dir() else []
+    for link in links:
+        print(SpecError([SpecIssue(link, 1, "", _LINK_OUT)]), file=sys.stderr)
+    broken, warned = len(links), 0
     connections = _Connections()
     for file in files:
         try:
@@ -47,7 +57,8 @@ def cmd_check(paths: list[str], rapid: bool = False) -> int:
         for warning in warnings:
             print(warning, file=sys.stderr)
     tail = f", {warned} warning(s)" if warned else ""
-    print(f"wharf check: {len(files)} file(s), {broken} with errors{tail}", file=sys.stderr)
+    checked = len(files) + len(links)
+    print(f"wharf check: {checked} file(s), {broken} with errors{tail}", file=sys.stderr)
     return 1 if broken else 0
 
 

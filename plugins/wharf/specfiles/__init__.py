@@ -14,7 +14,7 @@ from wharf.errors import one_line
 from wharf.specfiles.cache import load_spec_cached
 from wharf.specfiles.errors import SpecError, SpecIssue
 from wharf.specfiles.estate import Lookup, YamlIds, cut_issues, file_ids, yaml_files
-from wharf.specfiles.reader import load_spec, spec_files
+from wharf.specfiles.reader import inside, load_spec, spec_files
 
 __all__ = [
     "SpecError",
@@ -57,7 +57,8 @@ def load_domain_specs(
     """
     root = root or settings.schemas_dir()
     folder = root / domain
-    files = spec_files(folder) if NAME_PATTERN.fullmatch(domain) and folder.is_dir() else []
+    named = NAME_PATTERN.fullmatch(domain) and folder.is_dir() and inside(folder, root)
+    files = spec_files(folder, within=root) if named else []
     outside = functools.cache(lambda dataset_id: _valid_spec(root, dataset_id))  # once a parse
 
     def lookup(specs: dict[str, DatasetSpec]) -> Lookup:
@@ -124,7 +125,9 @@ def domains(root: Path | None = None) -> list[str]:
     """The domain folders under the schemas folder (``root``), sorted: each is the domain
     of the YAMLs in it."""
     root = root or settings.schemas_dir()
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and inside(p, root))
 
 
 def dag_specs(of_domains: Collection[str], only: str | None) -> list[DatasetSpec]:

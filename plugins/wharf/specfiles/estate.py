@@ -15,7 +15,7 @@ from wharf.contract.sensitivity import cut_row_access_problem, cut_sensitivity_p
 from wharf.contract.sql_rules import check_cut
 from wharf.errors import UnsafeSpecError
 from wharf.specfiles.errors import SpecIssue
-from wharf.specfiles.reader import spec_files
+from wharf.specfiles.reader import inside, spec_files
 from wharf.specfiles.sql_files import cut_sql
 from wharf.specfiles.yaml_lines import load_with_lines
 
@@ -191,7 +191,8 @@ def yaml_files(root: Path, dataset_id: str) -> list[Path]:
     domain, _, dataset = dataset_id.partition(".")
     if not (NAME_PATTERN.fullmatch(domain) and NAME_PATTERN.fullmatch(dataset)):
         return []
-    return [f for s in (".yaml", ".yml") if (f := root / domain / f"{dataset}{s}").is_file()]
+    files = (root / domain / f"{dataset}{suffix}" for suffix in (".yaml", ".yml"))
+    return [f for f in files if f.is_file() and inside(f.parent, root) and inside(f, root)]
 
 
 class YamlIds(Collection[str]):

@@ -79,7 +79,24 @@ def _cut_sql_issues(file: Path, spec: DatasetSpec, lines: dict) -> Iterator[Spec
         yield SpecIssue(file, line, "sql", f"include/sql/{spec.sql}: {err}")
 
 
-def spec_files(root: Path | None = None) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under the schemas folder, sorted."""
+def spec_files(root: Path | None = None, within: Path | None = None) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` under the schemas folder (``root``), sorted, but those
+    that resolve outside ``within`` (default ``root``; see ``inside``)."""
     root = root or settings.schemas_dir()
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    found = (p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in found if inside(p, within or root))
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (below ``root`` as written) is there once symlinks are followed. A
+    YAML-only pull request can commit a symlink: a domain folder to ``/`` made each DAG
+    file walk the whole disk and build DAGs of YAMLs found anywhere. ``rglob`` follows no
+    symlinked folder below its start, so only the path itself needs resolving."""
+    return not path.is_symlink() or path.resolve().is_relative_to(root.resolve())
+
+
+def escaping_links(root: Path) -> list[Path]:
+    """The symlinks under ``root`` that ``spec_files`` and ``domains`` pass over: a domain
+    folder or a YAML that resolves outside it (``wharf check`` names each)."""
+    links = (p for p in root.rglob("*") if p.is_symlink() and not inside(p, root))
+    return sorted(p for p in links if p.is_dir() or p.suffix in (".yaml", ".yml"))
