@@ -40,6 +40,9 @@ FILE_GOOD = GOOD.replace(
 )
 
 
+_DEEP_PATH = "$" + ".a" * 1000  # passed the parser, then every run's compile recursed too deep
+
+
 def file_edit(extra: str) -> bytes:
     return FILE_GOOD.replace("  path: orders.csv\n", f"  path: orders.csv\n  {extra}\n").encode()
 
@@ -298,6 +301,14 @@ CASES: dict[str, tuple[bytes, str]] = {
         f"9: source.path: '/etc/passwd' is outside the allowed file roots "
         f"({settings.reference_dir()}): use a path relative to include/reference/, or an "
         "operator adds its folder to WHARF_FILE_ROOTS",
+    ),
+    "jsonpath_too_deep": (
+        FILE_GOOD.replace(
+            "path: orders.csv",
+            f"path: orders.jsonl\n  format: jsonl\n  column_paths: {{order_id: '{_DEEP_PATH}'}}",
+        ).encode(),
+        f"11: source.column_paths.order_id: '{_DEEP_PATH}' is not a JSONPath (more than 64 "
+        "steps: Wharf follows at most 64)",
     ),
     "file_dot_dot": (
         FILE_GOOD.replace("path: orders.csv", "path: ../../../etc/passwd").encode(),

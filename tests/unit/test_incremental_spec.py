@@ -64,6 +64,7 @@ def test_lookbacks_that_load(schemas: Path, text: str, cursor: str, value: objec
         ("-5", "integer", "must not be negative"),
         ("true", "timestamp", "an ISO 8601 duration such as PT2H, or an integer"),
         ("P99999999999D", "timestamp", "too long"),
+        ("9223372036854775807", "timestamp", "too long"),  # seconds: past any timedelta
         ("PT2H", "bigint", "is an integer: its lookback is an integer"),
     ],
 )

@@ -37,9 +37,18 @@ def rapid_error(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError("rapid_rule", message + " (rAPId: " + rule + ")", ctx or None)
 
 
+# Steps of a JSONPath (names, indexes, unions: its '.', '[', '|' and '&'). jsonpath-ng
+# parses 1,000 steps, then recurses past Python's limit compiling and walking them at every
+# run; a record nested 64 deep is already far past what an API or a file holds.
+MAX_JSONPATH_STEPS = 64
+
+
 @functools.lru_cache(maxsize=8192)
 def jsonpath_problem(path: str) -> str | None:
-    """Why ``path`` is not a JSONPath (jsonpath-ng's parser), or None if it is one."""
+    """Why ``path`` is not a JSONPath (jsonpath-ng's parser) of at most
+    ``MAX_JSONPATH_STEPS`` steps, or None if it is one."""
+    if sum(map(path.count, ".[|&")) > MAX_JSONPATH_STEPS:
+        return f"more than {MAX_JSONPATH_STEPS} steps: Wharf follows at most {MAX_JSONPATH_STEPS}"
     # Cached, and one parser reused: jsonpath_ng.parse() builds its LALR parser on every call
     # (~1 ms), and 2,000 YAMLs re-validated from the spec cache at every DAG-folder parse
     # repeat the same paths. The same text always gets the same answer.

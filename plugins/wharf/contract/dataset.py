@@ -445,6 +445,17 @@ class DatasetSpec(ContractModel):
                 "incremental",
             )
         integer = column.data_type not in ("date", "timestamp")
+        if not integer and isinstance(incremental.lookback, int):
+            try:
+                timedelta(seconds=incremental.lookback)  # what each run subtracts
+            except OverflowError:
+                raise spec_error(
+                    f"lookback of {incremental.lookback} seconds is too long (at most "
+                    f"{timedelta.max.days:,} days)",
+                    "source",
+                    "incremental",
+                    "lookback",
+                ) from None
         if integer and isinstance(incremental.lookback, timedelta):
             raise spec_error(
                 f"incremental cursor {column.name!r} is an integer: its lookback is an integer "

@@ -234,9 +234,9 @@ def _since(watermark: Any, lookback: timedelta | int | None) -> Any:
         return watermark
     if isinstance(watermark, int):
         return watermark - int(lookback)  # type: ignore[arg-type]
-    delta = lookback if isinstance(lookback, timedelta) else timedelta(seconds=lookback)
     moment = watermark if isinstance(watermark, datetime) else datetime.combine(watermark, time())
     try:
+        delta = lookback if isinstance(lookback, timedelta) else timedelta(seconds=lookback)
         earlier = moment - delta
     except OverflowError:
         return None
