@@ -256,6 +256,11 @@ CASES: dict[str, tuple[bytes, str]] = {
         "10: source.query: INTO is not allowed (SELECT INTO, INTO OUTFILE/DUMPFILE write "
         "tables or files): give a plain SELECT",
     ),
+    "dataset_named_like_an_index": (
+        GOOD.replace("dataset: orders", "dataset: orders__wharf_d_0a1b2c3d").encode(),
+        "3: metadata.dataset: dataset 'orders__wharf_d_0a1b2c3d' holds '__wharf_', which Wharf "
+        "reserves for the names of its indexes",
+    ),
     "sql_source_on_the_datasets_database": (
         edit("  conn_id: shop_db", "  conn_id: wharf_datasets"),
         "9: source.conn_id: 'wharf_datasets' is Wharf's own connection (the datasets "

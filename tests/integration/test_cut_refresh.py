@@ -272,3 +272,24 @@ def test_a_materialized_cut_follows_a_changed_definition(home: Path, pg: Any) ->
     assert pg.execute(
         "SELECT relkind FROM pg_class WHERE oid = 'rcut.ids'::regclass"
     ).fetchone() == ("v",)
+
+
+def test_a_keyed_cut_and_a_dataset_named_like_its_index_both_publish(
+    home: Path, pg: Any
+) -> None:
+    """A cut's unique index shares the schema's names with the tables: named
+    ``<cut>_key``, it made a dataset ``counts_key`` (or the cut, whichever came second)
+    fail to publish on every run. Wharf's index names hold ``__wharf_``, which no dataset's
+    name may."""
+    named_like = ORDERS.replace("dataset: orders", "dataset: counts_key")
+    (home / "include" / "schemas" / "rcut" / "counts_key.yaml").write_text(named_like)
+    spec = get_spec("rcut.counts_key")
+    with connections.connect() as conn:
+        load.load(conn, spec, "manual__key", DAY, rows_of(spec, [{"id": 1, "v": "a"}], "m"))
+    write_cut(home, "counts", "SELECT id, count(*) AS n FROM rcut.orders GROUP BY id", True, "id")
+    assert refresh("counts") == data_cuts.Refreshed("created")
+    [(index,)] = pg.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'rcut.counts'::regclass"
+    ).fetchall()
+    assert index.startswith("rcut.counts__wharf_key_")
+    assert rows(pg, "rcut.counts_key")[0][:2] == (1, "a")

@@ -29,6 +29,9 @@ _QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 S3_BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SOURCE_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?")
 RESERVED_PREFIX = "_wharf_"
+# In every index Wharf names (``publish.schema_changes.index_name``): an index shares its
+# schema's names with the tables and views, so no dataset may be named like one.
+INDEX_INFIX = "__wharf_"
 
 
 # PostgreSQL's system columns exist on every table: a column of that name cannot be created.
@@ -46,6 +49,13 @@ def _name(kind: str, becomes: str) -> AfterValidator:
                 "{value} is not a valid {kind} name: use lowercase letters, digits and "
                 "underscores, starting with a letter, at most 63 characters ({becomes})",
                 {"value": repr(value), "kind": kind, "becomes": becomes},
+            )
+        if kind == "dataset" and INDEX_INFIX in value:
+            raise PydanticCustomError(
+                "wharf_reserved",
+                "dataset {value} holds '__wharf_', which Wharf reserves for the names of its "
+                "indexes",
+                {"value": repr(value)},
             )
         if kind == "domain" and reserved_schema(value):
             raise PydanticCustomError(

@@ -42,6 +42,7 @@ from wharf.errors import TerminalError, UnsafeSpecError, one_line
 from wharf.ledger import changes
 from wharf.publish import access
 from wharf.publish.comments import comment
+from wharf.publish.schema_changes import index_name
 from wharf.specfiles import known_spec
 from wharf.specfiles.estate import cut_inputs, row_access_problem, sensitivity_problem
 from wharf.specfiles.sql_files import cut_sql
@@ -244,7 +245,7 @@ def _create(cur: Cursor, cut: DatasetSpec, text: str, role: str) -> None:
         if key:
             cur.execute(
                 sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
-                    sql.Identifier(f"{cut.metadata.dataset}_key"[:63]),
+                    sql.Identifier(index_name(cut, "key", key)),
                     view,
                     sql.SQL(", ").join(sql.Identifier(k) for k in key),
                 )

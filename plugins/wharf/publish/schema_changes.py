@@ -11,6 +11,7 @@ publish transaction, so a failed load also leaves the table's shape as it was. V
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +27,7 @@ from wharf.contract.columns import (
 )
 from wharf.contract.dataset import DatasetSpec
 from wharf.contract.datatypes import postgres_type
+from wharf.contract.names import INDEX_INFIX
 from wharf.errors import TerminalError
 
 ChangeKind = Literal[
@@ -257,7 +259,7 @@ def ensure_indexes(cur: Cursor, spec: DatasetSpec) -> None:
         wanted["p"] = tuple(spec.partition_columns)
     if spec.metadata.update_behaviour == "APPEND" and spec.stream is None:
         wanted["d"] = (LOGICAL_DATE_COLUMN,)  # a stream's APPEND never deletes by date
-    names = {_index_name(spec, tag, cols): cols for tag, cols in wanted.items()}
+    names = {index_name(spec, tag, cols): cols for tag, cols in wanted.items()}
     cur.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
         "AND indexname LIKE %s",
@@ -275,11 +277,15 @@ def ensure_indexes(cur: Cursor, spec: DatasetSpec) -> None:
 
 
 def _index_prefix(spec: DatasetSpec) -> str:
-    return f"{spec.metadata.dataset[:40]}__wharf_"
+    return f"{spec.metadata.dataset[:40]}{INDEX_INFIX}"
 
 
-def _index_name(spec: DatasetSpec, tag: str, columns: tuple[str, ...]) -> str:
-    digest = hashlib.sha1("|".join(columns).encode()).hexdigest()[:8]
+def index_name(spec: DatasetSpec, tag: str, columns: Sequence[str]) -> str:
+    """The name of an index Wharf makes on the dataset's table or view: at most 63
+    characters, holding ``__wharf_`` (which no dataset's name may), and a digest of the
+    dataset's whole name and the columns, so two datasets whose names share their first 40
+    characters get two indexes, and changed columns a new one."""
+    digest = hashlib.sha1("|".join([spec.metadata.dataset, *columns]).encode()).hexdigest()[:8]
     return f"{_index_prefix(spec)}{tag}_{digest}"
 
 
