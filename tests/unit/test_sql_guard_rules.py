@@ -116,3 +116,16 @@ def test_tables_read_skips_its_own_with_queries_and_table_functions() -> None:
         "SELECT * FROM m JOIN transport.airlines a USING (carrier), generate_series(1, 2) g"
     )
     assert tables_read(text, "postgres") == [("transport", "airlines"), ("transport", "flights")]
+
+
+def test_a_with_query_names_no_table_outside_its_own_scope() -> None:
+    """A WITH query's name hides a table only where the WITH is seen: ``s`` after the
+    subquery that defines it is a table of that name (an unqualified one, which a data cut
+    may not read), not the WITH query."""
+    text = "SELECT a FROM (WITH s AS (SELECT 1 AS a) SELECT a FROM s) q, s"
+    assert tables_read(text, "postgres") == [("", "s")]
+    recursive = (
+        "WITH RECURSIVE r AS (SELECT 1 AS a UNION ALL SELECT a + 1 FROM r WHERE a < 3) "
+        "SELECT * FROM r JOIN (WITH t AS (SELECT * FROM x.y) SELECT * FROM t) z USING (a)"
+    )
+    assert tables_read(recursive, "postgres") == [("x", "y")]

@@ -238,12 +238,12 @@ def tables_read(text: str, dialect: str) -> list[tuple[str, str]]:
     from sqlglot import exp
 
     tree = parse_one_select(text, dialect)
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    ctes = _with_query_references(tree)
     found = set()
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue  # a table function, e.g. generate_series(...)
-        if not table.db and table.name in ctes:
+        if id(table) in ctes:
             continue
         if table.catalog:
             raise UnsafeSpecError(
@@ -251,6 +251,25 @@ def tables_read(text: str, dialect: str) -> list[tuple[str, str]]:
             )
         found.add((_folded(table.args.get("db")), _folded(table.this)))
     return sorted(found)
+
+
+def _with_query_references(tree: Any) -> set[int]:
+    """The ids of the tree's table names that name a WITH query seen where they stand
+    (sqlglot's scopes: a WITH inside a subquery hides no table outside it); none when the
+    scopes cannot be built: every name then counts as a table, the strict side."""
+    from sqlglot.errors import SqlglotError
+    from sqlglot.optimizer.scope import traverse_scope
+
+    try:
+        scopes = traverse_scope(tree)
+    except (SqlglotError, RecursionError):
+        return set()
+    return {
+        id(table)
+        for scope in scopes
+        for table in scope.tables
+        if not table.db and table.name in scope.cte_sources
+    }
 
 
 def _folded(identifier: Any) -> str:
