@@ -98,6 +98,7 @@ USES: dict[str, tuple[str, frozenset[str]]] = {
     "sql": ("a sql source", frozenset(_SCHEMES)),
     "http": ("an http source", frozenset({"http", "https"})),
     "google_sheets": ("a google_sheets source", frozenset({"google_cloud_platform"})),
+    "file": ("an s3:// file source", frozenset({"aws"})),
     "nats": ("a nats stream", frozenset({"nats"})),
     "redis": ("a redis stream", frozenset({"redis"})),
     "slack": ("a Slack alert", frozenset({"slackwebhook"})),

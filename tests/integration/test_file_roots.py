@@ -379,6 +379,20 @@ def test_the_s3_reader_refuses_a_bucket_no_longer_allowed(monkeypatch: Any) -> N
     assert isinstance(refused.value, TerminalError)
 
 
+def test_an_s3_source_takes_only_an_aws_connection(monkeypatch: Any) -> None:
+    """A database's connection as an s3:// source's: its login would go out as an AWS
+    access key; the reader refuses it before any S3 call."""
+    monkeypatch.setenv("WHARF_S3_BUCKETS", "wharf-test")
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_PG", "postgres://reader:pw@127.0.0.1:1/shop")
+    spec = spec_of({"path": "s3://wharf-test/x.csv", "conn_id": "shop_pg"})
+    with pytest.raises(TerminalError) as refused:
+        extract.read(spec)
+    assert str(refused.value) == (
+        "shop.r: connection 'shop_pg' is a postgres connection; an s3:// file source takes "
+        "one of type aws"
+    )
+
+
 def test_a_folder_swapped_for_a_symlink_while_opening_is_never_read(place: Place) -> None:
     """A real folder of the root swapped for a symlink out, again and again, while the reader
     opens a file in it: the check of the opened descriptor refuses whatever slips between

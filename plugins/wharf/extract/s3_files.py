@@ -43,6 +43,8 @@ class S3Files:
         problem = settings.s3_bucket_problem(self.bucket)
         if problem is not None:
             raise UnsafeSpecError(f"{spec.dataset_id}: source.path {problem}")
+        if source.conn_id is not None:  # aws_default may be undefined: boto3's own chain
+            connections.yaml_connection(source.conn_id, "file", spec.dataset_id)
         self.hook = connections.s3_hook(source.aws_conn_id, transfer_config_args=_S3_TRANSFER)
         if source.is_glob:
             self.keys = self._matching(pattern)
