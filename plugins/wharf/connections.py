@@ -107,7 +107,7 @@ USES: dict[str, tuple[str, frozenset[str]]] = {
 
 def yaml_connection(conn_id: str, use: str, dataset_id: str) -> Any:
     """The Airflow connection ``conn_id`` that a dataset's YAML names for ``use`` (a key of
-    ``USES``: a source type or broker, or ``slack``), once it may serve it: not one of Wharf's own (``settings.own_conn_ids``,
+    ``USES``: a source type or broker, or ``slack``), once it may serve it: not one of Wharf's own (``settings.own_connection``,
     which ``wharf check`` refuses too: the environment may have changed since) and of a type
     the use takes (a sql source may have any type whose extra names its
     ``sqlalchemy_scheme``: the operator's choice). Raises ``TerminalError`` naming the
@@ -115,7 +115,7 @@ def yaml_connection(conn_id: str, use: str, dataset_id: str) -> Any:
     ``AirflowNotFoundException`` for an unknown id."""
     from airflow.sdk import BaseHook
 
-    own = settings.own_conn_ids().get(conn_id)
+    own = settings.own_connection(conn_id)
     if own is not None:
         raise TerminalError(
             f"{dataset_id}: connection {conn_id!r} is Wharf's own ({own}): a dataset's YAML "

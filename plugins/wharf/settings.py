@@ -253,16 +253,18 @@ def smtp_conn_id() -> str:
     return os.environ.get("WHARF_SMTP_CONN_ID") or SMTP_CONN_ID_DEFAULT
 
 
-def own_conn_ids() -> dict[str, str]:
-    """Wharf's own connections, each id -> what it reaches: no dataset's YAML may name one
-    (a source on the datasets database would read every domain's tables past their
-    sensitivity, as the loader, and republish them; an alert through one would send its
-    credentials elsewhere)."""
-    return {
-        datasets_conn_id(): "the datasets database",
-        datasets_admin_conn_id(): "the datasets database's administrator",
-        smtp_conn_id(): "the alert mail server",
+def own_connection(conn_id: str) -> str | None:
+    """What ``conn_id`` reaches when it is one of Wharf's own connections, which no
+    dataset's YAML may name (a source on the datasets database would read every domain's
+    tables past their sensitivity, as the loader, and republish them; an alert through one
+    would send its credentials elsewhere); else None. Compared without case: Airflow finds
+    ``Wharf_Datasets`` in ``AIRFLOW_CONN_WHARF_DATASETS`` too."""
+    own = {
+        datasets_conn_id().lower(): "the datasets database",
+        datasets_admin_conn_id().lower(): "the datasets database's administrator",
+        smtp_conn_id().lower(): "the alert mail server",
     }
+    return own.get(conn_id.lower())
 
 
 def alert_from_email() -> str | None:

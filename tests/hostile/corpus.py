@@ -266,6 +266,11 @@ CASES: dict[str, tuple[bytes, str]] = {
         "9: source.conn_id: 'wharf_datasets' is Wharf's own connection (the datasets "
         "database): a dataset's YAML may not name it (a dataset built on others is a data cut)",
     ),
+    "sql_source_on_the_datasets_database_in_capitals": (
+        edit("  conn_id: shop_db", "  conn_id: Wharf_Datasets"),
+        "9: source.conn_id: 'Wharf_Datasets' is Wharf's own connection (the datasets "
+        "database): a dataset's YAML may not name it (a dataset built on others is a data cut)",
+    ),
     "slack_alerts_through_the_admin_connection": (
         GOOD.encode() + b"notifications: {slack_webhook_conn_id: wharf_datasets_admin}\n",
         "14: notifications.slack_webhook_conn_id: 'wharf_datasets_admin' is Wharf's own "

@@ -274,9 +274,7 @@ def test_a_materialized_cut_follows_a_changed_definition(home: Path, pg: Any) ->
     ).fetchone() == ("v",)
 
 
-def test_a_keyed_cut_and_a_dataset_named_like_its_index_both_publish(
-    home: Path, pg: Any
-) -> None:
+def test_a_keyed_cut_and_a_dataset_named_like_its_index_both_publish(home: Path, pg: Any) -> None:
     """A cut's unique index shares the schema's names with the tables: named
     ``<cut>_key``, it made a dataset ``counts_key`` (or the cut, whichever came second)
     fail to publish on every run. Wharf's index names hold ``__wharf_``, which no dataset's

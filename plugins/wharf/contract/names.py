@@ -103,7 +103,7 @@ def _conn_id(value: str) -> str:
             "(credentials belong in the Airflow connection, never in YAML)",
             {"value": repr(value)},
         )
-    own = settings.own_conn_ids().get(value)  # checked again where a run opens it
+    own = settings.own_connection(value)  # checked again where a run opens it
     if own is not None:
         raise PydanticCustomError(
             "wharf_conn_id",
