@@ -40,7 +40,13 @@ FILE_GOOD = GOOD.replace(
 )
 
 
-_DEEP_PATH = "$" + ".a" * 1000  # passed the parser, then every run's compile recursed too deep
+# Each passed the parser, then every run's compile recursed too deep (or, for the last,
+# yielded 487,635 values of one 422-byte record).
+_DEEP_PATHS = {
+    "steps": "$" + ".a" * 100,
+    "where": "a" + " where a" * 100,
+    "descents": "$..*..*..*..*",
+}
 
 
 def file_edit(extra: str) -> bytes:
@@ -312,14 +318,21 @@ CASES: dict[str, tuple[bytes, str]] = {
         f"({settings.reference_dir()}): use a path relative to include/reference/, or an "
         "operator adds its folder to WHARF_FILE_ROOTS",
     ),
-    "jsonpath_too_deep": (
-        FILE_GOOD.replace(
-            "path: orders.csv",
-            f"path: orders.jsonl\n  format: jsonl\n  column_paths: {{order_id: '{_DEEP_PATH}'}}",
-        ).encode(),
-        f"11: source.column_paths.order_id: '{_DEEP_PATH}' is not a JSONPath (more than 64 "
-        "steps: Wharf follows at most 64)",
-    ),
+    **{
+        f"jsonpath_too_deep_{kind}": (
+            FILE_GOOD.replace(
+                "path: orders.csv",
+                f"path: orders.jsonl\n  format: jsonl\n  column_paths: {{order_id: '{path}'}}",
+            ).encode(),
+            f"11: source.column_paths.order_id: '{path}' is not a JSONPath ("
+            + (
+                "more than one '..': each multiplies the values a record yields)"
+                if kind == "descents"
+                else "more than 64 steps: Wharf follows at most 64)"
+            ),
+        )
+        for kind, path in _DEEP_PATHS.items()
+    },
     "file_dot_dot": (
         FILE_GOOD.replace("path: orders.csv", "path: ../../../etc/passwd").encode(),
         "9: source.path: '../../../etc/passwd' has a '..' component: a file source stays "

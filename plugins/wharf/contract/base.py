@@ -37,27 +37,50 @@ def rapid_error(rule: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError("rapid_rule", message + " (rAPId: " + rule + ")", ctx or None)
 
 
-# Steps of a JSONPath (names, indexes, unions: its '.', '[', '|' and '&'). jsonpath-ng
-# parses 1,000 steps, then recurses past Python's limit compiling and walking them at every
-# run; a record nested 64 deep is already far past what an API or a file holds.
+# A JSONPath's size, measured on its parsed tree (every operator, `where` included):
+# jsonpath-ng parses 1,000 steps, then recurses past Python's limit compiling and walking
+# them at every run; a record nested 64 deep is far past what an API or a file holds.
 MAX_JSONPATH_STEPS = 64
+MAX_JSONPATH_CHARS = 1_000
+# Each further `..` multiplies what a record yields (`$..*..*..*..*` gave 487,635 values of
+# one 422-byte record, ten times the three-`..` path's): one is enough to find a key.
+MAX_JSONPATH_DESCENTS = 1
 
 
 @functools.lru_cache(maxsize=8192)
 def jsonpath_problem(path: str) -> str | None:
     """Why ``path`` is not a JSONPath (jsonpath-ng's parser) of at most
-    ``MAX_JSONPATH_STEPS`` steps, or None if it is one."""
-    if sum(map(path.count, ".[|&")) > MAX_JSONPATH_STEPS:
-        return f"more than {MAX_JSONPATH_STEPS} steps: Wharf follows at most {MAX_JSONPATH_STEPS}"
+    ``MAX_JSONPATH_STEPS`` steps and ``MAX_JSONPATH_DESCENTS`` ``..``, or None if it is one."""
+    if len(path) > MAX_JSONPATH_CHARS:
+        return f"longer than {MAX_JSONPATH_CHARS:,} characters"
     # Cached, and one parser reused: jsonpath_ng.parse() builds its LALR parser on every call
     # (~1 ms), and 2,000 YAMLs re-validated from the spec cache at every DAG-folder parse
     # repeat the same paths. The same text always gets the same answer.
     with _JSONPATH_LOCK:
         try:
-            _jsonpath_parser().parse(path)
+            tree = _jsonpath_parser().parse(path)
         except Exception as err:  # jsonpath-ng raises bare Exception and JsonPathLexerError
             return str(err)
+    nodes, descents = _jsonpath_size(tree)
+    if nodes > 2 * MAX_JSONPATH_STEPS + 1:  # $.a.b: Root, two Fields, two Child joins
+        return f"more than {MAX_JSONPATH_STEPS} steps: Wharf follows at most {MAX_JSONPATH_STEPS}"
+    if descents > MAX_JSONPATH_DESCENTS:
+        return "more than one '..': each multiplies the values a record yields"
     return None
+
+
+def _jsonpath_size(tree: Any) -> tuple[int, int]:
+    """(nodes, ``..`` nodes) of a parsed JSONPath, walked without recursion."""
+    from jsonpath_ng.jsonpath import Descendants
+
+    nodes = descents = 0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        descents += isinstance(node, Descendants)
+        stack += [getattr(node, side) for side in ("left", "right") if hasattr(node, side)]
+    return nodes, descents
 
 
 _JSONPATH_LOCK = threading.Lock()  # a ply parser keeps its state on itself while it parses

@@ -29,8 +29,11 @@ def compile_path(path: str) -> Getter:
     """
     from jsonpath_ng import parse
 
-    parsed = parse(path)
-    steps = _simple_steps(parsed)
+    try:  # wharf check bounds a path's size; a YAML changed since is refused here too
+        parsed = parse(path)
+        steps = _simple_steps(parsed)
+    except RecursionError:
+        raise ValueError(f"a JSONPath of {len(path):,} characters is nested too deeply") from None
     if steps is not None:
         return lambda record: _walk(record, steps)
 
