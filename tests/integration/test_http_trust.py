@@ -470,3 +470,20 @@ def test_a_connection_of_another_type_sends_nothing(
         "one of type http or https"
     )
     assert good.headers == []
+
+
+def test_an_error_page_that_echoes_the_request_quotes_no_credential(
+    good: RecordsAPI, schemas: Path
+) -> None:
+    """An API whose error page echoes the request's headers (many debug pages do): the
+    excerpt of that page in the error, and so in the audit and the log, has the password,
+    the Basic token and the connection's header values as ***."""
+    write_yaml(schemas)
+    good.fault = lambda collection, page: (400, {}, f"bad request {json.dumps(good.headers[-1])}")
+    with pytest.raises(HttpSourceError) as refused:
+        extracted_rows()
+    message = str(refused.value)
+    assert "returned 400" in message and "bad request" in message
+    for secret in (CANARY_PASSWORD, CANARY_HEADER, BASIC.split()[1]):
+        assert secret not in message
+    assert "***" in message

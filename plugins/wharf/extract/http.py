@@ -132,6 +132,30 @@ def retrying_adapter(max_attempts: int, backoff: float, max_backoff: float) -> A
     return HTTPAdapter(max_retries=retry)
 
 
+def _credentials(session: Any) -> list[str]:
+    """What of the session a response must not quote: the password (as is and URL-quoted),
+    the Basic token it is sent as, and each header the connection's extra adds (an API key)."""
+    import base64
+
+    import requests
+
+    auth = session.auth
+    login, password = (
+        auth
+        if isinstance(auth, tuple)
+        else (
+            getattr(auth, "username", None),
+            getattr(auth, "password", None),
+        )
+    )
+    found = connections.secret_forms(str(password)) if password else []
+    if login is not None and password:
+        found.append(base64.b64encode(f"{login}:{password}".encode()).decode())
+    defaults = requests.utils.default_headers()
+    found += [str(v) for k, v in session.headers.items() if v and defaults.get(k) != v]
+    return sorted(set(found), key=len, reverse=True)
+
+
 def body_excerpt(response: Any) -> str:
     """The start of a response's body, on one line."""
     text: str = response.text[:_BODY_EXCERPT]
@@ -291,6 +315,7 @@ class _Client:
         self.allowed = _allowed_origins(extra.get(ALLOWED_ORIGINS_KEY), self.conn_id)
         session.headers.pop(ALLOWED_ORIGINS_KEY, None)  # the hook makes every extra a header
         self.session = session
+        self.secrets = _credentials(session)
         bare = requests.Session()
         bare.auth = _NoAuth()
         bare.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # keeps none
@@ -340,6 +365,8 @@ class _Client:
                 if status not in _SUCCESS:
                     excerpt = self._read(response, deadline, what, _BODY_EXCERPT * 4, cut=True)
                     detail = excerpt.decode("utf-8", "replace")[:_BODY_EXCERPT]
+                    # An error page may echo the request: its credentials never reach a log.
+                    detail = connections.scrubbed(detail, self.secrets)
                     error: type[HttpSourceError] = (
                         HttpServerError
                         if status in RETRY_STATUSES
@@ -357,6 +384,7 @@ class _Client:
                     parsed = json.loads(body)
                 except ValueError:
                     start = body[:_BODY_EXCERPT].decode("utf-8", "replace").replace("\n", " ")
+                    start = connections.scrubbed(start, self.secrets)
                     raise ValueError(
                         f"{what}: {shown(prepared.url)} did not return JSON: {start!r}"
                     ) from None
