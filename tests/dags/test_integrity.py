@@ -186,3 +186,32 @@ def test_the_serialized_dag_keeps_unpaused_at_creation(dagbag: DagBag) -> None:
     for dag in dagbag.dags.values():
         stored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
         assert stored.is_paused_upon_creation is False, dag.dag_id
+
+
+def test_a_yamls_text_reaches_the_dag_docs_as_text_not_markdown() -> None:
+    """The DAG's docs (Airflow renders them as Markdown in the operator's browser) show a
+    description as written: an image would load from a host the YAML's author picks, a
+    link would point there, and a '|' would break the columns' table."""
+    from wharf.contract.dataset import DatasetSpec
+    from wharf.orchestration.dag_factory import build_dag
+
+    hostile = "![x](https://evil.example/p.png) [login](https://evil.example) <b>a|b</b>"
+    spec = DatasetSpec.model_validate(
+        {
+            "metadata": {
+                "domain": "shop",
+                "dataset": "orders",
+                "description": hostile,
+                "owners": [{"name": "Shop", "email": "shop@example.org"}],
+            },
+            "source": {"type": "sql", "conn_id": "shop_db", "table": "orders"},
+            "columns": [{"name": "id", "data_type": "integer", "description": hostile}],
+        }
+    )
+    doc = build_dag(spec).doc_md
+    assert doc is not None
+    import re
+
+    for markup in (r"!\[", r"\]\(", r"<b>", r"\|b"):  # each unescaped
+        assert not re.search(r"(?<!\\)" + markup, doc), markup
+    assert doc.count(r"https://evil\.example") == 4  # the text itself is kept

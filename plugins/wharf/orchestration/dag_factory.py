@@ -7,6 +7,7 @@ argument of an operator as a Jinja template, so a YAML value such as
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,14 +113,25 @@ def _cut_schedule(spec: DatasetSpec) -> Any:
     )
 
 
+# Markdown's punctuation (CommonMark's backslash escapes) and '|', which ends a table cell.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def _text(value: str | None) -> str:
+    """A YAML's text as Markdown that shows it as written: no image (which would load from
+    a host the YAML's author picks in the operator's browser), link, HTML or table cell."""
+    return _MARKDOWN.sub(r"\\\1", value or "")
+
+
 def _doc(spec: DatasetSpec) -> str:
     meta = spec.metadata
     rows = "\n".join(
-        f"| `{c.name}` | {c.data_type} | {'yes' if c.allow_null else 'no'} | {c.description} |"
+        f"| `{c.name}` | {c.data_type} | {'yes' if c.allow_null else 'no'} | "
+        f"{_text(c.description)} |"
         for c in spec.columns
     )
     return (
-        f"### {spec.dataset_id}\n\n{meta.description}\n\n"
+        f"### {spec.dataset_id}\n\n{_text(meta.description)}\n\n"
         f"kind: **{meta.kind}** · sensitivity: **{meta.sensitivity}** · "
         f"update_behaviour: **{meta.update_behaviour}**\n\n"
         "| column | data_type | allow_null | description |\n|---|---|---|---|\n" + rows
