@@ -259,7 +259,18 @@ def own_connection(conn_id: str) -> str | None:
     tables past their sensitivity, as the loader, and republish them; an alert through one
     would send its credentials elsewhere); else None. Compared without case: Airflow finds
     ``Wharf_Datasets`` in ``AIRFLOW_CONN_WHARF_DATASETS`` too."""
+    # The lakes' connections write every zone of their domains; aws_default, which every
+    # s3:// source falls back to, stays a source's. Read without the lake's checks: a bad
+    # lake setting fails every lake access, never a YAML's validation.
+    lakes = [os.environ.get("WHARF_LAKE_CONN_ID", "")] + [
+        entry.partition("=")[2] for entry in os.environ.get("WHARF_LAKE_CONN_IDS", "").split(",")
+    ]
     own = {
+        lake.strip().lower(): "a lake's connection"
+        for lake in lakes
+        if lake.strip() and lake.strip().lower() != LAKE_CONN_ID_DEFAULT
+    }
+    own |= {
         datasets_conn_id().lower(): "the datasets database",
         datasets_admin_conn_id().lower(): "the datasets database's administrator",
         smtp_conn_id().lower(): "the alert mail server",

@@ -180,3 +180,32 @@ def test_the_copied_name_rules_match_the_contract() -> None:
     assert settings.DOMAIN_PATTERN.pattern == names.NAME_PATTERN.pattern
     assert settings.CONN_ID_PATTERN.pattern == names._CONN_ID.pattern
     assert settings.BUCKET_PATTERN.pattern == names.S3_BUCKET_PATTERN.pattern
+
+
+def test_a_yaml_names_no_lakes_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lake's AWS connection writes every zone of its domains: an s3:// file source
+    naming one would read with it (another domain's, or its own lake's credentials), so
+    it is Wharf's own; ``aws_default``, every s3:// source's default, stays a source's."""
+    from wharf.contract.dataset import DatasetSpec
+
+    configure(monkeypatch, conn_ids="parking=aws_parking")
+    monkeypatch.setenv("WHARF_LAKE_CONN_ID", "aws_lake")
+    monkeypatch.setenv("WHARF_S3_BUCKETS", "drops")
+
+    def spec(conn_id: str) -> DatasetSpec:
+        return DatasetSpec.model_validate(
+            {
+                "metadata": {
+                    "domain": "shop",
+                    "dataset": "orders",
+                    "owners": [{"name": "Shop", "email": "shop@example.org"}],
+                },
+                "source": {"type": "file", "path": "s3://drops/x.csv", "conn_id": conn_id},
+                "columns": [{"name": "id", "data_type": "integer"}],
+            }
+        )
+
+    for lake in ("aws_parking", "AWS_LAKE"):
+        with pytest.raises(ValueError, match=f"'{lake}' is Wharf's own connection \\(a lake's"):
+            spec(lake)
+    assert spec("aws_default").source.conn_id == "aws_default"  # type: ignore[union-attr]
