@@ -107,12 +107,12 @@ USES: dict[str, tuple[str, frozenset[str]]] = {
 
 def yaml_connection(conn_id: str, use: str, dataset_id: str) -> Any:
     """The Airflow connection ``conn_id`` that a dataset's YAML names for ``use`` (a key of
-    ``USES``: a source type or broker, or ``slack``), once it may serve it: not one of Wharf's own (``settings.own_connection``,
-    which ``wharf check`` refuses too: the environment may have changed since) and of a type
-    the use takes (a sql source may have any type whose extra names its
-    ``sqlalchemy_scheme``: the operator's choice). Raises ``TerminalError`` naming the
-    dataset, the connection and its type, never its fields; Airflow's
-    ``AirflowNotFoundException`` for an unknown id."""
+    ``USES``: a source type or broker, or ``slack``), once it may serve it: not one of
+    Wharf's own (``settings.own_connection``, which ``wharf check`` refuses too: the
+    environment may have changed since) and of a type the use takes (a sql source may have
+    any type whose extra names its ``sqlalchemy_scheme``: the operator's choice). Raises
+    ``TerminalError`` naming the dataset, the connection and its type, never its fields;
+    Airflow's ``AirflowNotFoundException`` for an unknown id."""
     from airflow.sdk import BaseHook
 
     own = settings.own_connection(conn_id)
@@ -143,11 +143,11 @@ def secret_forms(password: str | None) -> list[str]:
     first, each masked in Airflow's logs from now on."""
     from urllib.parse import quote, quote_plus
 
+    from airflow.sdk.log import mask_secret
+
     if not password:
         return []
     found = sorted({password, quote(password, safe=""), quote_plus(password)}, key=len)[::-1]
-    from airflow.sdk.log import mask_secret
-
     for secret in found:
         mask_secret(secret)
     return found

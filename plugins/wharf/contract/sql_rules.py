@@ -53,12 +53,12 @@ DENIED_PREFIXES = (
     "binary_upgrade_", "heap_page", "page_", "bt_page", "bt_metap", "gin_page", "gist_page",
     "hash_page", "brin_page",
 )  # fmt: skip
-# Comments a server runs: MySQL's /*! ... */ and MariaDB's /*M! ... */ (MySQL 8.0 manual,
-# "Comments"; MariaDB, "Comment Syntax"), which sqlglot reads as comments.
-EXECUTED_COMMENT = re.compile(r"M?!")
 DENIED_SUBSTRINGS = ("exec", "eval", "shell", "system", "file", "sleep", "advisory", "program")
 # pg_* functions that only describe values.
 ALLOWED_FUNCTIONS = frozenset({"pg_typeof", "pg_column_size", "pg_size_pretty", "pg_size_bytes"})
+# Comments a server runs: MySQL's /*! ... */ and MariaDB's /*M! ... */ (MySQL 8.0 manual,
+# "Comments"; MariaDB, "Comment Syntax"), which sqlglot reads as comments.
+EXECUTED_COMMENT = re.compile(r"M?!")
 
 # Schemas and table-name prefixes of database catalogs (roles, password hashes, settings).
 SYSTEM_SCHEMAS = frozenset(
