@@ -217,3 +217,22 @@ def test_a_reference_loads_lineage_names_its_history_and_writes_nothing_when_unc
     assert {o.namespace for o in openlineage._load(spec, run, {"rows": 3})[1]} == {
         "postgres://db.example:5433"
     }
+
+
+def test_wharf_check_refuses_a_dataset_named_as_a_primary_keys_index(
+    schemas: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL names a table's primary key ``<table>_pkey``, an index that shares the
+    schema's names with the tables: a dataset of that name, made after the keyed one, never
+    publishes (``relation "codes_pkey" already exists``)."""
+    (schemas / "ref").mkdir()
+    (schemas / "ref" / "codes.yaml").write_text(GOOD)
+    clash = GOOD.replace("dataset: codes", "dataset: codes_pkey").replace(
+        "kind: reference", "kind: source"
+    )
+    (schemas / "ref" / "codes_pkey.yaml").write_text(clash)
+    assert cmd_check([str(schemas)]) == 1
+    assert (
+        f"{schemas / 'ref' / 'codes_pkey.yaml'}:3: metadata.dataset: ref.codes_pkey is the "
+        "name PostgreSQL gives the primary key of ref.codes: choose another name"
+    ) in capsys.readouterr().err

@@ -75,7 +75,8 @@ def _check_cut_inputs(file: Path, cut: DatasetSpec) -> None:
 
 
 def _check_history_name(file: Path, spec: DatasetSpec) -> None:
-    """No dataset is named as a reference dataset's history table in its domain."""
+    """No dataset is named as a reference dataset's history table, or a keyed table's
+    primary key, in its domain."""
     from wharf.specfiles import known_spec
     from wharf.specfiles.estate import history_clash_issues
 

@@ -161,7 +161,9 @@ def file_ids(files: Collection[Path]) -> set[str]:
 def history_clash_issues(file: Path, spec: DatasetSpec, lookup: Lookup) -> list[SpecIssue]:
     """A reference dataset's history table (``<dataset>_history``, beside it) and another
     dataset of that name in the same domain would be one table: an issue at the
-    ``metadata.dataset`` line of whichever of the two ``file`` is."""
+    ``metadata.dataset`` line of whichever of the two ``file`` is. So would a dataset
+    ``<keyed>_pkey`` and the primary key's index PostgreSQL names so (an issue at the
+    ``_pkey`` one: in the other order PostgreSQL picks another name)."""
     meta, problem = spec.metadata, None
     if meta.kind == "reference":
         other = lookup(f"{meta.domain}.{history_name(meta.dataset)}")
@@ -176,6 +178,13 @@ def history_clash_issues(file: Path, spec: DatasetSpec, lookup: Lookup) -> list[
             problem = (
                 f"{spec.dataset_id} is the history table of the reference dataset "
                 f"{found.dataset_id}: choose another name"
+            )
+    if not problem and meta.dataset.endswith("_pkey"):
+        keyed = lookup(f"{meta.domain}.{meta.dataset.removesuffix('_pkey')}")
+        if keyed is not None and keyed.key_columns and keyed.metadata.kind != "data_cut":
+            problem = (
+                f"{spec.dataset_id} is the name PostgreSQL gives the primary key of "
+                f"{keyed.dataset_id}: choose another name"
             )
     if not problem:
         return []
