@@ -3,6 +3,7 @@ GX would build, and (``--rapid``) rAPId's own rules."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -220,20 +221,23 @@ def _check_connections(file: Path, spec: DatasetSpec, connections: _Connections)
 
     warnings: list[SpecIssue] = []
     issues: list[SpecIssue] = []
-    _, lines = load_with_lines(file)
+    lines = functools.cache(lambda: load_with_lines(file)[1])  # read again only to say where
+
+    def line_of(path: tuple[str, ...]) -> int:
+        return int(lines().get(path, lines().get(path[:1], 1)))
+
     for path, conn_id, use in _conn_ids(spec):
-        line = int(lines.get(path, lines.get(path[:1], 1)))
         field = ".".join(path)
         found = connections.lookup(conn_id)
         if found is not None:
             problem = _unfit(found, use)
             if problem:
-                issues.append(SpecIssue(file, line, field, problem))
+                issues.append(SpecIssue(file, line_of(path), field, problem))
         elif connections.visible:
             issues.append(
                 SpecIssue(
                     file,
-                    line,
+                    line_of(path),
                     field,
                     f"no Airflow connection {conn_id!r} is defined (looked up in "
                     f"{connections.where}); define it, e.g. as "
@@ -244,7 +248,7 @@ def _check_connections(file: Path, spec: DatasetSpec, connections: _Connections)
             warnings.append(
                 SpecIssue(
                     file,
-                    line,
+                    line_of(path),
                     field,
                     f"warning: connection {conn_id!r} is not defined here and cannot be "
                     "checked: no Airflow connections are visible to wharf check (no "
