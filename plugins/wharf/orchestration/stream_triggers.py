@@ -110,15 +110,17 @@ class StreamEventTrigger(BaseEventTrigger):
         try:
             while True:
                 try:
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                    # cancel that lands as its call completes, and the triggerer's (or a
+                    # test's) cancel of this trigger then never ends it (cpython gh-86296).
                     if client is None:
-                        client = await asyncio.wait_for(
-                            _connect(self.broker, self.conn_id), REQUEST_TIMEOUT
-                        )
-                    head = await asyncio.wait_for(
-                        head_of(client, self.stream, self.subject), REQUEST_TIMEOUT
-                    )
+                        async with asyncio.timeout(REQUEST_TIMEOUT):
+                            client = await _connect(self.broker, self.conn_id)
+                    async with asyncio.timeout(REQUEST_TIMEOUT):
+                        head = await head_of(client, self.stream, self.subject)
                     if head is not None and (fired is None or position_after(head, fired)):
-                        committed = await asyncio.wait_for(self._committed(), REQUEST_TIMEOUT)
+                        async with asyncio.timeout(REQUEST_TIMEOUT):
+                            committed = await self._committed()
                         if committed is None or position_after(head, committed):
                             fired = head
                             yield TriggerEvent(
